@@ -1,0 +1,251 @@
+//! RabbitMQ: connecting, declaring the topology, and publishing with publisher confirms.
+//!
+//! Names follow the contract; an optional prefix (`AMQP_PREFIX`) isolates installations that share a
+//! vhost. Every queue and exchange is durable and every message persistent: nothing is lost when
+//! the broker restarts.
+
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("broker: {0}")]
+    Amqp(#[from] lapin::Error),
+    #[error("broker did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("broker refused a message (nack)")]
+    Nacked,
+    #[error("broker could not route a message to {0}")]
+    Unroutable(String),
+}
+
+/// The names of everything the services declare.
+#[derive(Clone, Debug)]
+pub struct Topology {
+    prefix: String,
+    events_exchange: String,
+}
+
+impl Topology {
+    pub fn new(prefix: &str, events_exchange: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+            events_exchange: events_exchange.to_owned(),
+        }
+    }
+
+    /// The topic exchange other services publish domain events to.
+    pub fn events_exchange(&self) -> &str {
+        &self.events_exchange
+    }
+    /// The dispatcher's queue of domain events.
+    pub fn dispatcher_queue(&self) -> String {
+        format!("{}webhooks.dispatcher", self.prefix)
+    }
+    /// Rejected events, with `x-rejection-reason`.
+    pub fn dead_letter_queue(&self) -> String {
+        format!("{}webhooks.dead-letter", self.prefix)
+    }
+    /// Batches of delivery ids from the dispatcher to the sender.
+    pub fn deliveries_queue(&self) -> String {
+        format!("{}webhooks.deliveries", self.prefix)
+    }
+    /// The exchange of `webhook.disabled` notifications.
+    pub fn notifications_exchange(&self) -> String {
+        format!("{}webhooks.notifications", self.prefix)
+    }
+    /// The queue the e-mail service reads notifications from.
+    pub fn notifications_queue(&self) -> String {
+        format!("{}webhooks.notifications", self.prefix)
+    }
+}
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Opens a connection named after the service (the name shows in the broker's management tools).
+pub async fn connect(url: &str, name: &str) -> Result<Connection, QueueError> {
+    let properties = ConnectionProperties::default().with_connection_name(name.into());
+    tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(url, properties))
+        .await
+        .map_err(|_| QueueError::Timeout(CONNECT_TIMEOUT))?
+        .map_err(QueueError::from)
+}
+
+fn durable_queue() -> QueueDeclareOptions {
+    QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    }
+}
+
+fn durable_exchange() -> ExchangeDeclareOptions {
+    ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    }
+}
+
+async fn declare_bound_queue(
+    channel: &Channel,
+    exchange: &str,
+    queue: &str,
+) -> Result<(), QueueError> {
+    // Topic exchanges: publishers route by event name, we take everything with `#`.
+    channel
+        .exchange_declare(
+            exchange.into(),
+            ExchangeKind::Topic,
+            durable_exchange(),
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .queue_declare(queue.into(), durable_queue(), FieldTable::default())
+        .await?;
+    channel
+        .queue_bind(
+            queue.into(),
+            exchange.into(),
+            "#".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Declares the events exchange, the dispatcher's queue bound with `#`, and the dead-letter queue.
+pub async fn declare_events(channel: &Channel, topology: &Topology) -> Result<(), QueueError> {
+    declare_bound_queue(
+        channel,
+        topology.events_exchange(),
+        &topology.dispatcher_queue(),
+    )
+    .await?;
+    channel
+        .queue_declare(
+            topology.dead_letter_queue().as_str().into(),
+            durable_queue(),
+            FieldTable::default(),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Declares the queue between dispatcher and sender (both declare it: whoever starts first).
+pub async fn declare_deliveries(channel: &Channel, topology: &Topology) -> Result<(), QueueError> {
+    channel
+        .queue_declare(
+            topology.deliveries_queue().as_str().into(),
+            durable_queue(),
+            FieldTable::default(),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Declares the notifications exchange and its durable queue, so nothing is lost while the
+/// e-mail service is away.
+pub async fn declare_notifications(
+    channel: &Channel,
+    topology: &Topology,
+) -> Result<(), QueueError> {
+    declare_bound_queue(
+        channel,
+        &topology.notifications_exchange(),
+        &topology.notifications_queue(),
+    )
+    .await
+}
+
+/// Persistent JSON message properties.
+pub fn persistent_json() -> BasicProperties {
+    BasicProperties::default()
+        .with_content_type("application/json".into())
+        // 2 = persistent: the message survives a broker restart.
+        .with_delivery_mode(2)
+}
+
+/// Adds one string header to `properties`.
+pub fn with_header(properties: BasicProperties, name: &str, value: &str) -> BasicProperties {
+    let mut headers = properties.headers().clone().unwrap_or_default();
+    headers.insert(name.into(), AMQPValue::LongString(value.into()));
+    properties.with_headers(headers)
+}
+
+/// A channel in confirm mode: every publish returns only once the broker has taken the message.
+#[derive(Clone)]
+pub struct ConfirmedPublisher {
+    channel: Channel,
+}
+
+/// One message to publish.
+pub struct Outgoing<'a> {
+    pub exchange: &'a str,
+    pub routing_key: &'a str,
+    pub body: &'a [u8],
+    pub properties: BasicProperties,
+}
+
+impl ConfirmedPublisher {
+    pub async fn open(connection: &Connection) -> Result<Self, QueueError> {
+        let channel = connection.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        Ok(Self { channel })
+    }
+
+    pub fn channel(&self) -> &Channel {
+        &self.channel
+    }
+
+    /// Publishes all messages, then waits for every confirm; fails if any is nacked or unroutable.
+    pub async fn publish_all(&self, messages: Vec<Outgoing<'_>>) -> Result<(), QueueError> {
+        let mut confirms = Vec::with_capacity(messages.len());
+        for message in messages {
+            let confirm = self
+                .channel
+                .basic_publish(
+                    message.exchange.into(),
+                    message.routing_key.into(),
+                    // mandatory: a message no queue takes comes back instead of vanishing.
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    },
+                    message.body,
+                    message.properties,
+                )
+                .await?;
+            confirms.push((confirm, message.routing_key.to_owned()));
+        }
+        for (confirm, routing_key) in confirms {
+            match confirm.await? {
+                Confirmation::Ack(None) | Confirmation::NotRequested => {}
+                Confirmation::Ack(Some(_)) => return Err(QueueError::Unroutable(routing_key)),
+                Confirmation::Nack(_) => return Err(QueueError::Nacked),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads a string-ish header from a delivery's properties.
+pub fn header_string(properties: &BasicProperties, name: &str) -> Option<String> {
+    let headers = properties.headers().as_ref()?;
+    match headers.inner().get(&ShortString::from(name))? {
+        AMQPValue::LongString(value) => {
+            Some(String::from_utf8_lossy(value.as_bytes()).into_owned())
+        }
+        AMQPValue::ShortString(value) => Some(value.as_str().to_owned()),
+        _ => None,
+    }
+}

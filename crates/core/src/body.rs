@@ -1,0 +1,53 @@
+//! The HTTP body a subscriber receives, built once per event and shared by all its deliveries.
+
+use crate::event::{Event, EventName};
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+#[derive(Serialize)]
+struct DeliveryBody<'a> {
+    event_name: EventName,
+    timestamp: i64,
+    payload: &'a RawValue,
+    team_member_id: Option<i64>,
+    project_code: &'a str,
+}
+
+/// Serialises the contract's delivery body; the payload's bytes are copied as published.
+pub fn delivery_body(event: &Event) -> Vec<u8> {
+    let body = DeliveryBody {
+        event_name: event.name,
+        timestamp: event.timestamp,
+        payload: &event.payload,
+        team_member_id: event.team_member_id,
+        project_code: &event.project_code,
+    };
+    let mut out = Vec::with_capacity(event.payload.get().len() + 128);
+    // Serialising plain strings, integers and an already-valid raw value cannot fail.
+    serde_json::to_writer(&mut out, &body).expect("delivery body serialises");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_has_contract_shape_and_untouched_payload() {
+        let raw = br#"{"id":"7f0c2c8e-3a4b-4d6e-9a51-0e8f3c2b1a77","event_name":"run.started","timestamp":1650540069,"project_code":"DEMO","team_member_id":40,"payload":{ "id" : 1,"title":"Test run \u00e9"}}"#;
+        let event = Event::parse(raw, None, 1 << 20).expect("valid");
+        let body = String::from_utf8(delivery_body(&event)).expect("utf8");
+        assert_eq!(
+            body,
+            r#"{"event_name":"run.started","timestamp":1650540069,"payload":{ "id" : 1,"title":"Test run \u00e9"},"team_member_id":40,"project_code":"DEMO"}"#
+        );
+    }
+
+    #[test]
+    fn absent_team_member_is_null() {
+        let raw = br#"{"id":"7f0c2c8e-3a4b-4d6e-9a51-0e8f3c2b1a77","event_name":"case.created","timestamp":1,"project_code":"P","payload":{}}"#;
+        let event = Event::parse(raw, None, 1 << 20).expect("valid");
+        let body = String::from_utf8(delivery_body(&event)).expect("utf8");
+        assert!(body.contains(r#""team_member_id":null"#), "{body}");
+    }
+}

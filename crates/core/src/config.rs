@@ -1,0 +1,41 @@
+//! Configuration both services share. Each binary flattens [`Common`] into its own `clap` parser,
+//! so every setting comes from a flag or from the environment variable named in the contract.
+
+use std::time::Duration;
+
+/// Broker, database and logging settings.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Common {
+    /// RabbitMQ URL.
+    #[arg(
+        long,
+        env = "AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
+    pub amqp_url: String,
+
+    /// PostgreSQL URL; the database is created and migrated at start-up if missing.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/webhooks"
+    )]
+    pub database_url: String,
+
+    /// Prefix for every queue and exchange name this service declares, except EVENTS_EXCHANGE
+    /// (lets several isolated installations share one vhost; empty in production).
+    #[arg(long, env = "AMQP_PREFIX", default_value = "")]
+    pub amqp_prefix: String,
+
+    /// Largest number of PostgreSQL connections this process opens.
+    #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 16)]
+    pub database_pool_size: usize,
+
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "LOG_FORMAT", default_value = "text")]
+    pub log_format: crate::telemetry::LogFormat,
+
+    /// How long SIGTERM waits for in-flight work before exiting.
+    #[arg(long, env = "SHUTDOWN_GRACE", default_value = "20s", value_parser = crate::duration::parse)]
+    pub shutdown_grace: Duration,
+}

@@ -1,0 +1,138 @@
+//! PostgreSQL: the pool, creating the database when it is missing, and the embedded migrations.
+//!
+//! Migrations run under an advisory lock in one transaction, so several instances starting at once
+//! apply each migration exactly once.
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::time::Duration;
+use tokio_postgres::NoTls;
+
+/// Migrations in order; the version is the position plus one.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+
+/// An arbitrary constant naming the migration lock.
+const MIGRATION_LOCK: i64 = 0x5745_4248_4f4f_4b53; // "WEBHOOKS"
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("invalid DATABASE_URL: {0}")]
+    Url(#[source] tokio_postgres::Error),
+    #[error("database: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("database pool: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("database pool set-up: {0}")]
+    Build(#[from] deadpool_postgres::BuildError),
+}
+
+impl StoreError {
+    /// True when the error says a row broke a unique constraint.
+    pub fn is_unique_violation(&self) -> bool {
+        match self {
+            Self::Postgres(e) => {
+                e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Creates the database if needed, migrates it and returns a pool of at most `size` connections.
+pub async fn connect(url: &str, size: usize) -> Result<Pool, StoreError> {
+    let config: tokio_postgres::Config = url.parse().map_err(StoreError::Url)?;
+    create_database_if_missing(&config).await?;
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let pool = Pool::builder(manager)
+        .max_size(size)
+        .wait_timeout(Some(Duration::from_secs(10)))
+        .create_timeout(Some(Duration::from_secs(5)))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()?;
+    migrate(&pool).await?;
+    Ok(pool)
+}
+
+async fn create_database_if_missing(config: &tokio_postgres::Config) -> Result<(), StoreError> {
+    let Some(name) = config.get_dbname().map(str::to_owned) else {
+        return Ok(());
+    };
+    let mut admin = config.clone();
+    admin.dbname("postgres");
+    admin.connect_timeout(Duration::from_secs(5));
+    let (client, connection) = admin.connect(NoTls).await?;
+    let driver = tokio::spawn(connection);
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .await?
+        .is_some();
+    if !exists {
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        if let Err(e) = client
+            .batch_execute(&format!("CREATE DATABASE {quoted}"))
+            .await
+        {
+            use tokio_postgres::error::SqlState;
+            // Another instance created it between our check and our CREATE.
+            let raced = e.code() == Some(&SqlState::DUPLICATE_DATABASE)
+                || e.code() == Some(&SqlState::UNIQUE_VIOLATION);
+            if !raced {
+                return Err(e.into());
+            }
+        } else {
+            tracing::info!(database = %name, "created database");
+        }
+    }
+    drop(client);
+    let _ = driver.await;
+    Ok(())
+}
+
+async fn migrate(pool: &Pool) -> Result<(), StoreError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+    )
+    .await?;
+    let applied: i32 = tx
+        .query_one(
+            "SELECT COALESCE(max(version), 0) FROM schema_migrations",
+            &[],
+        )
+        .await?
+        .get(0);
+    for (index, sql) in MIGRATIONS.iter().enumerate() {
+        let version = i32::try_from(index + 1).expect("few migrations");
+        if version > applied {
+            tx.batch_execute(sql).await?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version) VALUES ($1)",
+                &[&version],
+            )
+            .await?;
+            tracing::info!(version, "applied migration");
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// True when a trivial query answers within a second.
+pub async fn is_reachable(pool: &Pool) -> bool {
+    let probe = async {
+        let client = pool.get().await.ok()?;
+        client.simple_query("SELECT 1").await.ok()
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(1), probe).await,
+        Ok(Some(_))
+    )
+}

@@ -1,0 +1,30 @@
+//! Pieces shared by the webhook dispatcher and sender.
+//!
+//! # Layout
+//! - [`event`]: domain events parsed at the edge into typed [`event::Event`]s or a rejection reason.
+//! - [`body`]: the HTTP body a subscriber receives, built once per event.
+//! - [`signing`]: the Standard Webhooks signature over a delivery.
+//! - [`secret`]: secrets that never print.
+//! - [`clock`]: the time source, real or driven by tests.
+//! - [`duration`]: durations written like `500ms`, `15s`, `2d`.
+//! - [`config`]: configuration both services share (broker, database, logging).
+//! - [`db`]: the PostgreSQL pool, database creation and embedded migrations.
+//! - [`amqp`]: broker connection, topology and confirmed publishing.
+//! - [`messages`]: versioned bodies of the queues between our services and to the e-mail service.
+//! - [`server`]: `/healthz`, `/readyz` and `/metrics` for both services.
+//! - [`shutdown`]: SIGTERM/SIGINT into one cancellation token.
+//! - [`telemetry`]: `tracing` subscriber set-up (text or JSON).
+
+pub mod amqp;
+pub mod body;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod duration;
+pub mod event;
+pub mod messages;
+pub mod secret;
+pub mod server;
+pub mod shutdown;
+pub mod signing;
+pub mod telemetry;
