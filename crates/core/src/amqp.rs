@@ -249,3 +249,43 @@ pub fn header_string(properties: &BasicProperties, name: &str) -> Option<String>
         _ => None,
     }
 }
+
+/// Runs `session` (connect, declare, consume) again and again until `shutdown` is cancelled.
+///
+/// A session returns when its connection fails; the loop then waits (100 ms doubling to 5 s, reset
+/// after a session that lived a minute) and starts a new one. lapin's own recovery is not used: a
+/// fresh connection, fresh channels and fresh consumers are the one path that always works after a
+/// broker restart, and unacked messages are redelivered by the broker meanwhile.
+pub async fn reconnect_loop<F, Fut>(
+    what: &'static str,
+    readiness: crate::server::Readiness,
+    shutdown: tokio_util::sync::CancellationToken,
+    mut session: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    const FIRST: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(5);
+    let mut wait = FIRST;
+    while !shutdown.is_cancelled() {
+        let started = std::time::Instant::now();
+        let outcome = session().await;
+        readiness.set_broker_up(false);
+        if shutdown.is_cancelled() {
+            break;
+        }
+        match outcome {
+            Ok(()) => tracing::warn!(what, "broker session ended; reconnecting"),
+            Err(e) => tracing::warn!(what, error = format!("{e:#}"), "broker session failed; reconnecting"),
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            wait = FIRST;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        wait = (wait * 2).min(MAX);
+    }
+}

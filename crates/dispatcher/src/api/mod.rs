@@ -1,0 +1,89 @@
+//! The management API under `/api/v1` (contract §2): webhooks of a project and their deliveries.
+//!
+//! Every route needs `Authorization: Bearer <ADMIN_TOKEN>`; a wrong or missing token gets 401 and
+//! nothing else. Bad input gets 400/422 with `{"error": ...}` naming the field, and stores nothing.
+
+mod deliveries;
+mod error;
+mod input;
+mod views;
+mod webhooks;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use deadpool_postgres::Pool;
+use std::sync::Arc;
+use webhooks_core::clock::Clock;
+use webhooks_core::destination::Destinations;
+use webhooks_core::secret::Secret;
+
+use crate::index::WebhookIndex;
+use crate::metrics::Metrics;
+pub use error::ApiError;
+
+/// Largest request body the API reads.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// What every handler needs.
+#[derive(Clone)]
+pub struct Api {
+    pub pool: Pool,
+    pub index: WebhookIndex,
+    pub clock: Clock,
+    pub destinations: Destinations,
+    pub token: Arc<Secret>,
+    pub metrics: Metrics,
+}
+
+pub fn router(api: Api) -> Router {
+    let routes = Router::new()
+        .route(
+            "/projects/{project}/webhooks",
+            get(webhooks::list).post(webhooks::create),
+        )
+        .route(
+            "/projects/{project}/webhooks/{id}",
+            get(webhooks::get).patch(webhooks::update).delete(webhooks::delete),
+        )
+        .route("/projects/{project}/webhooks/{id}/deliveries", get(deliveries::list))
+        .route("/projects/{project}/deliveries/{id}/retry", post(deliveries::retry))
+        .fallback(|| async { ApiError::not_found() })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(api.clone(), authorize))
+        .with_state(api.clone());
+    Router::new()
+        .nest("/api/v1", routes)
+        .layer(middleware::from_fn_with_state(api, count))
+}
+
+async fn authorize(State(api): State<Api>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.as_bytes().strip_prefix(b"Bearer "));
+    match presented {
+        Some(token) if api.token.constant_time_eq(token) => next.run(request).await,
+        _ => (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            axum::Json(serde_json::json!({"error": "unauthorized"})),
+        )
+            .into_response(),
+    }
+}
+
+async fn count(State(api): State<Api>, request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let class = match response.status().as_u16() {
+        200..=299 => "2xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "other",
+    };
+    api.metrics.api_requests.with_label_values(&[class]).inc();
+    response
+}

@@ -1,0 +1,51 @@
+//! The dispatcher's configuration: the contract's variables plus tuning knobs with safe defaults.
+
+use ipnet::IpNet;
+use std::net::SocketAddr;
+use std::time::Duration;
+use webhooks_core::duration;
+
+/// Consumes domain events, fans out one delivery per matching webhook, and serves the management API.
+#[derive(clap::Parser, Clone, Debug)]
+#[command(name = "webhooks-dispatcher", version)]
+pub struct Config {
+    #[command(flatten)]
+    pub common: webhooks_core::config::Common,
+
+    /// Address of the management API, /metrics, /healthz and /readyz.
+    #[arg(long, env = "HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+
+    /// Bearer token of the management API; when unset a random one is generated and logged once.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Topic exchange the domain events are published to.
+    #[arg(long, env = "EVENTS_EXCHANGE", default_value = "domain.events")]
+    pub events_exchange: String,
+
+    /// Events larger than this many bytes are dead-lettered.
+    #[arg(long, env = "MAX_EVENT_BYTES", default_value_t = 1_048_576)]
+    pub max_event_bytes: usize,
+
+    /// Comma-separated CIDRs that webhook URLs may point to although private or loopback.
+    #[arg(long, env = "ALLOWED_TARGETS", value_delimiter = ',', value_parser = webhooks_core::destination::parse_net)]
+    pub allowed_targets: Vec<IpNet>,
+
+    /// Unacknowledged events the broker may push ahead of processing (bounds memory).
+    #[arg(long, env = "PREFETCH", default_value_t = 1000)]
+    pub prefetch: u16,
+
+    /// Most events handled in one database transaction and one hand-off message.
+    #[arg(long, env = "BATCH_SIZE", default_value_t = 500)]
+    pub batch_size: usize,
+
+    /// Full reload of the in-memory webhook index, on top of change notifications.
+    #[arg(long, env = "INDEX_RELOAD", default_value = "30s", value_parser = duration::parse)]
+    pub index_reload: Duration,
+
+    /// A new delivery whose hand-off message never reaches a sender is picked up by the senders'
+    /// scheduler after this long.
+    #[arg(long, env = "HANDOFF_GRACE", default_value = "30s", value_parser = duration::parse)]
+    pub handoff_grace: Duration,
+}

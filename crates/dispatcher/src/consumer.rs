@@ -1,0 +1,76 @@
+//! The broker session of the dispatcher: connect, declare the topology, consume domain events in
+//! batches and hand each batch to [`Fanout`]. The session ends on any broker error and
+//! [`webhooks_core::amqp::reconnect_loop`] starts a new one.
+
+use anyhow::Context;
+use futures::StreamExt;
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use webhooks_core::amqp::{self, ConfirmedPublisher};
+
+use crate::fanout::Fanout;
+use crate::{Config, Shared};
+
+/// One connection's life: returns Ok on shutdown, Err when the broker connection fails.
+pub async fn session(config: &Config, shared: &Shared, shutdown: &CancellationToken) -> anyhow::Result<()> {
+    let connection = amqp::connect(&config.common.amqp_url, "webhooks-dispatcher").await?;
+    let setup = connection.create_channel().await?;
+    amqp::declare_events(&setup, &shared.topology).await?;
+    amqp::declare_deliveries(&setup, &shared.topology).await?;
+    let fanout = Fanout {
+        pool: shared.pool.clone(),
+        index: shared.index.clone(),
+        publisher: ConfirmedPublisher::open(&connection).await?,
+        topology: shared.topology.clone(),
+        clock: shared.clock.clone(),
+        metrics: shared.metrics.clone(),
+        max_event_bytes: config.max_event_bytes,
+        handoff_grace: config.handoff_grace,
+    };
+    let channel = connection.create_channel().await?;
+    // Prefetch bounds the events held in memory; batches form from what has already arrived.
+    channel.basic_qos(config.prefetch, BasicQosOptions::default()).await?;
+    let consumer = channel
+        .basic_consume(
+            shared.topology.dispatcher_queue().as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .context("consuming domain events")?;
+    let consumer_tag = consumer.tag();
+    shared.readiness.set_broker_up(true);
+    tracing::info!(queue = %shared.topology.dispatcher_queue(), "consuming domain events");
+
+    let mut batches = consumer.ready_chunks(config.batch_size.max(1));
+    loop {
+        let batch = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            batch = batches.next() => batch,
+        };
+        let Some(batch) = batch else {
+            anyhow::bail!("the broker cancelled the consumer");
+        };
+        let batch = batch.into_iter().collect::<Result<Vec<_>, _>>().context("receiving events")?;
+        let Some(last_tag) = batch.last().map(|d| d.delivery_tag) else {
+            continue;
+        };
+        if let Err(e) = fanout.handle(&channel, batch).await {
+            tracing::error!(error = format!("{e:#}"), "batch failed; handing it back to the broker");
+            // Requeue so another attempt (here or on another instance) gets it; pause so a
+            // database outage does not turn into a hot loop.
+            channel
+                .basic_nack(last_tag, BasicNackOptions { multiple: true, requeue: true })
+                .await?;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    // Graceful stop: no new deliveries; the batch in hand was finished above; unacked prefetched
+    // messages go back to the queue when the channel closes.
+    let _ = channel.basic_cancel(consumer_tag, BasicCancelOptions::default()).await;
+    let _ = connection.close(200, "shutting down".into()).await;
+    Ok(())
+}

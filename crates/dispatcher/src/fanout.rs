@@ -1,0 +1,236 @@
+//! One batch of domain events in, durable deliveries and one hand-off message out.
+//!
+//! For each batch: parse every message at the edge; dead-letter the rejects (with confirms); match
+//! the rest against the in-memory index; record events and deliveries in one statement (a replayed
+//! event id inserts nothing new); hand the new delivery ids to the senders in one confirmed
+//! message; only then ack the whole batch. A crash anywhere before the ack makes the broker
+//! redeliver the batch, and recording is idempotent, so nothing is lost and nothing doubles.
+
+use anyhow::Context;
+use deadpool_postgres::Pool;
+use lapin::Channel;
+use lapin::message::Delivery;
+use lapin::options::BasicAckOptions;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+use webhooks_core::amqp::{self, ConfirmedPublisher, Outgoing, Topology};
+use webhooks_core::body::delivery_body;
+use webhooks_core::clock::Clock;
+use webhooks_core::event::{Event, Rejection};
+use webhooks_core::messages::SenderMessage;
+
+use crate::index::WebhookIndex;
+use crate::metrics::Metrics;
+
+/// Delivery ids per hand-off message (keeps each message well under the broker's frame limits).
+const IDS_PER_MESSAGE: usize = 2000;
+
+/// Everything a batch needs; one per broker session.
+pub struct Fanout {
+    pub pool: Pool,
+    pub index: WebhookIndex,
+    pub publisher: ConfirmedPublisher,
+    pub topology: Topology,
+    pub clock: Clock,
+    pub metrics: Metrics,
+    pub max_event_bytes: usize,
+    pub handoff_grace: Duration,
+}
+
+/// An accepted event with the webhooks it matched.
+struct Matched {
+    event: Event,
+    webhooks: Vec<Uuid>,
+    redelivered: bool,
+}
+
+impl Fanout {
+    /// Handles one batch and acks it; an error leaves the batch unacked for redelivery.
+    pub async fn handle(&self, channel: &Channel, batch: Vec<Delivery>) -> anyhow::Result<()> {
+        let Some(last_tag) = batch.last().map(|d| d.delivery_tag) else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        let mut rejected = Vec::new();
+        let mut matched = Vec::new();
+        let mut seen = HashSet::new();
+        for delivery in &batch {
+            let message_id = delivery.properties.message_id().as_ref().map(|m| m.as_str());
+            match Event::parse(&delivery.data, message_id, self.max_event_bytes) {
+                Err(rejection) => rejected.push((delivery, rejection)),
+                Ok(event) => {
+                    let webhooks = self.index.matching(&event.project_code, event.name);
+                    if webhooks.is_empty() {
+                        self.metrics.events.with_label_values(&["unmatched"]).inc();
+                    } else if seen.insert(event.id.clone()) {
+                        matched.push(Matched {
+                            event,
+                            webhooks,
+                            redelivered: delivery.redelivered,
+                        });
+                    }
+                }
+            }
+        }
+        self.dead_letter(&rejected).await?;
+        let handoff = self.record(&matched).await?;
+        self.hand_off(&handoff).await?;
+        channel
+            .basic_ack(last_tag, BasicAckOptions { multiple: true })
+            .await
+            .context("acking a batch of events")?;
+
+        let events = &self.metrics.events;
+        events.with_label_values(&["rejected"]).inc_by(rejected.len() as u64);
+        events.with_label_values(&["accepted"]).inc_by(matched.len() as u64);
+        self.metrics.deliveries_created.inc_by(handoff.len() as u64);
+        self.metrics.batch_events.observe(batch.len() as f64);
+        self.metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    async fn dead_letter(&self, rejected: &[(&Delivery, Rejection)]) -> anyhow::Result<()> {
+        if rejected.is_empty() {
+            return Ok(());
+        }
+        let queue = self.topology.dead_letter_queue();
+        let reasons: Vec<String> = rejected.iter().map(|(_, r)| r.to_string()).collect();
+        let messages = rejected
+            .iter()
+            .zip(&reasons)
+            .map(|((delivery, _), reason)| {
+                tracing::warn!(reason = %reason, routing_key = %delivery.routing_key, "event rejected");
+                let properties = amqp::with_header(delivery.properties.clone(), "x-rejection-reason", reason);
+                let properties = amqp::with_header(properties, "x-original-exchange", delivery.exchange.as_str());
+                let properties =
+                    amqp::with_header(properties, "x-original-routing-key", delivery.routing_key.as_str());
+                Outgoing {
+                    // The default exchange routes straight to the queue of that name.
+                    exchange: "",
+                    routing_key: &queue,
+                    body: &delivery.data,
+                    properties,
+                }
+            })
+            .collect();
+        self.publisher
+            .publish_all(messages)
+            .await
+            .context("dead-lettering rejected events")
+    }
+
+    /// Records events and deliveries; returns the ids to hand off: new deliveries, plus the
+    /// still-untouched deliveries of redelivered events (their earlier hand-off may have been lost).
+    async fn record(&self, matched: &[Matched]) -> anyhow::Result<Vec<Uuid>> {
+        if matched.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = self.clock.now();
+        let grace = chrono::Duration::from_std(self.handoff_grace).unwrap_or(chrono::Duration::seconds(30));
+        let mut rows = Rows::default();
+        for m in matched {
+            rows.push_event(&m.event);
+            for webhook in &m.webhooks {
+                rows.push_delivery(&m.event, *webhook);
+            }
+        }
+        let client = self.pool.get().await.context("database pool")?;
+        let inserted = client
+            .query(RECORD_SQL, &[
+                &rows.event_ids, &rows.event_names, &rows.projects, &rows.bodies, &now,
+                &rows.delivery_ids, &rows.delivery_events, &rows.delivery_webhooks, &rows.delivery_names,
+                &(now + grace),
+            ])
+            .await
+            .context("recording deliveries")?;
+        let mut ids: Vec<Uuid> = inserted.iter().map(|row| row.get(0)).collect();
+        let redelivered: Vec<&str> = matched.iter().filter(|m| m.redelivered).map(|m| m.event.id.as_str()).collect();
+        if !redelivered.is_empty() {
+            let waiting = client
+                .query(
+                    "SELECT id FROM deliveries WHERE event_id = ANY($1) AND state = 'pending'
+                     AND leased_until IS NULL AND attempt_count = 0",
+                    &[&redelivered],
+                )
+                .await
+                .context("finding deliveries of redelivered events")?;
+            let known: HashSet<Uuid> = ids.iter().copied().collect();
+            ids.extend(waiting.iter().map(|row| row.get::<_, Uuid>(0)).filter(|id| !known.contains(id)));
+        }
+        Ok(ids)
+    }
+
+    async fn hand_off(&self, ids: &[Uuid]) -> anyhow::Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let queue = self.topology.deliveries_queue();
+        let bodies: Vec<Vec<u8>> = ids
+            .chunks(IDS_PER_MESSAGE)
+            .map(|chunk| {
+                serde_json::to_vec(&SenderMessage::DeliverV1 { deliveries: chunk.to_vec() })
+                    .expect("ids serialise")
+            })
+            .collect();
+        let messages = bodies
+            .iter()
+            .map(|body| Outgoing {
+                exchange: "",
+                routing_key: &queue,
+                body,
+                properties: amqp::persistent_json(),
+            })
+            .collect();
+        self.publisher
+            .publish_all(messages)
+            .await
+            .context("handing deliveries to the senders")
+    }
+}
+
+/// Events and deliveries of a batch, column by column, for one `unnest` insert.
+#[derive(Default)]
+struct Rows {
+    event_ids: Vec<String>,
+    event_names: Vec<&'static str>,
+    projects: Vec<String>,
+    bodies: Vec<Vec<u8>>,
+    delivery_ids: Vec<Uuid>,
+    delivery_events: Vec<String>,
+    delivery_webhooks: Vec<Uuid>,
+    delivery_names: Vec<&'static str>,
+}
+
+impl Rows {
+    fn push_event(&mut self, event: &Event) {
+        self.event_ids.push(event.id.clone());
+        self.event_names.push(event.name.as_str());
+        self.projects.push(event.project_code.clone());
+        // One body per event, shared by all of its deliveries.
+        self.bodies.push(delivery_body(event));
+    }
+
+    fn push_delivery(&mut self, event: &Event, webhook: Uuid) {
+        self.delivery_ids.push(Uuid::now_v7());
+        self.delivery_events.push(event.id.clone());
+        self.delivery_webhooks.push(webhook);
+        self.delivery_names.push(event.name.as_str());
+    }
+}
+
+/// Inserts the events, then one delivery per (event, still enabled webhook); conflicts insert nothing.
+const RECORD_SQL: &str = "
+WITH new_events AS (
+    INSERT INTO events (id, event_name, project_code, body, received_at)
+    SELECT e.id, e.name, e.project, e.body, $5
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[]) AS e(id, name, project, body)
+    ON CONFLICT (id) DO NOTHING
+)
+INSERT INTO deliveries (id, event_id, webhook_id, event_name, state, created_at, next_attempt_at)
+SELECT d.id, d.event_id, d.webhook_id, d.name, 'pending', $5, $10
+FROM unnest($6::uuid[], $7::text[], $8::uuid[], $9::text[]) AS d(id, event_id, webhook_id, name)
+JOIN webhooks w ON w.id = d.webhook_id AND w.enabled AND w.deleted_at IS NULL
+ON CONFLICT (event_id, webhook_id) DO NOTHING
+RETURNING id";
+

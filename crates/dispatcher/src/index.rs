@@ -1,0 +1,263 @@
+//! The in-memory index of enabled webhooks by (project, event), so matching an event costs no
+//! database round-trip.
+//!
+//! It is filled by a full load at start, kept fresh by PostgreSQL `LISTEN webhooks_changed` (a
+//! trigger notifies every dispatcher instance when a webhook's matching fields change), reloaded in
+//! full periodically and after every reconnection, and updated synchronously by this instance's own
+//! API calls. A stale entry can only ever cause a lookup miss for a moment: inserting a delivery
+//! re-checks in the same statement that the webhook is still enabled.
+
+use deadpool_postgres::Pool;
+use futures::StreamExt;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio_postgres::AsyncMessage;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+use webhooks_core::db::StoreError;
+use webhooks_core::event::EventName;
+
+#[derive(Default)]
+struct Inner {
+    by_key: HashMap<(String, EventName), Vec<Uuid>>,
+    by_id: HashMap<Uuid, (String, Vec<EventName>)>,
+}
+
+/// Shared, read-mostly index; readers never wait on the database.
+#[derive(Clone, Default)]
+pub struct WebhookIndex {
+    inner: Arc<RwLock<Inner>>,
+}
+
+/// A webhook as the index sees it.
+pub struct Entry {
+    pub id: Uuid,
+    pub project_code: String,
+    pub events: Vec<EventName>,
+}
+
+impl WebhookIndex {
+    /// Webhooks of `project` listening to `event`.
+    pub fn matching(&self, project: &str, event: EventName) -> Vec<Uuid> {
+        let inner = self.inner.read().expect("index lock");
+        // The key must be owned to look up; projects codes are short.
+        inner
+            .by_key
+            .get(&(project.to_owned(), event))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.read().expect("index lock").by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Replaces the whole index.
+    pub fn replace_all(&self, entries: Vec<Entry>) {
+        let mut fresh = Inner::default();
+        for entry in entries {
+            insert(&mut fresh, entry);
+        }
+        *self.inner.write().expect("index lock") = fresh;
+    }
+
+    /// Applies the current state of `ids`: present entries are (re)inserted, the others removed.
+    pub fn apply(&self, ids: &[Uuid], present: Vec<Entry>) {
+        let mut inner = self.inner.write().expect("index lock");
+        for id in ids {
+            remove(&mut inner, *id);
+        }
+        for entry in present {
+            insert(&mut inner, entry);
+        }
+    }
+
+    /// Loads every enabled webhook.
+    pub async fn load_all(&self, pool: &Pool) -> Result<(), StoreError> {
+        let client = pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT id, project_code, events FROM webhooks WHERE enabled AND deleted_at IS NULL",
+                &[],
+            )
+            .await?;
+        self.replace_all(rows.iter().map(entry_from_row).collect());
+        Ok(())
+    }
+
+    /// Re-reads the given webhooks and applies what it finds.
+    pub async fn refresh(&self, pool: &Pool, ids: &[Uuid]) -> Result<(), StoreError> {
+        let client = pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT id, project_code, events FROM webhooks
+                 WHERE id = ANY($1) AND enabled AND deleted_at IS NULL",
+                &[&ids],
+            )
+            .await?;
+        self.apply(ids, rows.iter().map(entry_from_row).collect());
+        Ok(())
+    }
+}
+
+fn entry_from_row(row: &tokio_postgres::Row) -> Entry {
+    let events: Vec<String> = row.get(2);
+    Entry {
+        id: row.get(0),
+        project_code: row.get(1),
+        // Names were validated on the way in; an unknown one (from a newer version) matches nothing.
+        events: events.iter().filter_map(|name| name.parse().ok()).collect(),
+    }
+}
+
+fn insert(inner: &mut Inner, entry: Entry) {
+    for event in &entry.events {
+        inner
+            .by_key
+            .entry((entry.project_code.clone(), *event))
+            .or_default()
+            .push(entry.id);
+    }
+    inner.by_id.insert(entry.id, (entry.project_code, entry.events));
+}
+
+fn remove(inner: &mut Inner, id: Uuid) {
+    let Some((project, events)) = inner.by_id.remove(&id) else {
+        return;
+    };
+    for event in events {
+        let key = (project.clone(), event);
+        if let Some(ids) = inner.by_key.get_mut(&key) {
+            ids.retain(|other| *other != id);
+            if ids.is_empty() {
+                inner.by_key.remove(&key);
+            }
+        }
+    }
+}
+
+/// Keeps `index` fresh until `shutdown`: LISTEN for changes, full reload on every (re)connection and
+/// every `reload_every`.
+pub async fn keep_fresh(
+    index: WebhookIndex,
+    pool: Pool,
+    database_url: String,
+    reload_every: Duration,
+    gauge: prometheus::IntGauge,
+    shutdown: CancellationToken,
+) {
+    let mut wait = Duration::from_millis(100);
+    while !shutdown.is_cancelled() {
+        match listen_session(&index, &pool, &database_url, reload_every, &gauge, &shutdown).await {
+            Ok(()) => return,
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "webhook change listener failed; reconnecting"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        wait = (wait * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn listen_session(
+    index: &WebhookIndex,
+    pool: &Pool,
+    database_url: &str,
+    reload_every: Duration,
+    gauge: &prometheus::IntGauge,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let (client, mut connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
+    let (tx, mut changes) = tokio::sync::mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(AsyncMessage::Notification(note)) => {
+                    let _ = tx.send(note.payload().parse::<Uuid>().ok());
+                }
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    });
+    client.batch_execute("LISTEN webhooks_changed").await?;
+    // Listening before loading: no change can fall between the two.
+    index.load_all(pool).await?;
+    gauge.set(index.len() as i64);
+    let mut reload = tokio::time::interval(reload_every);
+    reload.reset();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break Ok(()),
+            _ = reload.tick() => {
+                if let Err(e) = index.load_all(pool).await {
+                    break Err(e.into());
+                }
+            }
+            change = changes.recv() => {
+                let Some(first) = change else {
+                    break match driver.await {
+                        Ok(Err(e)) => Err(e.into()),
+                        _ => Err(anyhow::anyhow!("listener connection closed")),
+                    };
+                };
+                let mut ids: Vec<Uuid> = first.into_iter().collect();
+                while let Ok(more) = changes.try_recv() {
+                    ids.extend(more);
+                }
+                if let Err(e) = index.refresh(pool, &ids).await {
+                    break Err(e.into());
+                }
+            }
+        }
+        gauge.set(index.len() as i64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: Uuid, project: &str, events: &[EventName]) -> Entry {
+        Entry {
+            id,
+            project_code: project.into(),
+            events: events.to_vec(),
+        }
+    }
+
+    #[test]
+    fn matches_by_project_and_event() {
+        let index = WebhookIndex::default();
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        index.replace_all(vec![
+            entry(a, "DEMO", &[EventName::RunStarted, EventName::CaseCreated]),
+            entry(b, "OTHER", &[EventName::RunStarted]),
+        ]);
+        assert_eq!(index.matching("DEMO", EventName::RunStarted), vec![a]);
+        assert_eq!(index.matching("DEMO", EventName::CaseCreated), vec![a]);
+        assert_eq!(index.matching("OTHER", EventName::RunStarted), vec![b]);
+        assert!(index.matching("DEMO", EventName::RunAborted).is_empty());
+    }
+
+    #[test]
+    fn apply_replaces_and_removes() {
+        let index = WebhookIndex::default();
+        let a = Uuid::new_v4();
+        index.replace_all(vec![entry(a, "DEMO", &[EventName::RunStarted])]);
+        index.apply(&[a], vec![entry(a, "DEMO", &[EventName::CaseCreated])]);
+        assert!(index.matching("DEMO", EventName::RunStarted).is_empty());
+        assert_eq!(index.matching("DEMO", EventName::CaseCreated), vec![a]);
+        index.apply(&[a], vec![]);
+        assert!(index.matching("DEMO", EventName::CaseCreated).is_empty());
+        assert!(index.is_empty());
+    }
+}

@@ -1,0 +1,150 @@
+//! The dispatcher: consumes domain events, fans out one delivery per matching webhook, and serves
+//! the management API.
+//!
+//! # Layout
+//! - [`config`]: flags and environment.
+//! - [`consumer`]: the broker session: topology, batched consumption, reconnection.
+//! - [`fanout`]: a batch of events → dead letters, recorded deliveries, one confirmed hand-off, ack.
+//! - [`index`]: the in-memory index of enabled webhooks by (project, event), kept fresh by LISTEN/NOTIFY.
+//! - [`api`]: the management API under `/api/v1`.
+//! - [`metrics`]: every metric the dispatcher exports.
+
+pub mod api;
+pub mod config;
+pub mod consumer;
+pub mod fanout;
+pub mod index;
+pub mod metrics;
+
+pub use config::Config;
+
+use anyhow::Context;
+use deadpool_postgres::Pool;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use webhooks_core::amqp::Topology;
+use webhooks_core::clock::Clock;
+use webhooks_core::destination::Destinations;
+use webhooks_core::secret::Secret;
+use webhooks_core::server::{self, Readiness};
+
+use crate::index::WebhookIndex;
+use crate::metrics::Metrics;
+
+/// What the broker session and the API share.
+#[derive(Clone)]
+pub struct Shared {
+    pub pool: Pool,
+    pub index: WebhookIndex,
+    pub topology: Topology,
+    pub clock: Clock,
+    pub metrics: Metrics,
+    pub readiness: Readiness,
+}
+
+/// A running dispatcher.
+pub struct Service {
+    /// Where the API and the operational endpoints listen.
+    pub http_addr: SocketAddr,
+    /// The API's bearer token (generated when none was configured).
+    pub admin_token: Secret,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+    grace: std::time::Duration,
+}
+
+impl Service {
+    /// Waits until `shutdown` is cancelled and every task has finished (bounded by the grace period).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.shutdown.cancelled().await;
+        self.tracker.close();
+        tokio::time::timeout(self.grace, self.tracker.wait())
+            .await
+            .context("in-flight work did not finish within the shutdown grace period")
+    }
+}
+
+/// Starts the dispatcher: database (created and migrated), index, API, and the broker session.
+pub async fn start(config: Config, clock: Clock, shutdown: CancellationToken) -> anyhow::Result<Service> {
+    let pool = webhooks_core::db::connect(&config.common.database_url, config.common.database_pool_size)
+        .await
+        .context("connecting to the database")?;
+    let metrics = Metrics::new();
+    let index = WebhookIndex::default();
+    // Loaded before consuming: an event must never be matched against an empty index.
+    index.load_all(&pool).await.context("loading webhooks")?;
+    metrics.index_webhooks.set(index.len() as i64);
+    let shared = Shared {
+        pool: pool.clone(),
+        index: index.clone(),
+        topology: Topology::new(&config.common.amqp_prefix, &config.events_exchange),
+        clock: clock.clone(),
+        metrics: metrics.clone(),
+        readiness: Readiness::new(pool.clone()),
+    };
+    let admin_token = match &config.admin_token {
+        Some(token) if !token.is_empty() => Secret::new(token.clone()),
+        _ => {
+            let token = generate_token();
+            tracing::warn!(admin_token = token.expose(), "ADMIN_TOKEN not set; generated one for this process");
+            token
+        }
+    };
+    let tracker = TaskTracker::new();
+
+    let api = api::router(api::Api {
+        pool: pool.clone(),
+        index: index.clone(),
+        clock,
+        destinations: Destinations::new(config.allowed_targets.clone()),
+        token: Arc::new(admin_token.clone()),
+        metrics: metrics.clone(),
+    });
+    let router = server::ops_router(shared.readiness.clone(), metrics.registry.clone()).merge(api);
+    let (http_addr, serve) = server::bind(config.http_addr, router, shutdown.clone())
+        .await
+        .with_context(|| format!("binding HTTP_ADDR {}", config.http_addr))?;
+    tracker.spawn(async move {
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    });
+
+    tracker.spawn(index::keep_fresh(
+        index,
+        pool,
+        config.common.database_url.clone(),
+        config.index_reload,
+        metrics.index_webhooks.clone(),
+        shutdown.clone(),
+    ));
+
+    let grace = config.common.shutdown_grace;
+    let session_shutdown = shutdown.clone();
+    tracker.spawn(async move {
+        let config = Arc::new(config);
+        webhooks_core::amqp::reconnect_loop(
+            "dispatcher",
+            shared.readiness.clone(),
+            session_shutdown.clone(),
+            || consumer::session(&config, &shared, &session_shutdown),
+        )
+        .await;
+    });
+    tracing::info!(%http_addr, "dispatcher started");
+    Ok(Service {
+        http_addr,
+        admin_token,
+        tracker,
+        shutdown,
+        grace,
+    })
+}
+
+fn generate_token() -> Secret {
+    use base64::Engine;
+    let bytes: [u8; 32] = rand::random();
+    Secret::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
