@@ -277,7 +277,11 @@ pub async fn reconnect_loop<F, Fut>(
         }
         match outcome {
             Ok(()) => tracing::warn!(what, "broker session ended; reconnecting"),
-            Err(e) => tracing::warn!(what, error = format!("{e:#}"), "broker session failed; reconnecting"),
+            Err(e) => tracing::warn!(
+                what,
+                error = format!("{e:#}"),
+                "broker session failed; reconnecting"
+            ),
         }
         if started.elapsed() > Duration::from_secs(60) {
             wait = FIRST;

@@ -127,10 +127,28 @@ mod tests {
     fn refuses_special_purpose_addresses() {
         let policy = Destinations::default();
         for addr in [
-            "127.0.0.1", "127.1.2.3", "10.0.0.1", "172.16.0.1", "172.31.255.255", "192.168.1.1",
-            "169.254.169.254", "100.64.0.1", "0.0.0.0", "224.0.0.1", "255.255.255.255", "::1", "::",
-            "fd00:ec2::254", "fc00::1", "fe80::1", "ff02::1", "::ffff:127.0.0.1", "::ffff:169.254.169.254",
-            "::ffff:10.0.0.1", "::127.0.0.1", "64:ff9b::a9fe:a9fe",
+            "127.0.0.1",
+            "127.1.2.3",
+            "10.0.0.1",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fd00:ec2::254",
+            "fc00::1",
+            "fe80::1",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "::ffff:10.0.0.1",
+            "::127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
         ] {
             assert!(refused(&policy, addr), "{addr} should be refused");
         }
@@ -139,14 +157,24 @@ mod tests {
     #[test]
     fn lets_public_addresses_through() {
         let policy = Destinations::default();
-        for addr in ["93.184.216.34", "8.8.8.8", "172.32.0.1", "100.128.0.1", "2606:4700::1111", "::ffff:8.8.8.8"] {
+        for addr in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
             assert!(!refused(&policy, addr), "{addr} should be allowed");
         }
     }
 
     #[test]
     fn allowed_targets_open_a_range() {
-        let policy = Destinations::new(vec![parse_net("127.0.0.0/8").expect("cidr"), parse_net("::1").expect("ip")]);
+        let policy = Destinations::new(vec![
+            parse_net("127.0.0.0/8").expect("cidr"),
+            parse_net("::1").expect("ip"),
+        ]);
         assert!(!refused(&policy, "127.0.0.1"));
         assert!(!refused(&policy, "::ffff:127.0.0.1"));
         assert!(!refused(&policy, "::1"));
@@ -156,8 +184,13 @@ mod tests {
 
     #[test]
     fn refusal_says_why() {
-        let error = Destinations::default().check("169.254.169.254".parse().expect("ip")).expect_err("refused");
-        assert_eq!(error.to_string(), "169.254.169.254 is a link-local address, which deliveries may not reach");
+        let error = Destinations::default()
+            .check("169.254.169.254".parse().expect("ip"))
+            .expect_err("refused");
+        assert_eq!(
+            error.to_string(),
+            "169.254.169.254 is a link-local address, which deliveries may not reach"
+        );
     }
 
     #[test]

@@ -14,7 +14,11 @@ use crate::fanout::Fanout;
 use crate::{Config, Shared};
 
 /// One connection's life: returns Ok on shutdown, Err when the broker connection fails.
-pub async fn session(config: &Config, shared: &Shared, shutdown: &CancellationToken) -> anyhow::Result<()> {
+pub async fn session(
+    config: &Config,
+    shared: &Shared,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
     let connection = amqp::connect(&config.common.amqp_url, "webhooks-dispatcher").await?;
     let setup = connection.create_channel().await?;
     amqp::declare_events(&setup, &shared.topology).await?;
@@ -31,7 +35,9 @@ pub async fn session(config: &Config, shared: &Shared, shutdown: &CancellationTo
     };
     let channel = connection.create_channel().await?;
     // Prefetch bounds the events held in memory; batches form from what has already arrived.
-    channel.basic_qos(config.prefetch, BasicQosOptions::default()).await?;
+    channel
+        .basic_qos(config.prefetch, BasicQosOptions::default())
+        .await?;
     let consumer = channel
         .basic_consume(
             shared.topology.dispatcher_queue().as_str().into(),
@@ -54,23 +60,37 @@ pub async fn session(config: &Config, shared: &Shared, shutdown: &CancellationTo
         let Some(batch) = batch else {
             anyhow::bail!("the broker cancelled the consumer");
         };
-        let batch = batch.into_iter().collect::<Result<Vec<_>, _>>().context("receiving events")?;
+        let batch = batch
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .context("receiving events")?;
         let Some(last_tag) = batch.last().map(|d| d.delivery_tag) else {
             continue;
         };
         if let Err(e) = fanout.handle(&channel, batch).await {
-            tracing::error!(error = format!("{e:#}"), "batch failed; handing it back to the broker");
+            tracing::error!(
+                error = format!("{e:#}"),
+                "batch failed; handing it back to the broker"
+            );
             // Requeue so another attempt (here or on another instance) gets it; pause so a
             // database outage does not turn into a hot loop.
             channel
-                .basic_nack(last_tag, BasicNackOptions { multiple: true, requeue: true })
+                .basic_nack(
+                    last_tag,
+                    BasicNackOptions {
+                        multiple: true,
+                        requeue: true,
+                    },
+                )
                 .await?;
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
     // Graceful stop: no new deliveries; the batch in hand was finished above; unacked prefetched
     // messages go back to the queue when the channel closes.
-    let _ = channel.basic_cancel(consumer_tag, BasicCancelOptions::default()).await;
+    let _ = channel
+        .basic_cancel(consumer_tag, BasicCancelOptions::default())
+        .await;
     let _ = connection.close(200, "shutting down".into()).await;
     Ok(())
 }

@@ -56,7 +56,11 @@ impl Fanout {
         let mut matched = Vec::new();
         let mut seen = HashSet::new();
         for delivery in &batch {
-            let message_id = delivery.properties.message_id().as_ref().map(|m| m.as_str());
+            let message_id = delivery
+                .properties
+                .message_id()
+                .as_ref()
+                .map(|m| m.as_str());
             match Event::parse(&delivery.data, message_id, self.max_event_bytes) {
                 Err(rejection) => rejected.push((delivery, rejection)),
                 Ok(event) => {
@@ -82,11 +86,17 @@ impl Fanout {
             .context("acking a batch of events")?;
 
         let events = &self.metrics.events;
-        events.with_label_values(&["rejected"]).inc_by(rejected.len() as u64);
-        events.with_label_values(&["accepted"]).inc_by(matched.len() as u64);
+        events
+            .with_label_values(&["rejected"])
+            .inc_by(rejected.len() as u64);
+        events
+            .with_label_values(&["accepted"])
+            .inc_by(matched.len() as u64);
         self.metrics.deliveries_created.inc_by(handoff.len() as u64);
         self.metrics.batch_events.observe(batch.len() as f64);
-        self.metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .batch_seconds
+            .observe(started.elapsed().as_secs_f64());
         Ok(())
     }
 
@@ -127,7 +137,8 @@ impl Fanout {
             return Ok(Vec::new());
         }
         let now = self.clock.now();
-        let grace = chrono::Duration::from_std(self.handoff_grace).unwrap_or(chrono::Duration::seconds(30));
+        let grace =
+            chrono::Duration::from_std(self.handoff_grace).unwrap_or(chrono::Duration::seconds(30));
         let mut rows = Rows::default();
         for m in matched {
             rows.push_event(&m.event);
@@ -137,15 +148,29 @@ impl Fanout {
         }
         let client = self.pool.get().await.context("database pool")?;
         let inserted = client
-            .query(RECORD_SQL, &[
-                &rows.event_ids, &rows.event_names, &rows.projects, &rows.bodies, &now,
-                &rows.delivery_ids, &rows.delivery_events, &rows.delivery_webhooks, &rows.delivery_names,
-                &(now + grace),
-            ])
+            .query(
+                RECORD_SQL,
+                &[
+                    &rows.event_ids,
+                    &rows.event_names,
+                    &rows.projects,
+                    &rows.bodies,
+                    &now,
+                    &rows.delivery_ids,
+                    &rows.delivery_events,
+                    &rows.delivery_webhooks,
+                    &rows.delivery_names,
+                    &(now + grace),
+                ],
+            )
             .await
             .context("recording deliveries")?;
         let mut ids: Vec<Uuid> = inserted.iter().map(|row| row.get(0)).collect();
-        let redelivered: Vec<&str> = matched.iter().filter(|m| m.redelivered).map(|m| m.event.id.as_str()).collect();
+        let redelivered: Vec<&str> = matched
+            .iter()
+            .filter(|m| m.redelivered)
+            .map(|m| m.event.id.as_str())
+            .collect();
         if !redelivered.is_empty() {
             let waiting = client
                 .query(
@@ -156,7 +181,12 @@ impl Fanout {
                 .await
                 .context("finding deliveries of redelivered events")?;
             let known: HashSet<Uuid> = ids.iter().copied().collect();
-            ids.extend(waiting.iter().map(|row| row.get::<_, Uuid>(0)).filter(|id| !known.contains(id)));
+            ids.extend(
+                waiting
+                    .iter()
+                    .map(|row| row.get::<_, Uuid>(0))
+                    .filter(|id| !known.contains(id)),
+            );
         }
         Ok(ids)
     }
@@ -169,8 +199,10 @@ impl Fanout {
         let bodies: Vec<Vec<u8>> = ids
             .chunks(IDS_PER_MESSAGE)
             .map(|chunk| {
-                serde_json::to_vec(&SenderMessage::DeliverV1 { deliveries: chunk.to_vec() })
-                    .expect("ids serialise")
+                serde_json::to_vec(&SenderMessage::DeliverV1 {
+                    deliveries: chunk.to_vec(),
+                })
+                .expect("ids serialise")
             })
             .collect();
         let messages = bodies
@@ -233,4 +265,3 @@ FROM unnest($6::uuid[], $7::text[], $8::uuid[], $9::text[]) AS d(id, event_id, w
 JOIN webhooks w ON w.id = d.webhook_id AND w.enabled AND w.deleted_at IS NULL
 ON CONFLICT (event_id, webhook_id) DO NOTHING
 RETURNING id";
-

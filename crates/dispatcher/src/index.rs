@@ -123,7 +123,9 @@ fn insert(inner: &mut Inner, entry: Entry) {
             .or_default()
             .push(entry.id);
     }
-    inner.by_id.insert(entry.id, (entry.project_code, entry.events));
+    inner
+        .by_id
+        .insert(entry.id, (entry.project_code, entry.events));
 }
 
 fn remove(inner: &mut Inner, id: Uuid) {
@@ -153,9 +155,21 @@ pub async fn keep_fresh(
 ) {
     let mut wait = Duration::from_millis(100);
     while !shutdown.is_cancelled() {
-        match listen_session(&index, &pool, &database_url, reload_every, &gauge, &shutdown).await {
+        match listen_session(
+            &index,
+            &pool,
+            &database_url,
+            reload_every,
+            &gauge,
+            &shutdown,
+        )
+        .await
+        {
             Ok(()) => return,
-            Err(e) => tracing::warn!(error = format!("{e:#}"), "webhook change listener failed; reconnecting"),
+            Err(e) => tracing::warn!(
+                error = format!("{e:#}"),
+                "webhook change listener failed; reconnecting"
+            ),
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -173,7 +187,8 @@ async fn listen_session(
     gauge: &prometheus::IntGauge,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let (client, mut connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
+    let (client, mut connection) =
+        tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
     let (tx, mut changes) = tokio::sync::mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {
         let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));

@@ -67,10 +67,17 @@ impl Service {
 }
 
 /// Starts the dispatcher: database (created and migrated), index, API, and the broker session.
-pub async fn start(config: Config, clock: Clock, shutdown: CancellationToken) -> anyhow::Result<Service> {
-    let pool = webhooks_core::db::connect(&config.common.database_url, config.common.database_pool_size)
-        .await
-        .context("connecting to the database")?;
+pub async fn start(
+    config: Config,
+    clock: Clock,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Service> {
+    let pool = webhooks_core::db::connect(
+        &config.common.database_url,
+        config.common.database_pool_size,
+    )
+    .await
+    .context("connecting to the database")?;
     let metrics = Metrics::new();
     let index = WebhookIndex::default();
     // Loaded before consuming: an event must never be matched against an empty index.
@@ -88,7 +95,10 @@ pub async fn start(config: Config, clock: Clock, shutdown: CancellationToken) ->
         Some(token) if !token.is_empty() => Secret::new(token.clone()),
         _ => {
             let token = generate_token();
-            tracing::warn!(admin_token = token.expose(), "ADMIN_TOKEN not set; generated one for this process");
+            tracing::warn!(
+                admin_token = token.expose(),
+                "ADMIN_TOKEN not set; generated one for this process"
+            );
             token
         }
     };

@@ -34,13 +34,17 @@ impl Metrics {
         )
         .expect("valid metric");
         let batch_seconds = Histogram::with_opts(
-            HistogramOpts::new("batch_seconds", "Seconds to process one batch of events.")
-                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+            HistogramOpts::new("batch_seconds", "Seconds to process one batch of events.").buckets(
+                vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ],
+            ),
         )
         .expect("valid metric");
         let batch_events = Histogram::with_opts(
-            HistogramOpts::new("batch_events", "Events per processed batch.")
-                .buckets(vec![1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0]),
+            HistogramOpts::new("batch_events", "Events per processed batch.").buckets(vec![
+                1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0,
+            ]),
         )
         .expect("valid metric");
         let index_webhooks = IntGauge::new(
@@ -49,7 +53,10 @@ impl Metrics {
         )
         .expect("valid metric");
         let api_requests = IntCounterVec::new(
-            Opts::new("api_requests_total", "Management API requests, by status class."),
+            Opts::new(
+                "api_requests_total",
+                "Management API requests, by status class.",
+            ),
             &["status"],
         )
         .expect("valid metric");

@@ -55,13 +55,18 @@ pub async fn list(
     let ids: Vec<Uuid> = deliveries.iter().map(|d| d.id).collect();
     let attempts = client
         .query(
-            &format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE delivery_id = ANY($1) ORDER BY at"),
+            &format!(
+                "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE delivery_id = ANY($1) ORDER BY at"
+            ),
             &[&ids],
         )
         .await?;
     let mut by_delivery: HashMap<Uuid, Vec<AttemptView>> = HashMap::new();
     for row in &attempts {
-        by_delivery.entry(row.get(0)).or_default().push(AttemptView::from(row));
+        by_delivery
+            .entry(row.get(0))
+            .or_default()
+            .push(AttemptView::from(row));
     }
     for delivery in &mut deliveries {
         delivery.attempts = by_delivery.remove(&delivery.id).unwrap_or_default();
@@ -86,10 +91,16 @@ pub async fn retry(
         .ok_or_else(ApiError::not_found)?;
     let (enabled, in_flight): (bool, Option<bool>) = (found.get(0), found.get(1));
     if !enabled {
-        return Err(ApiError::new(StatusCode::CONFLICT, "webhook is disabled: enable it before retrying"));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "webhook is disabled: enable it before retrying",
+        ));
     }
     if in_flight == Some(true) {
-        return Err(ApiError::new(StatusCode::CONFLICT, "delivery is being attempted right now"));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "delivery is being attempted right now",
+        ));
     }
     // Due now, with a fresh give-up window; the senders' scheduler picks it up.
     let row = client

@@ -41,10 +41,12 @@ impl WebhookInput {
             secret: nullable(&fields, "secret", secret)?,
             events: optional(&fields, "events", events)?,
             enabled: optional(&fields, "enabled", |v| {
-                v.as_bool().ok_or_else(|| "must be true or false".to_owned())
+                v.as_bool()
+                    .ok_or_else(|| "must be true or false".to_owned())
             })?,
             created_by: nullable(&fields, "created_by", |v| {
-                v.as_i64().ok_or_else(|| "must be an integer or null".to_owned())
+                v.as_i64()
+                    .ok_or_else(|| "must be an integer or null".to_owned())
             })?,
         })
     }
@@ -109,7 +111,9 @@ fn url(value: &Value, destinations: &Destinations) -> Result<String, String> {
         Some(url::Host::Domain(_)) => None,
     };
     if let Some(ip) = literal {
-        destinations.check(ip).map_err(|refused| refused.to_string())?;
+        destinations
+            .check(ip)
+            .map_err(|refused| refused.to_string())?;
     }
     Ok(parsed.to_string())
 }
@@ -130,11 +134,17 @@ fn secret(value: &Value) -> Result<String, String> {
 }
 
 fn events(value: &Value) -> Result<Vec<EventName>, String> {
-    let items = value.as_array().ok_or_else(|| "must be an array of event names".to_owned())?;
+    let items = value
+        .as_array()
+        .ok_or_else(|| "must be an array of event names".to_owned())?;
     let mut names = Vec::with_capacity(items.len());
     for item in items {
-        let name = item.as_str().ok_or_else(|| "must be an array of event names".to_owned())?;
-        let name: EventName = name.parse().map_err(|e: webhooks_core::event::UnknownEventName| e.to_string())?;
+        let name = item
+            .as_str()
+            .ok_or_else(|| "must be an array of event names".to_owned())?;
+        let name: EventName = name
+            .parse()
+            .map_err(|e: webhooks_core::event::UnknownEventName| e.to_string())?;
         names.push(name);
     }
     names.sort_unstable();

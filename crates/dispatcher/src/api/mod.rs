@@ -47,10 +47,18 @@ pub fn router(api: Api) -> Router {
         )
         .route(
             "/projects/{project}/webhooks/{id}",
-            get(webhooks::get).patch(webhooks::update).delete(webhooks::delete),
+            get(webhooks::get)
+                .patch(webhooks::update)
+                .delete(webhooks::delete),
         )
-        .route("/projects/{project}/webhooks/{id}/deliveries", get(deliveries::list))
-        .route("/projects/{project}/deliveries/{id}/retry", post(deliveries::retry))
+        .route(
+            "/projects/{project}/webhooks/{id}/deliveries",
+            get(deliveries::list),
+        )
+        .route(
+            "/projects/{project}/deliveries/{id}/retry",
+            post(deliveries::retry),
+        )
         .fallback(|| async { ApiError::not_found() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(api.clone(), authorize))

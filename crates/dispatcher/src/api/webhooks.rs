@@ -25,7 +25,10 @@ pub fn id(text: &str) -> Result<Uuid, ApiError> {
     text.parse().map_err(|_| ApiError::not_found())
 }
 
-pub async fn list(State(api): State<Api>, Path(code): Path<String>) -> Result<impl IntoResponse, ApiError> {
+pub async fn list(
+    State(api): State<Api>,
+    Path(code): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
     let client = api.pool.get().await?;
     let rows = client
         .query(
@@ -64,9 +67,15 @@ pub async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     let code = project(&code)?.to_owned();
     let input = WebhookInput::parse(&body, &api.destinations)?;
-    let title = input.title.ok_or_else(|| ApiError::invalid("title: required"))?;
-    let url = input.url.ok_or_else(|| ApiError::invalid("url: required"))?;
-    let events = input.events.ok_or_else(|| ApiError::invalid("events: required"))?;
+    let title = input
+        .title
+        .ok_or_else(|| ApiError::invalid("title: required"))?;
+    let url = input
+        .url
+        .ok_or_else(|| ApiError::invalid("url: required"))?;
+    let events = input
+        .events
+        .ok_or_else(|| ApiError::invalid("events: required"))?;
     let events: Vec<&str> = events.iter().map(|e| e.as_str()).collect();
     let now = api.clock.now();
     let client = api.pool.get().await?;
@@ -107,7 +116,10 @@ pub async fn update(
         .ok_or_else(ApiError::not_found)?;
     let was_enabled: bool = current.get(0);
     let enabled = input.enabled.unwrap_or(was_enabled);
-    let events: Option<Vec<&str>> = input.events.as_ref().map(|e| e.iter().map(|e| e.as_str()).collect());
+    let events: Option<Vec<&str>> = input
+        .events
+        .as_ref()
+        .map(|e| e.iter().map(|e| e.as_str()).collect());
     // COALESCE keeps a field that was not given; the flags say whether a nullable one was given.
     let row = tx
         .query_one(
@@ -129,10 +141,16 @@ pub async fn update(
                  RETURNING {WEBHOOK_COLUMNS}"
             ),
             &[
-                &id, &code, &input.title, &input.url,
-                &input.secret.is_some(), &input.secret.clone().flatten(),
-                &events, &enabled,
-                &input.created_by.is_some(), &input.created_by.flatten(),
+                &id,
+                &code,
+                &input.title,
+                &input.url,
+                &input.secret.is_some(),
+                &input.secret.clone().flatten(),
+                &events,
+                &enabled,
+                &input.created_by.is_some(),
+                &input.created_by.flatten(),
                 &now,
                 // Enabling a webhook clears its health: it starts again with a clean slate.
                 &(enabled && !was_enabled),
@@ -173,7 +191,10 @@ pub async fn delete(
 }
 
 /// Stops every delivery of `webhook` that has not finished.
-async fn cancel_pending(tx: &deadpool_postgres::Transaction<'_>, webhook: Uuid) -> Result<(), ApiError> {
+async fn cancel_pending(
+    tx: &deadpool_postgres::Transaction<'_>,
+    webhook: Uuid,
+) -> Result<(), ApiError> {
     tx.execute(
         "UPDATE deliveries SET state = 'cancelled', next_attempt_at = NULL, leased_until = NULL
          WHERE webhook_id = $1 AND state IN ('pending', 'retrying')",

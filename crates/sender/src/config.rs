@@ -1,0 +1,66 @@
+//! The sender's configuration: the contract's variables plus tuning knobs with safe defaults.
+
+use ipnet::IpNet;
+use std::net::SocketAddr;
+use std::time::Duration;
+use webhooks_core::duration;
+
+/// Delivers webhooks over HTTP with retries, failure tracking, auto-disable and notifications.
+#[derive(clap::Parser, Clone, Debug)]
+#[command(name = "webhooks-sender", version)]
+pub struct Config {
+    #[command(flatten)]
+    pub common: webhooks_core::config::Common,
+
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "HTTP_ADDR", default_value = "127.0.0.1:8081")]
+    pub http_addr: SocketAddr,
+
+    /// Total time one attempt may take; no answer by then is a failure.
+    #[arg(long, env = "DELIVERY_TIMEOUT", default_value = "15s", value_parser = duration::parse)]
+    pub delivery_timeout: Duration,
+
+    /// A webhook failing for this long is disabled; a delivery is given up this long after its first attempt.
+    #[arg(long, env = "DISABLE_AFTER", default_value = "2d", value_parser = duration::parse)]
+    pub disable_after: Duration,
+
+    /// Delay before the first retry (exponential backoff with jitter from here).
+    #[arg(long, env = "RETRY_INITIAL", default_value = "10s", value_parser = duration::parse)]
+    pub retry_initial: Duration,
+
+    /// Longest delay between two attempts (also caps Retry-After).
+    #[arg(long, env = "RETRY_MAX", default_value = "6h", value_parser = duration::parse)]
+    pub retry_max: Duration,
+
+    /// Comma-separated CIDRs deliveries may reach although private or loopback.
+    #[arg(long, env = "ALLOWED_TARGETS", value_delimiter = ',', value_parser = webhooks_core::destination::parse_net)]
+    pub allowed_targets: Vec<IpNet>,
+
+    /// Most HTTP requests in flight at once in this process.
+    #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = 1024)]
+    pub max_in_flight: usize,
+
+    /// Most requests in flight at once to one endpoint (host and port).
+    #[arg(long, env = "MAX_PER_ENDPOINT", default_value_t = 64)]
+    pub max_per_endpoint: usize,
+
+    /// Consecutive failures of an endpoint that open its circuit (0 turns the breaker off).
+    #[arg(long, env = "BREAKER_FAILURES", default_value_t = 10)]
+    pub breaker_failures: u32,
+
+    /// How long an open circuit holds deliveries back before one probe goes through.
+    #[arg(long, env = "BREAKER_PAUSE", default_value = "30s", value_parser = duration::parse)]
+    pub breaker_pause: Duration,
+
+    /// How often the scheduler looks for due retries and lost hand-offs.
+    #[arg(long, env = "SCHEDULER_INTERVAL", default_value = "1s", value_parser = duration::parse)]
+    pub scheduler_interval: Duration,
+
+    /// Hand-off messages the broker may push ahead of processing.
+    #[arg(long, env = "PREFETCH", default_value_t = 16)]
+    pub prefetch: u16,
+
+    /// Bytes of a response body kept with an attempt (the rest is not read).
+    #[arg(long, env = "RESPONSE_SNIPPET_BYTES", default_value_t = 1024)]
+    pub response_snippet_bytes: usize,
+}

@@ -1,0 +1,126 @@
+//! The broker session of the sender: declare the topology, publish the notification outbox, and
+//! consume hand-off messages. Each message's deliveries are claimed (as far as in-flight permits
+//! allow) and started; the message is acked once its deliveries are claimed, because from then on
+//! the database lease, not the broker, guarantees they are attempted.
+
+use anyhow::Context;
+use futures::StreamExt;
+use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+use webhooks_core::amqp::{self, ConfirmedPublisher};
+use webhooks_core::messages::SenderMessage;
+
+use crate::runner::Runner;
+use crate::scheduler::lease_end;
+use crate::{Config, Shared};
+
+/// Most deliveries claimed in one query.
+const CLAIM_CHUNK: usize = 500;
+
+pub async fn session(
+    config: &Config,
+    shared: &Shared,
+    runner: &Runner,
+    permits: &Arc<Semaphore>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let connection = amqp::connect(&config.common.amqp_url, "webhooks-sender").await?;
+    let setup = connection.create_channel().await?;
+    amqp::declare_deliveries(&setup, &shared.topology).await?;
+    amqp::declare_notifications(&setup, &shared.topology).await?;
+    let publisher = ConfirmedPublisher::open(&connection).await?;
+
+    let session_stop = shutdown.child_token();
+    let _stop_outbox = session_stop.clone().drop_guard();
+    let mut outbox = tokio::spawn(crate::outbox::run(
+        shared.pool.clone(),
+        publisher,
+        shared.topology.clone(),
+        shared.outbox.clone(),
+        shared.metrics.clone(),
+        session_stop.clone(),
+    ));
+
+    let channel = connection.create_channel().await?;
+    // A few messages ahead: each carries up to thousands of deliveries.
+    channel
+        .basic_qos(config.prefetch, BasicQosOptions::default())
+        .await?;
+    let mut consumer = channel
+        .basic_consume(
+            shared.topology.deliveries_queue().as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .context("consuming deliveries")?;
+    let consumer_tag = consumer.tag();
+    shared.readiness.set_broker_up(true);
+    tracing::info!(queue = %shared.topology.deliveries_queue(), "consuming deliveries");
+
+    loop {
+        let message = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            outcome = &mut outbox => {
+                return match outcome {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(e.context("publishing notifications")),
+                    Err(e) => Err(anyhow::anyhow!("notification publisher died: {e}")),
+                };
+            }
+            message = consumer.next() => message,
+        };
+        let Some(message) = message else {
+            anyhow::bail!("the broker cancelled the consumer");
+        };
+        let message = message.context("receiving deliveries")?;
+        let ids = match serde_json::from_slice::<SenderMessage>(&message.data) {
+            Ok(SenderMessage::DeliverV1 { deliveries }) => deliveries,
+            Err(e) => {
+                // Not ours to fix by retrying; the deliveries (if any) are reached by the scheduler.
+                tracing::error!(error = %e, "unreadable hand-off message dropped");
+                Vec::new()
+            }
+        };
+        claim_and_run(config, shared, runner, permits, &ids, shutdown).await?;
+        message.acker.ack(BasicAckOptions::default()).await?;
+    }
+    let _ = channel
+        .basic_cancel(consumer_tag, BasicCancelOptions::default())
+        .await;
+    let _ = connection.close(200, "shutting down".into()).await;
+    Ok(())
+}
+
+async fn claim_and_run(
+    config: &Config,
+    shared: &Shared,
+    runner: &Runner,
+    permits: &Arc<Semaphore>,
+    ids: &[Uuid],
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let chunk = CLAIM_CHUNK.min(config.max_in_flight.max(1));
+    for ids in ids.chunks(chunk) {
+        let wanted = u32::try_from(ids.len())?;
+        let permits = tokio::select! {
+            // Unclaimed deliveries stay pending: the message is redelivered or the scheduler finds them.
+            _ = shutdown.cancelled() => anyhow::bail!("stopping"),
+            permits = Arc::clone(permits).acquire_many_owned(wanted) => permits?,
+        };
+        let now = shared.clock.now();
+        let jobs = crate::claim::by_ids(&shared.pool, ids, lease_end(now, shared.lease)).await?;
+        shared
+            .metrics
+            .claimed
+            .with_label_values(&["queue"])
+            .inc_by(jobs.len() as u64);
+        runner.run(jobs, permits);
+    }
+    Ok(())
+}

@@ -1,0 +1,197 @@
+//! The sender: delivers webhooks over HTTP, retries with backoff, tracks each webhook's health,
+//! disables webhooks that fail for `DISABLE_AFTER` and notifies their owners.
+//!
+//! # Layout
+//! - [`config`]: flags and environment.
+//! - [`consumer`]: the broker session: hand-off messages in, notification outbox out.
+//! - [`scheduler`]: claims due deliveries (retries, lost hand-offs, expired leases) from the database.
+//! - [`claim`]: leasing deliveries for an attempt.
+//! - [`runner`]: runs claimed jobs within the in-flight and per-endpoint limits.
+//! - [`limiter`]: per-endpoint concurrency cap and circuit breaker.
+//! - [`attempt`]: prepare → send → describe one HTTP attempt.
+//! - [`resolver`]: DNS resolution that refuses forbidden destinations.
+//! - [`outcome`]: pure decisions: next state of a delivery, change of a webhook's health.
+//! - [`recorder`]: batched writes of outcomes, disabling and the notification outbox.
+//! - [`outbox`]: publishes queued notifications with confirms.
+//! - [`retry`]: backoff with jitter (the one user of the `backoff` crate).
+//! - [`metrics`]: every metric the sender exports.
+
+pub mod attempt;
+pub mod claim;
+pub mod config;
+pub mod consumer;
+pub mod limiter;
+pub mod metrics;
+pub mod outbox;
+pub mod outcome;
+pub mod recorder;
+pub mod resolver;
+pub mod retry;
+pub mod runner;
+pub mod scheduler;
+
+pub use config::Config;
+
+use anyhow::Context;
+use deadpool_postgres::Pool;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use webhooks_core::amqp::Topology;
+use webhooks_core::clock::Clock;
+use webhooks_core::destination::Destinations;
+use webhooks_core::server::{self, Readiness};
+
+use crate::limiter::{Limiter, LimiterConfig};
+use crate::metrics::Metrics;
+use crate::retry::RetryPolicy;
+
+/// What the broker session, the scheduler and the recorder share.
+#[derive(Clone)]
+pub struct Shared {
+    pub pool: Pool,
+    pub topology: Topology,
+    pub clock: Clock,
+    pub metrics: Metrics,
+    pub readiness: Readiness,
+    pub outbox: Arc<Notify>,
+    /// How long a claim keeps other senders away from a delivery.
+    pub lease: Duration,
+}
+
+/// A running sender.
+pub struct Service {
+    /// Where /metrics, /healthz and /readyz listen.
+    pub http_addr: SocketAddr,
+    tasks: TaskTracker,
+    jobs: TaskTracker,
+    recorder: tokio::task::JoinHandle<()>,
+    shutdown: CancellationToken,
+    grace: Duration,
+}
+
+impl Service {
+    /// Waits for `shutdown`, then drains: no new claims, in-flight attempts finish, their outcomes
+    /// are written. Bounded by the shutdown grace period.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.shutdown.cancelled().await;
+        let drain = async {
+            self.tasks.close();
+            self.tasks.wait().await;
+            self.jobs.close();
+            self.jobs.wait().await;
+            // Every outcome sender is gone now: the recorder flushes and ends.
+            let _ = self.recorder.await;
+        };
+        tokio::time::timeout(self.grace, drain)
+            .await
+            .context("in-flight deliveries did not finish within the shutdown grace period")
+    }
+}
+
+/// Starts the sender: database (created and migrated), recorder, scheduler, broker session, HTTP.
+pub async fn start(
+    config: Config,
+    clock: Clock,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Service> {
+    // ring is the one TLS crypto provider compiled in; installing it twice is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let pool = webhooks_core::db::connect(
+        &config.common.database_url,
+        config.common.database_pool_size,
+    )
+    .await
+    .context("connecting to the database")?;
+    let metrics = Metrics::new();
+    let shared = Shared {
+        pool: pool.clone(),
+        topology: Topology::new(&config.common.amqp_prefix, ""),
+        clock: clock.clone(),
+        metrics: metrics.clone(),
+        readiness: Readiness::new(pool.clone()),
+        outbox: Arc::new(Notify::new()),
+        lease: config.delivery_timeout * 2 + Duration::from_secs(5),
+    };
+    let policy = RetryPolicy {
+        initial: config.retry_initial,
+        max: config.retry_max,
+    };
+    let (outcomes_tx, outcomes_rx) = mpsc::channel(config.max_in_flight.max(16) * 2);
+    let recorder = tokio::spawn(
+        recorder::Recorder {
+            pool: pool.clone(),
+            clock: clock.clone(),
+            policy,
+            disable_after: config.disable_after,
+            metrics: metrics.clone(),
+            outbox: shared.outbox.clone(),
+        }
+        .run(outcomes_rx),
+    );
+    let jobs = TaskTracker::new();
+    let runner = runner::Runner {
+        sender: attempt::Sender::new(
+            Destinations::new(config.allowed_targets.clone()),
+            config.delivery_timeout,
+            config.response_snippet_bytes,
+        )
+        .context("building the HTTP client")?,
+        limiter: Limiter::new(LimiterConfig {
+            max_per_endpoint: config.max_per_endpoint.max(1),
+            breaker_failures: config.breaker_failures,
+            breaker_pause: config.breaker_pause,
+        }),
+        outcomes: outcomes_tx,
+        clock,
+        metrics: metrics.clone(),
+        jobs: jobs.clone(),
+    };
+    let permits = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
+    let tasks = TaskTracker::new();
+
+    let router = server::ops_router(shared.readiness.clone(), metrics.registry.clone());
+    let (http_addr, serve) = server::bind(config.http_addr, router, shutdown.clone())
+        .await
+        .with_context(|| format!("binding HTTP_ADDR {}", config.http_addr))?;
+    tasks.spawn(async move {
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    });
+
+    tasks.spawn(
+        scheduler::Scheduler {
+            pool,
+            runner: runner.clone(),
+            permits: permits.clone(),
+            interval: config.scheduler_interval,
+            lease: shared.lease,
+        }
+        .run(shutdown.clone()),
+    );
+
+    let grace = config.common.shutdown_grace;
+    let session_shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        webhooks_core::amqp::reconnect_loop(
+            "sender",
+            shared.readiness.clone(),
+            session_shutdown.clone(),
+            || consumer::session(&config, &shared, &runner, &permits, &session_shutdown),
+        )
+        .await;
+    });
+    tracing::info!(%http_addr, "sender started");
+    Ok(Service {
+        http_addr,
+        tasks,
+        jobs,
+        recorder,
+        shutdown,
+        grace,
+    })
+}

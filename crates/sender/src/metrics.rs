@@ -1,0 +1,112 @@
+//! Every metric the sender exports, declared in one place. Labels are small fixed sets.
+
+use prometheus::core::Collector;
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    /// HTTP attempts made, by outcome: success or failure.
+    pub attempts: IntCounterVec,
+    /// Seconds from sending a request to its outcome.
+    pub attempt_seconds: Histogram,
+    /// Deliveries claimed for an attempt, by source: queue (fresh hand-off) or scheduler (due retry, lost hand-off).
+    pub claimed: IntCounterVec,
+    /// Failed deliveries scheduled for another attempt.
+    pub retries_scheduled: IntCounter,
+    /// Deliveries given up after failing for DISABLE_AFTER.
+    pub deliveries_given_up: IntCounter,
+    /// Deliveries held back by the per-endpoint limit or an open circuit, to be tried later.
+    pub deferred: IntCounter,
+    /// Webhooks disabled for failing too long.
+    pub webhooks_disabled: IntCounter,
+    /// Disable notifications published.
+    pub notifications_published: IntCounter,
+    /// HTTP requests in flight now.
+    pub in_flight: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry =
+            Registry::new_custom(Some("webhooks_sender".into()), None).expect("valid namespace");
+        let attempts = IntCounterVec::new(
+            Opts::new("attempts_total", "HTTP attempts made, by outcome."),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let attempt_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "attempt_seconds",
+                "Seconds from sending a request to its outcome.",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0,
+            ]),
+        )
+        .expect("valid metric");
+        let claimed = IntCounterVec::new(
+            Opts::new(
+                "deliveries_claimed_total",
+                "Deliveries claimed for an attempt, by source.",
+            ),
+            &["source"],
+        )
+        .expect("valid metric");
+        let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
+        let retries_scheduled = counter(
+            "retries_scheduled_total",
+            "Failed deliveries scheduled for another attempt.",
+        );
+        let deliveries_given_up = counter(
+            "deliveries_given_up_total",
+            "Deliveries given up after failing for DISABLE_AFTER.",
+        );
+        let deferred = counter(
+            "deliveries_deferred_total",
+            "Deliveries held back by the per-endpoint limit or an open circuit.",
+        );
+        let webhooks_disabled = counter(
+            "webhooks_disabled_total",
+            "Webhooks disabled for failing too long.",
+        );
+        let notifications_published = counter(
+            "notifications_published_total",
+            "Disable notifications published.",
+        );
+        let in_flight = IntGauge::new("in_flight_requests", "HTTP requests in flight now.")
+            .expect("valid metric");
+        let collectors: Vec<Box<dyn Collector>> = vec![
+            Box::new(attempts.clone()),
+            Box::new(attempt_seconds.clone()),
+            Box::new(claimed.clone()),
+            Box::new(retries_scheduled.clone()),
+            Box::new(deliveries_given_up.clone()),
+            Box::new(deferred.clone()),
+            Box::new(webhooks_disabled.clone()),
+            Box::new(notifications_published.clone()),
+            Box::new(in_flight.clone()),
+        ];
+        for collector in collectors {
+            registry.register(collector).expect("unique metric");
+        }
+        Self {
+            registry,
+            attempts,
+            attempt_seconds,
+            claimed,
+            retries_scheduled,
+            deliveries_given_up,
+            deferred,
+            webhooks_disabled,
+            notifications_published,
+            in_flight,
+        }
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,91 @@
+//! Runs claimed jobs: each gets its endpoint's slot (or is held back), one attempt, and its
+//! outcome handed to the recorder. Every job holds one permit of the process-wide in-flight limit
+//! from before its claim until its outcome is queued.
+
+use std::time::Instant;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio_util::task::TaskTracker;
+use webhooks_core::clock::Clock;
+
+use crate::attempt::Sender;
+use crate::claim::Job;
+use crate::limiter::Limiter;
+use crate::metrics::Metrics;
+use crate::outcome::Outcome;
+
+#[derive(Clone)]
+pub struct Runner {
+    pub sender: Sender,
+    pub limiter: Limiter,
+    pub outcomes: mpsc::Sender<Outcome>,
+    pub clock: Clock,
+    pub metrics: Metrics,
+    /// Tracks running jobs so shutdown can wait for them.
+    pub jobs: TaskTracker,
+}
+
+impl Runner {
+    /// Starts every job; `permits` holds at least one permit per job.
+    pub fn run(&self, jobs: Vec<Job>, mut permits: OwnedSemaphorePermit) {
+        for job in jobs {
+            let Some(permit) = permits.split(1) else {
+                // Cannot happen: callers claim at most as many jobs as they hold permits.
+                tracing::error!("job without a permit; leaving it to the scheduler");
+                continue;
+            };
+            let runner = self.clone();
+            self.jobs.spawn(async move {
+                let outcome = runner.handle(job).await;
+                // If the recorder is gone the process is stopping; the lease brings the job back.
+                let _ = runner.outcomes.send(outcome).await;
+                drop(permit);
+            });
+        }
+    }
+
+    async fn handle(&self, job: Job) -> Outcome {
+        let endpoint = Limiter::endpoint_of(&job.url);
+        let slot = match self.limiter.try_enter(&endpoint) {
+            Ok(slot) => slot,
+            Err(held) => {
+                self.metrics.deferred.inc();
+                let wait = chrono::Duration::from_std(held.for_how_long()).unwrap_or_default();
+                return Outcome::Deferred {
+                    delivery_id: job.delivery_id,
+                    until: self.clock.now() + wait,
+                };
+            }
+        };
+        let at = self.clock.now();
+        self.metrics.in_flight.inc();
+        let started = Instant::now();
+        let attempt = self.sender.attempt(&job, at.timestamp()).await;
+        self.metrics.in_flight.dec();
+        self.metrics
+            .attempt_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let label = if attempt.success {
+            "success"
+        } else {
+            "failure"
+        };
+        self.metrics.attempts.with_label_values(&[label]).inc();
+        tracing::debug!(
+            delivery_id = %job.delivery_id,
+            webhook_id = %job.webhook_id,
+            success = attempt.success,
+            error = attempt.error.as_deref().unwrap_or(""),
+            "attempt made"
+        );
+        self.limiter
+            .finish(slot, attempt.success, attempt.reached_network);
+        Outcome::Attempted {
+            delivery_id: job.delivery_id,
+            webhook_id: job.webhook_id,
+            attempts_before: job.attempt_count,
+            first_attempt_at: job.first_attempt_at,
+            at,
+            attempt,
+        }
+    }
+}
