@@ -1,1 +1,11 @@
+//! Test harness: a private world per test (own database, own broker names, own receiver) running
+//! the real dispatcher and sender against the machine's PostgreSQL and RabbitMQ.
+//!
+//! # Layout
+//! - [`world`]: starts both services for one test and removes everything it created afterwards.
+//! - [`receiver`]: an HTTP receiver on port 0 that records requests and answers as told.
+//! - [`wait`]: waiting for a condition with a deadline (never a bare sleep).
 
+pub mod receiver;
+pub mod wait;
+pub mod world;

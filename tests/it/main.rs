@@ -1,0 +1,28 @@
+//! End-to-end tests: the real dispatcher and sender, the machine's RabbitMQ and PostgreSQL, and a
+//! real HTTP receiver, each test in a world of its own.
+
+mod api;
+mod pipeline;
+mod retries;
+
+use std::time::Duration;
+
+/// How long a test waits for something that should take milliseconds.
+pub const SOON: Duration = Duration::from_secs(15);
+
+/// Waits until the newest delivery of `webhook` is in `state`; returns it.
+pub async fn wait_state(
+    world: &webhooks_tests::world::World,
+    project: &str,
+    webhook: &str,
+    state: &str,
+) -> serde_json::Value {
+    webhooks_tests::wait::until(&format!("a delivery in state {state}"), SOON, || async {
+        let deliveries = world.deliveries(project, webhook).await;
+        deliveries
+            .into_iter()
+            .next()
+            .filter(|d| d["state"] == state)
+    })
+    .await
+}

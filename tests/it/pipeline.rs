@@ -1,0 +1,266 @@
+//! Events in, signed deliveries out: bytes, headers, signatures, filtering, fan-out, replays and
+//! dead letters.
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use lapin::BasicProperties;
+use serde_json::json;
+use sha2::Sha256;
+use webhooks_tests::world::World;
+
+use crate::SOON;
+
+fn hmac_b64(key: &[u8], message: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("key");
+    mac.update(message);
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivers_exact_body_and_headers() {
+    let world = World::start().await;
+    let webhook = world
+        .webhook("DEMO", "plain", &["run.started"], Some("s3cr3t"))
+        .await;
+    let payload = r#"{ "id": 1, "title" : "Test run 2022/04/21", "cases_count": 14, "nested": {"a": [1, 2.50, "é"]} }"#;
+    let event_id = uuid::Uuid::new_v4().to_string();
+    world
+        .publish_event(&event_id, "DEMO", "run.started", payload)
+        .await;
+
+    let got = world.receiver.wait_for("plain", 1, SOON).await;
+    let request = &got[0];
+    let expected = format!(
+        r#"{{"event_name":"run.started","timestamp":1650540069,"payload":{payload},"team_member_id":40,"project_code":"DEMO"}}"#
+    );
+    assert_eq!(std::str::from_utf8(&request.body).expect("utf8"), expected);
+    assert_eq!(request.header("content-type"), Some("application/json"));
+    assert_eq!(request.header("x-qase-secret"), Some("s3cr3t"));
+    assert_eq!(request.header("x-qase-event"), Some("run.started"));
+    let delivery_id = request
+        .header("x-qase-delivery")
+        .expect("delivery id")
+        .to_owned();
+    assert!(uuid::Uuid::parse_str(&delivery_id).is_ok());
+    assert_eq!(request.header("webhook-id"), Some(delivery_id.as_str()));
+    let timestamp: i64 = request
+        .header("webhook-timestamp")
+        .expect("timestamp")
+        .parse()
+        .expect("number");
+    assert!((chrono::Utc::now().timestamp() - timestamp).abs() < 60);
+    // Plain secret: the key is its UTF-8 bytes.
+    let signed = format!("{delivery_id}.{timestamp}.{expected}");
+    let signature = hmac_b64(b"s3cr3t", signed.as_bytes());
+    assert_eq!(
+        request.header("webhook-signature"),
+        Some(format!("v1,{signature}").as_str())
+    );
+
+    let deliveries = world.deliveries("DEMO", &webhook).await;
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0]["id"], json!(delivery_id));
+    assert_eq!(deliveries[0]["event_id"], json!(event_id));
+    crate::wait_state(&world, "DEMO", &webhook, "succeeded").await;
+    world.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signs_whsec_secrets_as_standard_webhooks_specifies() {
+    let world = World::start().await;
+    // The Standard Webhooks specification's published test vector secret.
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    world
+        .webhook("DEMO", "std", &["case.created"], Some(secret))
+        .await;
+    world
+        .publish("DEMO", "case.created", json!({"test": 2432232314u64}))
+        .await;
+    let request = world.receiver.wait_for("std", 1, SOON).await.remove(0);
+
+    let key = base64::engine::general_purpose::STANDARD
+        .decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+        .expect("base64");
+    // The vector itself: msg_p5jXN8AQM9LWM0D4loKWxJek, 1614265330, {"test": 2432232314}.
+    assert_eq!(
+        hmac_b64(
+            &key,
+            br#"msg_p5jXN8AQM9LWM0D4loKWxJek.1614265330.{"test": 2432232314}"#
+        ),
+        "g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    );
+    let id = request.header("webhook-id").expect("id");
+    let timestamp = request.header("webhook-timestamp").expect("timestamp");
+    let mut signed = format!("{id}.{timestamp}.").into_bytes();
+    signed.extend_from_slice(&request.body);
+    assert_eq!(
+        request.header("webhook-signature"),
+        Some(format!("v1,{}", hmac_b64(&key, &signed)).as_str())
+    );
+    world.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_by_project_event_and_enabled() {
+    let world = World::start().await;
+    world
+        .webhook("DEMO", "match", &["run.started", "run.completed"], None)
+        .await;
+    world
+        .webhook("OTHER", "other-project", &["run.started"], None)
+        .await;
+    world
+        .webhook("DEMO", "other-event", &["case.created"], None)
+        .await;
+    let disabled = world
+        .webhook("DEMO", "disabled", &["run.started"], None)
+        .await;
+    let (status, _) = world
+        .api(
+            reqwest::Method::PATCH,
+            &format!("/projects/DEMO/webhooks/{disabled}"),
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    world.publish("DEMO", "run.started", json!({"n": 1})).await;
+    world
+        .publish("DEMO", "run.completed", json!({"n": 2}))
+        .await;
+    // A marker that only "other-event" listens to, published last.
+    world.publish("DEMO", "case.created", json!({"n": 3})).await;
+    world.receiver.wait_for("match", 2, SOON).await;
+    world.receiver.wait_for("other-event", 1, SOON).await;
+    let no_secret = &world.receiver.received("match")[0];
+    assert_eq!(no_secret.header("x-qase-secret"), None);
+    assert_eq!(no_secret.header("webhook-signature"), None);
+    assert!(world.receiver.received("other-project").is_empty());
+    assert!(world.receiver.received("disabled").is_empty());
+    world.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fans_out_with_distinct_delivery_ids_and_delivers_replays_once() {
+    let world = World::start().await;
+    for path in ["a", "b", "c"] {
+        world.webhook("DEMO", path, &["defect.created"], None).await;
+    }
+    let event_id = uuid::Uuid::new_v4().to_string();
+    world
+        .publish_event(&event_id, "DEMO", "defect.created", r#"{"n":1}"#)
+        .await;
+    let mut ids = Vec::new();
+    for path in ["a", "b", "c"] {
+        let got = world.receiver.wait_for(path, 1, SOON).await;
+        ids.push(got[0].header("x-qase-delivery").expect("id").to_owned());
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "each webhook has its own delivery id");
+
+    // The same event id again, then a marker event: once the marker arrived, the replay was processed.
+    world
+        .publish_event(&event_id, "DEMO", "defect.created", r#"{"n":1}"#)
+        .await;
+    world
+        .publish("DEMO", "defect.created", json!({"marker": true}))
+        .await;
+    for path in ["a", "b", "c"] {
+        let got = world.receiver.wait_for(path, 2, SOON).await;
+        assert!(
+            std::str::from_utf8(&got[1].body)
+                .expect("utf8")
+                .contains("marker"),
+            "second request is the marker"
+        );
+    }
+    let db = world.db().await;
+    let count: i64 = db
+        .query_one(
+            "SELECT count(*) FROM deliveries WHERE event_id = $1",
+            &[&event_id],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(count, 3, "a replayed event id creates nothing new");
+    for path in ["a", "b", "c"] {
+        assert_eq!(world.receiver.received(path).len(), 2);
+    }
+    world.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_each_kind_of_bad_event_and_keeps_going() {
+    let world = World::start_with(|o| o.dispatcher.max_event_bytes = 4096).await;
+    world.webhook("DEMO", "good", &["run.started"], None).await;
+    let valid_id = "7f0c2c8e-3a4b-4d6e-9a51-0e8f3c2b1a77";
+    let big = format!(
+        r#"{{"id":"{valid_id}","event_name":"run.started","timestamp":1,"project_code":"DEMO","payload":{{"x":"{}"}}}}"#,
+        "a".repeat(5000)
+    );
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (b"not json at all".to_vec(), "not a JSON event"),
+        (vec![0xff, 0xfe, 0x00], "not UTF-8"),
+        (format!(r#"{{"id":"{valid_id}","event_name":"run.exploded","timestamp":1,"project_code":"DEMO","payload":{{}}}}"#).into_bytes(), "unknown event_name"),
+        (format!(r#"{{"id":"{valid_id}","event_name":"run.started","timestamp":"yesterday","project_code":"DEMO","payload":{{}}}}"#).into_bytes(), "timestamp"),
+        (format!(r#"{{"id":"{valid_id}","event_name":"run.started","timestamp":1,"payload":{{}}}}"#).into_bytes(), "project_code"),
+        (format!(r#"{{"id":"{valid_id}","event_name":"run.started","timestamp":1,"project_code":"DEMO","payload":[]}}"#).into_bytes(), "payload"),
+        (br#"{"event_name":"run.started","timestamp":1,"project_code":"DEMO","payload":{}}"#.to_vec(), "no id"),
+        (big.into_bytes(), "over the limit"),
+    ];
+    for (body, _) in &cases {
+        world
+            .publish_raw(
+                "run.started",
+                body,
+                BasicProperties::default().with_app_id("tests".into()),
+            )
+            .await;
+    }
+    world
+        .publish("DEMO", "run.started", json!({"after": "the bad ones"}))
+        .await;
+    world.receiver.wait_for("good", 1, SOON).await;
+
+    let dead = world
+        .take_n(&world.topology.dead_letter_queue(), cases.len(), SOON)
+        .await;
+    for (message, (body, reason)) in dead.iter().zip(&cases) {
+        assert_eq!(&message.delivery.data, body, "original body kept");
+        assert_eq!(
+            message
+                .delivery
+                .properties
+                .app_id()
+                .as_ref()
+                .map(|s| s.as_str()),
+            Some("tests"),
+            "original properties kept"
+        );
+        let why =
+            webhooks_core::amqp::header_string(&message.delivery.properties, "x-rejection-reason")
+                .expect("reason");
+        assert!(why.contains(reason), "{why:?} should say {reason:?}");
+    }
+    world.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uses_message_id_when_the_body_has_no_id() {
+    let world = World::start().await;
+    let webhook = world.webhook("DEMO", "mid", &["plan.created"], None).await;
+    let body = br#"{"event_name":"plan.created","timestamp":5,"project_code":"DEMO","payload":{}}"#;
+    world
+        .publish_raw(
+            "plan.created",
+            body,
+            BasicProperties::default().with_message_id("order-42".into()),
+        )
+        .await;
+    world.receiver.wait_for("mid", 1, SOON).await;
+    let deliveries = world.deliveries("DEMO", &webhook).await;
+    assert_eq!(deliveries[0]["event_id"], json!("order-42"));
+    world.finish().await;
+}

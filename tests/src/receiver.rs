@@ -1,0 +1,172 @@
+//! A real HTTP receiver on 127.0.0.1:0. It records every request (headers and body bytes) and
+//! answers each path as the test scripts it: a status sequence, a hang, or a redirect.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// How a path answers.
+#[derive(Clone, Debug)]
+pub enum Behaviour {
+    /// Answer these statuses in turn, then repeat the last one forever.
+    Statuses(Vec<u16>),
+    /// Never answer (until the receiver stops).
+    Hang,
+    /// Answer 429 with this Retry-After (seconds) once, then 200.
+    RetryAfterOnce(u64),
+    /// Answer 200 after this delay.
+    Slow(Duration),
+}
+
+/// One received request.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub at: Instant,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    behaviours: HashMap<String, Behaviour>,
+    calls: HashMap<String, usize>,
+    received: Vec<Received>,
+}
+
+/// Stops serving when the last clone is dropped.
+#[derive(Clone)]
+pub struct Receiver {
+    pub addr: SocketAddr,
+    inner: Arc<Mutex<Inner>>,
+    _stop: Arc<tokio_util::sync::DropGuard>,
+}
+
+impl Receiver {
+    pub async fn start() -> Self {
+        let inner = Arc::new(Mutex::new(Inner::default()));
+        let stop = CancellationToken::new();
+        let app = Router::new()
+            .route("/{*path}", post(receive))
+            .with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind receiver");
+        let addr = listener.local_addr().expect("receiver address");
+        let until = stop.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { until.cancelled().await })
+                .await;
+        });
+        Self {
+            addr,
+            inner,
+            _stop: Arc::new(stop.drop_guard()),
+        }
+    }
+
+    /// The URL of `path` on this receiver.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}/{}", self.addr, path.trim_start_matches('/'))
+    }
+
+    pub fn set(&self, path: &str, behaviour: Behaviour) {
+        let mut inner = self.inner.lock().expect("receiver lock");
+        inner
+            .behaviours
+            .insert(format!("/{}", path.trim_start_matches('/')), behaviour);
+    }
+
+    /// Everything received on `path` so far, in arrival order.
+    pub fn received(&self, path: &str) -> Vec<Received> {
+        let path = format!("/{}", path.trim_start_matches('/'));
+        let inner = self.inner.lock().expect("receiver lock");
+        inner
+            .received
+            .iter()
+            .filter(|r| r.path == path)
+            .cloned()
+            .collect()
+    }
+
+    pub fn all(&self) -> Vec<Received> {
+        self.inner.lock().expect("receiver lock").received.clone()
+    }
+
+    /// Waits until `path` has received at least `count` requests; returns them.
+    pub async fn wait_for(&self, path: &str, count: usize, deadline: Duration) -> Vec<Received> {
+        crate::wait::until(&format!("{count} requests on {path}"), deadline, || async {
+            let got = self.received(path);
+            (got.len() >= count).then_some(got)
+        })
+        .await
+    }
+}
+
+async fn receive(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = format!("/{path}");
+    let behaviour = {
+        let mut inner = inner.lock().expect("receiver lock");
+        inner.received.push(Received {
+            path: path.clone(),
+            headers,
+            body,
+            at: Instant::now(),
+        });
+        let call = {
+            let calls = inner.calls.entry(path.clone()).or_default();
+            *calls += 1;
+            *calls - 1
+        };
+        (inner.behaviours.get(&path).cloned(), call)
+    };
+    match behaviour {
+        (None, _) => StatusCode::OK.into_response(),
+        (Some(Behaviour::Statuses(statuses)), call) => {
+            let status = statuses
+                .get(call)
+                .or(statuses.last())
+                .copied()
+                .unwrap_or(200);
+            let status = StatusCode::from_u16(status).expect("valid status");
+            if status.is_redirection() {
+                return (status, [("location", "http://127.0.0.1:9/elsewhere")]).into_response();
+            }
+            (status, "answer").into_response()
+        }
+        (Some(Behaviour::Hang), _) => {
+            std::future::pending::<()>().await;
+            StatusCode::OK.into_response()
+        }
+        (Some(Behaviour::RetryAfterOnce(seconds)), 0) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", seconds.to_string())],
+        )
+            .into_response(),
+        (Some(Behaviour::RetryAfterOnce(_)), _) => StatusCode::OK.into_response(),
+        (Some(Behaviour::Slow(delay)), _) => {
+            tokio::time::sleep(delay).await;
+            StatusCode::OK.into_response()
+        }
+    }
+}
