@@ -5,7 +5,7 @@
 
 mod deliveries;
 mod error;
-mod input;
+pub mod input;
 mod views;
 mod webhooks;
 
