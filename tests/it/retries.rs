@@ -1,1 +1,447 @@
-//! Retry tests.
+//! Retries, failure tracking, auto-disable and the disable notification (contract §4 and §5).
+//! Time-dependent rules run against a clock the test moves forward by days in an instant.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::time::Duration;
+use webhooks_tests::receiver::Behaviour;
+use webhooks_tests::wait;
+use webhooks_tests::world::World;
+
+use crate::SOON;
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+async fn wait_webhook(
+    world: &World,
+    id: &str,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    wait::until(what, SOON, || async {
+        let webhook = world.get_webhook("DEMO", id).await;
+        check(&webhook).then_some(webhook)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_with_the_same_id_and_bytes_until_success() {
+    let world = World::start().await;
+    world
+        .receiver
+        .set("flaky", Behaviour::Statuses(vec![500, 500, 200]));
+    let id = world
+        .webhook("DEMO", "flaky", &["run.started"], Some("k"))
+        .await;
+    world.publish("DEMO", "run.started", json!({"n": 1})).await;
+
+    let got = world.receiver.wait_for("flaky", 3, SOON).await;
+    let first = &got[0];
+    for later in &got[1..] {
+        assert_eq!(
+            later.body, first.body,
+            "identical body bytes on every attempt"
+        );
+        assert_eq!(
+            later.header("x-qase-delivery"),
+            first.header("x-qase-delivery")
+        );
+        assert_eq!(later.header("webhook-id"), first.header("webhook-id"));
+    }
+    assert!(
+        got[1].at - got[0].at >= Duration::from_millis(100),
+        "backoff between attempts"
+    );
+    let delivery = crate::wait_state(&world, "DEMO", &id, "succeeded").await;
+    let attempts = delivery["attempts"].as_array().expect("attempts");
+    assert_eq!(attempts.len(), 3);
+    assert_eq!(attempts[0]["status_code"], 500);
+    assert_eq!(attempts[0]["error"], "HTTP 500");
+    assert_eq!(attempts[0]["success"], false);
+    assert_eq!(attempts[2]["status_code"], 200);
+    assert_eq!(attempts[2]["error"], json!(null));
+    assert_eq!(attempts[2]["success"], true);
+    assert_eq!(delivery["next_attempt_at"], json!(null));
+    let webhook = world.get_webhook("DEMO", &id).await;
+    assert_eq!(
+        webhook["failing_since"],
+        json!(null),
+        "a success clears failing_since"
+    );
+    world.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_receiver_fails_at_the_timeout_and_is_retried() {
+    let world = World::start_with(|o| o.sender.delivery_timeout = Duration::from_millis(500)).await;
+    world.receiver.set("hang", Behaviour::Hang);
+    let id = world.webhook("DEMO", "hang", &["run.started"], None).await;
+    world.publish("DEMO", "run.started", json!({})).await;
+    let got = world.receiver.wait_for("hang", 2, SOON).await;
+    assert!(
+        got[1].at - got[0].at >= Duration::from_millis(500),
+        "second attempt after the first timed out"
+    );
+    let delivery = wait::until("a recorded timeout", SOON, || async {
+        let deliveries = world.deliveries("DEMO", &id).await;
+        deliveries
+            .into_iter()
+            .next()
+            .filter(|d| !d["attempts"].as_array().is_none_or(Vec::is_empty))
+    })
+    .await;
+    let attempt = &delivery["attempts"][0];
+    assert_eq!(attempt["error"], "no response within 500ms");
+    assert_eq!(attempt["status_code"], json!(null));
+    assert!(attempt["duration_ms"].as_i64().expect("duration") >= 450);
+    assert_eq!(delivery["state"], "retrying");
+    assert!(delivery["next_attempt_at"].is_string());
+    let webhook = world.get_webhook("DEMO", &id).await;
+    assert_eq!(webhook["last_error"], "no response within 500ms");
+    world.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn honours_retry_after() {
+    let world = World::start_with(|o| o.sender.retry_max = Duration::from_secs(5)).await;
+    world.receiver.set("busy", Behaviour::RetryAfterOnce(2));
+    world.webhook("DEMO", "busy", &["run.started"], None).await;
+    world.publish("DEMO", "run.started", json!({})).await;
+    let got = world.receiver.wait_for("busy", 2, SOON).await;
+    // Without Retry-After the retry would come after about RETRY_INITIAL (200ms).
+    assert!(
+        got[1].at - got[0].at >= Duration::from_millis(1900),
+        "{:?}",
+        got[1].at - got[0].at
+    );
+    world.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disables_after_the_window_notifies_once_and_re_enables() {
+    let world = World::start().await;
+    world.receiver.set("down", Behaviour::Statuses(vec![500]));
+    let body = json!({"title": "CI hook", "url": world.receiver.url("down"), "events": ["run.started"], "created_by": 40});
+    let (_, created) = world
+        .api(Method::POST, "/projects/DEMO/webhooks", Some(body))
+        .await;
+    let id = created["id"].as_str().expect("id").to_owned();
+    let marker = world
+        .webhook("DEMO", "marker", &["case.created"], None)
+        .await;
+    world.publish("DEMO", "run.started", json!({})).await;
+
+    world.receiver.wait_for("down", 2, SOON).await;
+    let failing = world.get_webhook("DEMO", &id).await;
+    assert_eq!(failing["enabled"], true);
+    assert!(failing["failing_since"].is_string());
+
+    // Just short of the window: still enabled after further failures.
+    world.clock.advance(2 * DAY - Duration::from_secs(60));
+    let seen = world.receiver.received("down").len();
+    world.receiver.wait_for("down", seen + 2, SOON).await;
+    let still = world.get_webhook("DEMO", &id).await;
+    assert_eq!(still["enabled"], true, "not disabled before DISABLE_AFTER");
+    assert!(
+        world
+            .take(&world.topology.notifications_queue())
+            .await
+            .is_none()
+    );
+
+    // Past the window: the next failure disables it.
+    world.clock.advance(Duration::from_secs(120));
+    let disabled = wait_webhook(&world, &id, "the webhook to be disabled", |w| {
+        w["enabled"] == false
+    })
+    .await;
+    assert!(disabled["disabled_at"].is_string());
+    assert_eq!(disabled["disabled_reason"], "HTTP 500");
+
+    let notes = world
+        .take_n(&world.topology.notifications_queue(), 1, SOON)
+        .await;
+    let note: Value = serde_json::from_slice(&notes[0].delivery.data).expect("json");
+    assert_eq!(notes[0].delivery.routing_key.as_str(), "webhook.disabled");
+    assert_eq!(note["type"], "webhook.disabled");
+    assert_eq!(note["webhook_id"], json!(id));
+    assert_eq!(note["project_code"], "DEMO");
+    assert_eq!(note["title"], "CI hook");
+    assert_eq!(note["url"], json!(world.receiver.url("down")));
+    assert_eq!(note["created_by"], 40);
+    assert_eq!(note["failing_since"], disabled["failing_since"]);
+    assert_eq!(note["disabled_at"], disabled["disabled_at"]);
+    assert_eq!(note["last_error"], "HTTP 500");
+    assert_eq!(note["failed_attempts"], disabled["failed_attempts"]);
+    assert!(note["failed_attempts"].as_i64().expect("count") >= 5);
+    let delivery = &world.deliveries("DEMO", &id).await[0];
+    assert!(
+        delivery["state"] == "failed" || delivery["state"] == "cancelled",
+        "{delivery}"
+    );
+
+    // Disabled: new events are not delivered (the marker shows they were processed).
+    let before = world.receiver.received("down").len();
+    world
+        .publish("DEMO", "run.started", json!({"after": "disable"}))
+        .await;
+    world
+        .publish("DEMO", "case.created", json!({"marker": 1}))
+        .await;
+    world.receiver.wait_for("marker", 1, SOON).await;
+    crate::wait_state(&world, "DEMO", &marker, "succeeded").await;
+    assert_eq!(world.receiver.received("down").len(), before);
+
+    // Re-enable: health cleared, deliveries flow again, and no second notification appeared.
+    world.receiver.set("down", Behaviour::Statuses(vec![200]));
+    let (status, enabled) = world
+        .api(
+            Method::PATCH,
+            &format!("/projects/DEMO/webhooks/{id}"),
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(enabled["enabled"], true);
+    assert_eq!(enabled["failing_since"], json!(null));
+    assert_eq!(enabled["disabled_at"], json!(null));
+    assert_eq!(enabled["disabled_reason"], json!(null));
+    assert_eq!(enabled["failed_attempts"], 0);
+    world
+        .publish("DEMO", "run.started", json!({"after": "enable"}))
+        .await;
+    let got = world.receiver.wait_for("down", before + 1, SOON).await;
+    assert!(
+        std::str::from_utf8(&got[before].body)
+            .expect("utf8")
+            .contains("enable")
+    );
+    assert!(
+        world
+            .take(&world.topology.notifications_queue())
+            .await
+            .is_none(),
+        "exactly one notification"
+    );
+    world.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_success_inside_the_window_resets_it() {
+    let world = World::start().await;
+    world
+        .receiver
+        .set("wobbly", Behaviour::Statuses(vec![500, 500, 200, 500]));
+    let id = world
+        .webhook("DEMO", "wobbly", &["run.started"], None)
+        .await;
+    world.publish("DEMO", "run.started", json!({"n": 1})).await;
+    world.receiver.wait_for("wobbly", 2, SOON).await;
+    let first = wait_webhook(&world, &id, "failing", |w| w["failed_attempts"] == 2).await;
+    let first_since = first["failing_since"].clone();
+    world.clock.advance(DAY + DAY / 2);
+    // The third attempt succeeds: the slate is clean.
+    wait_webhook(&world, &id, "reset by success", |w| {
+        w["failing_since"].is_null()
+    })
+    .await;
+    // A new failure starts a new window, 1.5 days after the first one.
+    world.publish("DEMO", "run.started", json!({"n": 2})).await;
+    let again = wait_webhook(&world, &id, "failing again", |w| {
+        w["failing_since"].is_string()
+    })
+    .await;
+    assert_ne!(again["failing_since"], first_since);
+    world.clock.advance(DAY);
+    let seen = world.receiver.received("wobbly").len();
+    world.receiver.wait_for("wobbly", seen + 2, SOON).await;
+    let webhook = world.get_webhook("DEMO", &id).await;
+    assert_eq!(
+        webhook["enabled"], true,
+        "2.5 days since the first failure but only 1 since the success"
+    );
+    world.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gives_up_a_delivery_after_the_window_and_retries_it_by_hand() {
+    let world = World::start().await;
+    world
+        .receiver
+        .set("picky", Behaviour::FailBodiesContaining("poison".into()));
+    let id = world.webhook("DEMO", "picky", &["run.started"], None).await;
+    world
+        .publish("DEMO", "run.started", json!({"poison": true}))
+        .await;
+    world.receiver.wait_for("picky", 2, SOON).await;
+
+    // Successes of other deliveries keep the webhook healthy...
+    world.clock.advance(DAY + DAY / 2);
+    world
+        .publish("DEMO", "run.started", json!({"fine": 1}))
+        .await;
+    wait::until("the good delivery", SOON, || async {
+        let got = world.receiver.received("picky");
+        got.iter()
+            .any(|r| String::from_utf8_lossy(&r.body).contains("fine"))
+            .then_some(())
+    })
+    .await;
+    // ...but the poisoned delivery gives up 2 days after its first attempt.
+    world.clock.advance(DAY / 2 + Duration::from_secs(3600));
+    let poisoned = wait::until("the poisoned delivery to be given up", SOON, || async {
+        let deliveries = world.deliveries("DEMO", &id).await;
+        deliveries.into_iter().find(|d| d["state"] == "failed")
+    })
+    .await;
+    assert_eq!(poisoned["next_attempt_at"], json!(null));
+    assert_eq!(world.get_webhook("DEMO", &id).await["enabled"], true);
+
+    // A manual retry still works.
+    world.receiver.set("picky", Behaviour::Statuses(vec![200]));
+    let delivery_id = poisoned["id"].as_str().expect("id");
+    let (status, answer) = world
+        .api(
+            Method::POST,
+            &format!("/projects/DEMO/deliveries/{delivery_id}/retry"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    wait::until("the retried delivery to succeed", SOON, || async {
+        let deliveries = world.deliveries("DEMO", &id).await;
+        deliveries
+            .into_iter()
+            .find(|d| d["id"] == delivery_id && d["state"] == "succeeded")
+    })
+    .await;
+    world.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_webhook_stops_its_retries() {
+    let world = World::start().await;
+    world.receiver.set("gone", Behaviour::Statuses(vec![500]));
+    world
+        .receiver
+        .set("once", Behaviour::Statuses(vec![500, 200]));
+    let gone = world.webhook("DEMO", "gone", &["run.started"], None).await;
+    world.publish("DEMO", "run.started", json!({})).await;
+    world.receiver.wait_for("gone", 2, SOON).await;
+    let (status, _) = world
+        .api(
+            Method::DELETE,
+            &format!("/projects/DEMO/webhooks/{gone}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let db = world.db().await;
+    let states: Vec<String> = db
+        .query(
+            "SELECT state FROM deliveries WHERE webhook_id = $1::text::uuid",
+            &[&gone],
+        )
+        .await
+        .expect("query")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(states, vec!["cancelled".to_owned()]);
+    let after_delete = world.receiver.received("gone").len();
+    // A retry of another webhook passes through the scheduler: once it succeeded, the scheduler
+    // has run after the delete.
+    let once = world.webhook("DEMO", "once", &["run.started"], None).await;
+    world.publish("DEMO", "run.started", json!({})).await;
+    crate::wait_state(&world, "DEMO", &once, "succeeded").await;
+    // One attempt may have been in flight during the delete; nothing after it.
+    assert!(world.receiver.received("gone").len() <= after_delete + 1);
+    world.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_senders_racing_send_one_notification() {
+    let world = World::start_with(|o| o.senders = 2).await;
+    world.receiver.set("race", Behaviour::Statuses(vec![500]));
+    let id = world.webhook("DEMO", "race", &["run.started"], None).await;
+    for n in 0..20 {
+        world.publish("DEMO", "run.started", json!({"n": n})).await;
+    }
+    world.receiver.wait_for("race", 40, SOON).await;
+    world.clock.advance(2 * DAY + Duration::from_secs(1));
+    wait_webhook(&world, &id, "the webhook to be disabled", |w| {
+        w["enabled"] == false
+    })
+    .await;
+    let db = world.db().await;
+    wait::until("the outbox to drain", SOON, || async {
+        let left: i64 = db
+            .query_one("SELECT count(*) FROM notification_outbox", &[])
+            .await
+            .ok()?
+            .get(0);
+        (left == 0).then_some(())
+    })
+    .await;
+    let notes = world
+        .take_n(&world.topology.notifications_queue(), 1, SOON)
+        .await;
+    assert_eq!(notes.len(), 1);
+    assert!(
+        world
+            .take(&world.topology.notifications_queue())
+            .await
+            .is_none(),
+        "exactly one notification"
+    );
+    world.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_killed_while_retries_wait_loses_none() {
+    let mut world = World::start_with(|o| {
+        // Retries wait long enough that the crash happens while they wait.
+        o.sender.retry_initial = Duration::from_secs(2);
+        o.sender.retry_max = Duration::from_secs(2);
+    })
+    .await;
+    world.receiver.set("later", Behaviour::Statuses(vec![500]));
+    let id = world.webhook("DEMO", "later", &["run.started"], None).await;
+    for n in 0..10 {
+        world.publish("DEMO", "run.started", json!({"n": n})).await;
+    }
+    wait::until("every delivery to wait for a retry", SOON, || async {
+        let deliveries = world.deliveries("DEMO", &id).await;
+        (deliveries.len() == 10 && deliveries.iter().all(|d| d["state"] == "retrying"))
+            .then_some(())
+    })
+    .await;
+    let mut process = world.sender_process().await;
+    world.stop_senders().await;
+    // The process sender takes over the retries; then it is killed without warning.
+    wait::until("the process sender to attempt", SOON, || async {
+        let deliveries = world.deliveries("DEMO", &id).await;
+        deliveries
+            .iter()
+            .any(|d| d["attempts"].as_array().is_some_and(|a| a.len() >= 2))
+            .then_some(())
+    })
+    .await;
+    process.kill9().await;
+    world.receiver.set("later", Behaviour::Statuses(vec![200]));
+    world.start_sender().await;
+    wait::until(
+        "every retry to be delivered",
+        Duration::from_secs(30),
+        || async {
+            let deliveries = world.deliveries("DEMO", &id).await;
+            deliveries
+                .iter()
+                .all(|d| d["state"] == "succeeded")
+                .then_some(())
+        },
+    )
+    .await;
+    world.finish().await;
+}

@@ -3,9 +3,11 @@
 //!
 //! # Layout
 //! - [`world`]: starts both services for one test and removes everything it created afterwards.
+//! - [`process`]: a service binary as a child process, for crash (kill -9) and signal tests.
 //! - [`receiver`]: an HTTP receiver on port 0 that records requests and answers as told.
 //! - [`wait`]: waiting for a condition with a deadline (never a bare sleep).
 
+pub mod process;
 pub mod receiver;
 pub mod wait;
 pub mod world;

@@ -24,6 +24,8 @@ pub enum Behaviour {
     RetryAfterOnce(u64),
     /// Answer 200 after this delay.
     Slow(Duration),
+    /// Answer 500 to bodies containing this text, 200 to the others.
+    FailBodiesContaining(String),
 }
 
 /// One received request.
@@ -125,6 +127,7 @@ async fn receive(
     body: Bytes,
 ) -> Response {
     let path = format!("/{path}");
+    let body_copy = body.clone();
     let behaviour = {
         let mut inner = inner.lock().expect("receiver lock");
         inner.received.push(Received {
@@ -164,6 +167,15 @@ async fn receive(
         )
             .into_response(),
         (Some(Behaviour::RetryAfterOnce(_)), _) => StatusCode::OK.into_response(),
+        (Some(Behaviour::FailBodiesContaining(text)), _) => {
+            let failing = std::str::from_utf8(&body_copy).is_ok_and(|b| b.contains(&text));
+            if failing {
+                StatusCode::INTERNAL_SERVER_ERROR
+            } else {
+                StatusCode::OK
+            }
+            .into_response()
+        }
         (Some(Behaviour::Slow(delay)), _) => {
             tokio::time::sleep(delay).await;
             StatusCode::OK.into_response()

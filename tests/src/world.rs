@@ -175,12 +175,61 @@ impl World {
         }
     }
 
-    /// Aborts every sender at once, as a crash would: nothing is flushed or handed back.
-    pub fn crash_senders(&mut self) {
-        for running in self.senders.drain(..) {
-            running.done.abort();
-            running.stop.cancel();
-        }
+    /// Starts the `webhooks-sender` binary as a process of its own, configured like the in-process
+    /// senders (but on the system clock), and waits until it is ready.
+    pub async fn sender_process(&self) -> crate::process::Process {
+        let c = &self.sender_config;
+        let env = vec![
+            (
+                "DELIVERY_TIMEOUT",
+                webhooks_core::duration::format(c.delivery_timeout),
+            ),
+            (
+                "RETRY_INITIAL",
+                webhooks_core::duration::format(c.retry_initial),
+            ),
+            ("RETRY_MAX", webhooks_core::duration::format(c.retry_max)),
+            (
+                "DISABLE_AFTER",
+                webhooks_core::duration::format(c.disable_after),
+            ),
+            (
+                "SCHEDULER_INTERVAL",
+                webhooks_core::duration::format(c.scheduler_interval),
+            ),
+            ("BREAKER_FAILURES", c.breaker_failures.to_string()),
+        ];
+        let process = crate::process::Process::spawn("webhooks-sender", &self.common_env(), &env);
+        self.wait_ready(process.addr).await;
+        process
+    }
+
+    /// Starts the `webhooks-dispatcher` binary as a process of its own and waits until it is ready.
+    pub async fn dispatcher_process(&self) -> crate::process::Process {
+        let c = &self.dispatcher_config;
+        let env = vec![
+            ("ADMIN_TOKEN", TOKEN.to_owned()),
+            ("EVENTS_EXCHANGE", c.events_exchange.clone()),
+            (
+                "HANDOFF_GRACE",
+                webhooks_core::duration::format(c.handoff_grace),
+            ),
+        ];
+        let process =
+            crate::process::Process::spawn("webhooks-dispatcher", &self.common_env(), &env);
+        self.wait_ready(process.addr).await;
+        process
+    }
+
+    fn common_env(&self) -> Vec<(&'static str, String)> {
+        let c = &self.sender_config.common;
+        vec![
+            ("AMQP_URL", c.amqp_url.clone()),
+            ("DATABASE_URL", c.database_url.clone()),
+            ("AMQP_PREFIX", c.amqp_prefix.clone()),
+            ("ALLOWED_TARGETS", "127.0.0.0/8".to_owned()),
+            ("DATABASE_POOL_SIZE", "4".to_owned()),
+        ]
     }
 
     /// Waits until a service's /readyz says 200 (its queues are declared and consumed).
