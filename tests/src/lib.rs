@@ -3,10 +3,12 @@
 //!
 //! # Layout
 //! - [`world`]: starts both services for one test and removes everything it created afterwards.
+//! - [`broker`]: a private RabbitMQ node for tests that restart the broker.
 //! - [`process`]: a service binary as a child process, for crash (kill -9) and signal tests.
 //! - [`receiver`]: an HTTP receiver on port 0 that records requests and answers as told.
 //! - [`wait`]: waiting for a condition with a deadline (never a bare sleep).
 
+pub mod broker;
 pub mod process;
 pub mod receiver;
 pub mod wait;

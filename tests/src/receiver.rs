@@ -106,6 +106,28 @@ impl Receiver {
             .collect()
     }
 
+    /// The `payload.seq` numbers received on `path`, in arrival order (duplicates included).
+    pub fn seqs(&self, path: &str) -> Vec<u64> {
+        self.received(path)
+            .iter()
+            .filter_map(|r| {
+                serde_json::from_slice::<serde_json::Value>(&r.body).ok()?["payload"]["seq"]
+                    .as_u64()
+            })
+            .collect()
+    }
+
+    /// Waits until every seq in `0..count` has arrived on `path`; returns the number of duplicates.
+    pub async fn wait_for_seqs(&self, path: &str, count: u64, deadline: Duration) -> usize {
+        crate::wait::until(&format!("seqs 0..{count} on {path}"), deadline, || async {
+            let seqs = self.seqs(path);
+            let distinct: std::collections::BTreeSet<u64> = seqs.iter().copied().collect();
+            (distinct.len() as u64 == count && distinct.iter().all(|s| *s < count))
+                .then_some(seqs.len() - distinct.len())
+        })
+        .await
+    }
+
     pub fn all(&self) -> Vec<Received> {
         self.inner.lock().expect("receiver lock").received.clone()
     }

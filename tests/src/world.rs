@@ -47,11 +47,14 @@ pub struct World {
     amqp: Connection,
     channel: Channel,
     dispatcher: Option<Running>,
+    replicas: Vec<Running>,
     senders: Vec<Running>,
 }
 
 /// Knobs a test may turn before the services start.
 pub struct Options {
+    /// The broker every part of the world uses (the machine's by default).
+    pub amqp_url: String,
     pub dispatcher: webhooks_dispatcher::Config,
     pub sender: webhooks_sender::Config,
     pub senders: usize,
@@ -96,21 +99,21 @@ impl World {
         sender.breaker_failures = 0;
 
         let mut options = Options {
+            amqp_url: AMQP_URL.to_owned(),
             dispatcher,
             sender,
             senders: 1,
         };
         adjust(&mut options);
+        options
+            .dispatcher
+            .common
+            .amqp_url
+            .clone_from(&options.amqp_url);
+        options.sender.common.amqp_url.clone_from(&options.amqp_url);
 
         let clock = Clock::shifted();
-        let amqp = Connection::connect(AMQP_URL, ConnectionProperties::default())
-            .await
-            .expect("test broker connection");
-        let channel = amqp.create_channel().await.expect("channel");
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .expect("confirms");
+        let (amqp, channel) = open_channel(&options.amqp_url).await;
 
         let mut world = World {
             id,
@@ -126,6 +129,7 @@ impl World {
             amqp,
             channel,
             dispatcher: None,
+            replicas: Vec::new(),
             senders: Vec::new(),
         };
         world.start_dispatcher().await;
@@ -148,6 +152,21 @@ impl World {
         self.wait_ready(service.http_addr).await;
         let done = tokio::spawn(service.wait());
         self.dispatcher = Some(Running { stop, done });
+    }
+
+    /// Starts a second dispatcher against the same broker and database.
+    pub async fn start_dispatcher_replica(&mut self) {
+        let stop = CancellationToken::new();
+        let service = webhooks_dispatcher::start(
+            self.dispatcher_config.clone(),
+            self.clock.clone(),
+            stop.clone(),
+        )
+        .await
+        .expect("dispatcher replica starts");
+        self.wait_ready(service.http_addr).await;
+        let done = tokio::spawn(service.wait());
+        self.replicas.push(Running { stop, done });
     }
 
     pub async fn stop_dispatcher(&mut self) {
@@ -248,6 +267,89 @@ impl World {
             },
         )
         .await;
+    }
+
+    /// Opens the test's own broker connection again (after a broker restart).
+    pub async fn reconnect_broker(&mut self) {
+        let (amqp, channel) = open_channel(&self.dispatcher_config.common.amqp_url).await;
+        self.amqp = amqp;
+        self.channel = channel;
+    }
+
+    /// The dispatcher's address (API, /metrics, /readyz).
+    pub fn dispatcher_addr(&self) -> std::net::SocketAddr {
+        self.api_base
+            .trim_start_matches("http://")
+            .trim_end_matches("/api/v1")
+            .parse()
+            .expect("dispatcher address")
+    }
+
+    /// The status /readyz answers (0 when nothing answers).
+    pub async fn readyz(&self, addr: std::net::SocketAddr) -> u16 {
+        match self.http.get(format!("http://{addr}/readyz")).send().await {
+            Ok(response) => response.status().as_u16(),
+            Err(_) => 0,
+        }
+    }
+
+    /// The broker's ids of this world's service connections (their names carry the prefix).
+    fn service_connections(&self) -> Vec<String> {
+        let listed = std::process::Command::new("rabbitmqctl")
+            .args(["-q", "list_connections", "pid", "client_properties"])
+            .output()
+            .expect("rabbitmqctl list_connections");
+        let prefix = &self.dispatcher_config.common.amqp_prefix;
+        String::from_utf8_lossy(&listed.stdout)
+            .lines()
+            .filter(|line| line.contains(prefix.as_str()))
+            .filter_map(|line| line.split_whitespace().next().map(str::to_owned))
+            .collect()
+    }
+
+    /// Closes this world's service connections from the broker's side, as a broker restart or a
+    /// network cut does, without touching other tests' connections. Waits first until both
+    /// services are connected (after an earlier cut, until they have reconnected).
+    pub async fn drop_service_connections(&self) {
+        let pids = crate::wait::until(
+            "both services connected",
+            Duration::from_secs(30),
+            || async {
+                let pids = self.service_connections();
+                (pids.len() >= 2).then_some(pids)
+            },
+        )
+        .await;
+        for pid in pids {
+            let status = std::process::Command::new("rabbitmqctl")
+                .args(["-q", "close_connection", &pid, "test: connection cut"])
+                .status()
+                .expect("rabbitmqctl close_connection");
+            assert!(status.success());
+        }
+    }
+
+    /// Takes this world's database away for `outage` (existing connections are cut, new ones are
+    /// refused), then lets it back, as a database restart does.
+    pub async fn database_outage(&self, outage: Duration) {
+        let (admin, connection) =
+            tokio_postgres::connect(&format!("{PG_SERVER}/postgres"), tokio_postgres::NoTls)
+                .await
+                .expect("admin connection");
+        tokio::spawn(connection);
+        let name = format!("wh_{}", self.id);
+        admin
+            .batch_execute(&format!(
+                "ALTER DATABASE {name} ALLOW_CONNECTIONS false;
+                 SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}';"
+            ))
+            .await
+            .expect("cut the database");
+        tokio::time::sleep(outage).await;
+        admin
+            .batch_execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+            .await
+            .expect("restore the database");
     }
 
     // ---- the management API ----
@@ -438,6 +540,9 @@ impl World {
     pub async fn finish(mut self) {
         self.stop_senders().await;
         self.stop_dispatcher().await;
+        for replica in self.replicas.drain(..) {
+            replica.stop().await.expect("replica stops cleanly");
+        }
         self.cleanup().await;
     }
 
@@ -475,4 +580,16 @@ impl World {
                 .await;
         }
     }
+}
+
+async fn open_channel(url: &str) -> (Connection, Channel) {
+    let amqp = Connection::connect(url, ConnectionProperties::default())
+        .await
+        .expect("test broker connection");
+    let channel = amqp.create_channel().await.expect("channel");
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirms");
+    (amqp, channel)
 }

@@ -69,8 +69,14 @@ impl Topology {
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Opens a connection named after the service (the name shows in the broker's management tools).
-pub async fn connect(url: &str, name: &str) -> Result<Connection, QueueError> {
+/// Opens a connection named after the service and the installation's prefix (the name shows in
+/// the broker's management tools, and lets an operator close just this installation's connections).
+pub async fn connect(url: &str, name: &str, topology: &Topology) -> Result<Connection, QueueError> {
+    let name = if topology.prefix.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{name} {}", topology.prefix)
+    };
     let properties = ConnectionProperties::default().with_connection_name(name.into());
     tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(url, properties))
         .await

@@ -142,7 +142,7 @@ pub enum Rejection {
     BadId(String),
     #[error("no id: neither the body's id nor the message_id property is set")]
     MissingId,
-    #[error("project_code: must be 1 to {max} characters", max = MAX_PROJECT_CODE)]
+    #[error("project_code: must be 1 to {max} characters, none of them control characters", max = MAX_PROJECT_CODE)]
     BadProjectCode,
     #[error("payload: must be a JSON object")]
     PayloadNotObject,
@@ -198,7 +198,10 @@ impl Event {
         let name: EventName = name.parse()?;
         let timestamp: i64 = field("timestamp", wire.timestamp, "an integer (Unix seconds)")?;
         let project_code: String = field("project_code", wire.project_code, "a string")?;
-        if project_code.is_empty() || project_code.chars().count() > MAX_PROJECT_CODE {
+        if project_code.is_empty()
+            || project_code.chars().count() > MAX_PROJECT_CODE
+            || project_code.chars().any(char::is_control)
+        {
             return Err(Rejection::BadProjectCode);
         }
         let team_member_id: Option<i64> = match wire.team_member_id {
@@ -219,7 +222,11 @@ impl Event {
                     .to_string()
             }
             None => match message_id {
-                Some(mid) if !mid.is_empty() && mid.len() <= MAX_MESSAGE_ID => {
+                Some(mid)
+                    if !mid.is_empty()
+                        && mid.len() <= MAX_MESSAGE_ID
+                        && !mid.chars().any(char::is_control) =>
+                {
                     match uuid::Uuid::parse_str(mid) {
                         Ok(uuid) => uuid.to_string(),
                         Err(_) => mid.to_owned(),
@@ -227,7 +234,7 @@ impl Event {
                 }
                 Some(_) => {
                     return Err(Rejection::BadId(format!(
-                        "message_id must be 1 to {MAX_MESSAGE_ID} bytes"
+                        "message_id must be 1 to {MAX_MESSAGE_ID} bytes without control characters"
                     )));
                 }
                 None => return Err(Rejection::MissingId),
@@ -325,6 +332,20 @@ mod tests {
                 "{rejection} should mention {reason}"
             );
         }
+    }
+
+    #[test]
+    fn rejects_control_characters_that_storage_cannot_hold() {
+        let body = r#"{"id":"7f0c2c8e-3a4b-4d6e-9a51-0e8f3c2b1a77","event_name":"run.started","timestamp":1,"project_code":"P\u0000","payload":{}}"#;
+        assert_eq!(
+            Event::parse(body.as_bytes(), None, LIMIT).err(),
+            Some(Rejection::BadProjectCode)
+        );
+        let body = r#"{"event_name":"run.started","timestamp":1,"project_code":"P","payload":{}}"#;
+        assert!(matches!(
+            Event::parse(body.as_bytes(), Some("a\0b"), LIMIT),
+            Err(Rejection::BadId(_))
+        ));
     }
 
     #[test]

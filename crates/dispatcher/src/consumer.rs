@@ -19,7 +19,12 @@ pub async fn session(
     shared: &Shared,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let connection = amqp::connect(&config.common.amqp_url, "webhooks-dispatcher").await?;
+    let connection = amqp::connect(
+        &config.common.amqp_url,
+        "webhooks-dispatcher",
+        &shared.topology,
+    )
+    .await?;
     let setup = connection.create_channel().await?;
     amqp::declare_events(&setup, &shared.topology).await?;
     amqp::declare_deliveries(&setup, &shared.topology).await?;
@@ -64,26 +69,8 @@ pub async fn session(
             .into_iter()
             .collect::<Result<Vec<_>, _>>()
             .context("receiving events")?;
-        let Some(last_tag) = batch.last().map(|d| d.delivery_tag) else {
-            continue;
-        };
-        if let Err(e) = fanout.handle(&channel, batch).await {
-            tracing::error!(
-                error = format!("{e:#}"),
-                "batch failed; handing it back to the broker"
-            );
-            // Requeue so another attempt (here or on another instance) gets it; pause so a
-            // database outage does not turn into a hot loop.
-            channel
-                .basic_nack(
-                    last_tag,
-                    BasicNackOptions {
-                        multiple: true,
-                        requeue: true,
-                    },
-                )
-                .await?;
-            tokio::time::sleep(Duration::from_millis(500)).await;
+        if let Err(e) = fanout.handle(&channel, &batch).await {
+            recover(&fanout, &channel, &shared.pool, &batch, e).await?;
         }
     }
     // Graceful stop: no new deliveries; the batch in hand was finished above; unacked prefetched
@@ -92,5 +79,49 @@ pub async fn session(
         .basic_cancel(consumer_tag, BasicCancelOptions::default())
         .await;
     let _ = connection.close(200, "shutting down".into()).await;
+    Ok(())
+}
+
+/// A batch failed. If the database is away, everything goes back to the queue for later. Otherwise
+/// one message may be at fault: retry one by one, and dead-letter a message that fails again after
+/// already having been redelivered, so it can neither block the queue nor loop forever.
+async fn recover(
+    fanout: &Fanout,
+    channel: &lapin::Channel,
+    pool: &deadpool_postgres::Pool,
+    batch: &[lapin::message::Delivery],
+    error: anyhow::Error,
+) -> anyhow::Result<()> {
+    tracing::warn!(
+        error = format!("{error:#}"),
+        events = batch.len(),
+        "batch failed"
+    );
+    if !webhooks_core::db::is_reachable(pool).await {
+        if let Some(last) = batch.last() {
+            let requeue = BasicNackOptions {
+                multiple: true,
+                requeue: true,
+            };
+            channel.basic_nack(last.delivery_tag, requeue).await?;
+        }
+        // The database is away: pause so the outage does not become a hot loop.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        return Ok(());
+    }
+    for delivery in batch {
+        let Err(e) = fanout.handle(channel, std::slice::from_ref(delivery)).await else {
+            continue;
+        };
+        if delivery.redelivered {
+            fanout.give_up(channel, delivery, &e).await?;
+        } else {
+            let requeue = BasicNackOptions {
+                multiple: false,
+                requeue: true,
+            };
+            channel.basic_nack(delivery.delivery_tag, requeue).await?;
+        }
+    }
     Ok(())
 }

@@ -47,7 +47,7 @@ struct Matched {
 
 impl Fanout {
     /// Handles one batch and acks it; an error leaves the batch unacked for redelivery.
-    pub async fn handle(&self, channel: &Channel, batch: Vec<Delivery>) -> anyhow::Result<()> {
+    pub async fn handle(&self, channel: &Channel, batch: &[Delivery]) -> anyhow::Result<()> {
         let Some(last_tag) = batch.last().map(|d| d.delivery_tag) else {
             return Ok(());
         };
@@ -55,7 +55,7 @@ impl Fanout {
         let mut rejected = Vec::new();
         let mut matched = Vec::new();
         let mut seen = HashSet::new();
-        for delivery in &batch {
+        for delivery in batch {
             let message_id = delivery
                 .properties
                 .message_id()
@@ -97,6 +97,36 @@ impl Fanout {
         self.metrics
             .batch_seconds
             .observe(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// Dead-letters one message that failed processing twice, then acks it: a poison message must
+    /// neither block the queue nor be redelivered forever.
+    pub async fn give_up(
+        &self,
+        channel: &Channel,
+        delivery: &Delivery,
+        error: &anyhow::Error,
+    ) -> anyhow::Result<()> {
+        let reason = format!("could not be processed (twice): {error:#}");
+        tracing::error!(reason = %reason, "giving up on an event");
+        let properties =
+            amqp::with_header(delivery.properties.clone(), "x-rejection-reason", &reason);
+        let queue = self.topology.dead_letter_queue();
+        self.publisher
+            .publish_all(vec![Outgoing {
+                exchange: "",
+                routing_key: &queue,
+                body: &delivery.data,
+                properties,
+            }])
+            .await
+            .context("dead-lettering a poison event")?;
+        channel
+            .basic_ack(delivery.delivery_tag, BasicAckOptions { multiple: false })
+            .await
+            .context("acking a poison event")?;
+        self.metrics.events.with_label_values(&["rejected"]).inc();
         Ok(())
     }
 

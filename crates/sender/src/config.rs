@@ -40,7 +40,7 @@ pub struct Config {
     #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = 1024)]
     pub max_in_flight: usize,
 
-    /// Most requests in flight at once to one endpoint (host and port).
+    /// Most requests in flight at once to one endpoint (webhook URL).
     #[arg(long, env = "MAX_PER_ENDPOINT", default_value_t = 64)]
     pub max_per_endpoint: usize,
 

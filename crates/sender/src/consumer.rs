@@ -28,7 +28,8 @@ pub async fn session(
     permits: &Arc<Semaphore>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let connection = amqp::connect(&config.common.amqp_url, "webhooks-sender").await?;
+    let connection =
+        amqp::connect(&config.common.amqp_url, "webhooks-sender", &shared.topology).await?;
     let setup = connection.create_channel().await?;
     amqp::declare_deliveries(&setup, &shared.topology).await?;
     amqp::declare_notifications(&setup, &shared.topology).await?;
@@ -87,7 +88,7 @@ pub async fn session(
                 Vec::new()
             }
         };
-        claim_and_run(config, shared, runner, permits, &ids, shutdown).await?;
+        claim_and_run(shared, runner, permits, &ids, shutdown).await?;
         message.acker.ack(BasicAckOptions::default()).await?;
     }
     let _ = channel
@@ -98,29 +99,39 @@ pub async fn session(
 }
 
 async fn claim_and_run(
-    config: &Config,
     shared: &Shared,
     runner: &Runner,
     permits: &Arc<Semaphore>,
     ids: &[Uuid],
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let chunk = CLAIM_CHUNK.min(config.max_in_flight.max(1));
-    for ids in ids.chunks(chunk) {
-        let wanted = u32::try_from(ids.len())?;
-        let permits = tokio::select! {
+    let mut rest = ids;
+    while !rest.is_empty() {
+        // At least one permit, then as many more as are free: never wait for a whole chunk while
+        // slow requests hold part of the in-flight budget.
+        let mut held = tokio::select! {
             // Unclaimed deliveries stay pending: the message is redelivered or the scheduler finds them.
             _ = shutdown.cancelled() => anyhow::bail!("stopping"),
-            permits = Arc::clone(permits).acquire_many_owned(wanted) => permits?,
+            permit = Arc::clone(permits).acquire_owned() => permit?,
         };
+        let wanted = rest.len().min(CLAIM_CHUNK);
+        while held.num_permits() < wanted {
+            match Arc::clone(permits).try_acquire_owned() {
+                Ok(more) => held.merge(more),
+                Err(_) => break,
+            }
+        }
+        let (now_ids, later) = rest.split_at(held.num_permits());
+        rest = later;
         let now = shared.clock.now();
-        let jobs = crate::claim::by_ids(&shared.pool, ids, lease_end(now, shared.lease)).await?;
+        let jobs =
+            crate::claim::by_ids(&shared.pool, now_ids, lease_end(now, shared.lease)).await?;
         shared
             .metrics
             .claimed
             .with_label_values(&["queue"])
             .inc_by(jobs.len() as u64);
-        runner.run(jobs, permits);
+        runner.run(jobs, held);
     }
     Ok(())
 }

@@ -144,6 +144,9 @@ pub async fn start(
             max_per_endpoint: config.max_per_endpoint.max(1),
             breaker_failures: config.breaker_failures,
             breaker_pause: config.breaker_pause,
+            // Requests to an endpoint that is not answering take up to the timeout: hold the
+            // rest back that long rather than cycling them through the schedule.
+            busy_hold: config.delivery_timeout,
         }),
         outcomes: outcomes_tx,
         clock,

@@ -1,14 +1,16 @@
 //! Isolation of slow and failing endpoints: a cap on concurrent requests per endpoint and a
 //! circuit breaker per endpoint.
 //!
-//! An endpoint (scheme, host, port) that hangs or refuses connections must not take the slots that
-//! healthy endpoints need. A delivery that would exceed its endpoint's cap, or whose endpoint's
-//! circuit is open, is held back: it goes back to the schedule for later without an attempt, so it
-//! neither occupies a slot nor counts toward the endpoint's failure window.
+//! An endpoint (a webhook URL: customers on one shared host are separate endpoints) that hangs or refuses connections must not take the slots that
+//! healthy endpoints need. A delivery whose endpoint is at its cap waits briefly for a slot when the
+//! endpoint is answering (a busy but healthy endpoint drains fast); when it is not answering, or
+//! its circuit is open, the delivery is held back: it goes back to the schedule without an attempt,
+//! so it neither occupies a slot nor counts toward the endpoint's failure window.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 #[derive(Clone, Copy, Debug)]
 pub struct LimiterConfig {
@@ -16,11 +18,17 @@ pub struct LimiterConfig {
     /// Consecutive failures that open a circuit; 0 disables the breaker.
     pub breaker_failures: u32,
     pub breaker_pause: Duration,
+    /// How long a delivery is held back when its endpoint is at its cap and not answering.
+    pub busy_hold: Duration,
 }
 
-#[derive(Default)]
+/// An endpoint that answered (or was first used) this recently counts as answering.
+const ANSWERING: Duration = Duration::from_secs(1);
+
 struct Endpoint {
-    in_flight: usize,
+    slots: Arc<Semaphore>,
+    /// When a request to it last finished, or when it was first used.
+    last_sign_of_life: Instant,
     consecutive_failures: u32,
     open_until: Option<Instant>,
     probing: bool,
@@ -53,10 +61,13 @@ impl HeldBack {
 pub struct Slot {
     key: String,
     probe: bool,
+    _permit: OwnedSemaphorePermit,
 }
 
-/// How long a delivery waits when its endpoint is at its cap.
-const BUSY_WAIT: Duration = Duration::from_secs(1);
+enum Gate {
+    Slots(Arc<Semaphore>, bool, bool),
+    Held(HeldBack),
+}
 
 impl Limiter {
     pub fn new(config: LimiterConfig) -> Self {
@@ -66,76 +77,110 @@ impl Limiter {
         }
     }
 
-    /// The endpoint of a URL: scheme, host and port.
+    /// The endpoint of a URL: the URL in normal form (so `HTTP://Example.com:80/a` and
+    /// `http://example.com/a` are one endpoint).
     pub fn endpoint_of(url: &str) -> String {
-        match reqwest::Url::parse(url) {
-            Ok(u) => format!(
-                "{}://{}:{}",
-                u.scheme(),
-                u.host_str().unwrap_or(""),
-                u.port_or_known_default().unwrap_or(0)
-            ),
-            Err(_) => url.to_owned(),
+        reqwest::Url::parse(url).map_or_else(|_| url.to_owned(), String::from)
+    }
+
+    /// A slot at `endpoint`, or why the delivery is held back.
+    pub async fn enter(&self, endpoint: &str) -> Result<Slot, HeldBack> {
+        let now = Instant::now();
+        let (slots, probe, answering) = match self.gate(endpoint, now) {
+            Gate::Held(held) => return Err(held),
+            Gate::Slots(slots, probe, answering) => (slots, probe, answering),
+        };
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) if answering => tokio::time::timeout(ANSWERING, slots.acquire_owned())
+                .await
+                .ok()
+                .and_then(Result::ok),
+            Err(_) => None,
+        };
+        match permit {
+            Some(permit) => Ok(Slot {
+                key: endpoint.to_owned(),
+                probe,
+                _permit: permit,
+            }),
+            None => {
+                if probe {
+                    self.with(endpoint, |state| state.probing = false);
+                }
+                Err(HeldBack::Busy(self.config.busy_hold))
+            }
         }
     }
 
-    pub fn try_enter(&self, endpoint: &str) -> Result<Slot, HeldBack> {
-        self.try_enter_at(endpoint, Instant::now())
-    }
-
-    fn try_enter_at(&self, endpoint: &str, now: Instant) -> Result<Slot, HeldBack> {
+    fn gate(&self, endpoint: &str, now: Instant) -> Gate {
         let mut endpoints = self.endpoints.lock().expect("limiter lock");
-        let state = endpoints.entry(endpoint.to_owned()).or_default();
+        let state = endpoints
+            .entry(endpoint.to_owned())
+            .or_insert_with(|| Endpoint {
+                slots: Arc::new(Semaphore::new(self.config.max_per_endpoint)),
+                last_sign_of_life: now,
+                consecutive_failures: 0,
+                open_until: None,
+                probing: false,
+            });
         let mut probe = false;
         if let Some(until) = state.open_until {
             if now < until {
-                return Err(HeldBack::CircuitOpen(until - now));
+                return Gate::Held(HeldBack::CircuitOpen(until - now));
             }
             if state.probing {
                 // One probe at a time while half-open.
-                return Err(HeldBack::CircuitOpen(self.config.breaker_pause));
+                return Gate::Held(HeldBack::CircuitOpen(self.config.breaker_pause));
             }
             probe = true;
             state.probing = true;
         }
-        if state.in_flight >= self.config.max_per_endpoint {
-            if probe {
-                state.probing = false;
-            }
-            return Err(HeldBack::Busy(BUSY_WAIT));
+        let answering = now.duration_since(state.last_sign_of_life) < ANSWERING;
+        Gate::Slots(state.slots.clone(), probe, answering)
+    }
+
+    fn with(&self, endpoint: &str, change: impl FnOnce(&mut Endpoint)) {
+        if let Some(state) = self
+            .endpoints
+            .lock()
+            .expect("limiter lock")
+            .get_mut(endpoint)
+        {
+            change(state);
         }
-        state.in_flight += 1;
-        Ok(Slot {
-            key: endpoint.to_owned(),
-            probe,
-        })
     }
 
     /// Releases a slot; `reached` is false when no request reached the network (not the endpoint's fault).
     pub fn finish(&self, slot: Slot, success: bool, reached: bool) {
-        self.finish_at(slot, success, reached, Instant::now());
-    }
-
-    fn finish_at(&self, slot: Slot, success: bool, reached: bool, now: Instant) {
+        let now = Instant::now();
+        let config = self.config;
         let mut endpoints = self.endpoints.lock().expect("limiter lock");
         let Some(state) = endpoints.get_mut(&slot.key) else {
             return;
         };
-        state.in_flight = state.in_flight.saturating_sub(1);
+        state.last_sign_of_life = now;
         if slot.probe {
             state.probing = false;
         }
         if success {
             state.consecutive_failures = 0;
             state.open_until = None;
-        } else if reached && self.config.breaker_failures > 0 {
+        } else if reached && config.breaker_failures > 0 {
             state.consecutive_failures += 1;
-            if slot.probe || state.consecutive_failures >= self.config.breaker_failures {
-                state.open_until = Some(now + self.config.breaker_pause);
+            if slot.probe || state.consecutive_failures >= config.breaker_failures {
+                state.open_until = Some(now + config.breaker_pause);
             }
         }
-        if state.in_flight == 0 && state.consecutive_failures == 0 && state.open_until.is_none() {
-            endpoints.remove(&slot.key);
+        let key = slot.key.clone();
+        drop(slot);
+        // Forget idle, healthy endpoints so the map does not grow with every URL ever seen.
+        if let Some(state) = endpoints.get(&key)
+            && state.slots.available_permits() == config.max_per_endpoint
+            && state.consecutive_failures == 0
+            && state.open_until.is_none()
+        {
+            endpoints.remove(&key);
         }
     }
 }
@@ -148,84 +193,91 @@ mod tests {
         Limiter::new(LimiterConfig {
             max_per_endpoint: max,
             breaker_failures: failures,
-            breaker_pause: Duration::from_secs(30),
+            breaker_pause: Duration::from_millis(200),
+            busy_hold: Duration::from_secs(15),
         })
     }
 
-    #[test]
-    fn caps_concurrency_per_endpoint() {
+    #[tokio::test]
+    async fn caps_concurrency_per_endpoint_and_waits_briefly_while_it_answers() {
         let l = limiter(2, 0);
-        let a = l.try_enter("e").expect("first");
-        let _b = l.try_enter("e").expect("second");
-        assert_eq!(
-            l.try_enter("e").expect_err("third"),
-            HeldBack::Busy(BUSY_WAIT)
-        );
+        let a = l.enter("e").await.expect("first");
+        let _b = l.enter("e").await.expect("second");
         assert!(
-            l.try_enter("other").is_ok(),
+            l.enter("other").await.is_ok(),
             "other endpoints are not affected"
         );
+        // At the cap and answering: waits for a slot, which frees when `a` finishes.
+        let l2 = l.clone();
+        let waiter = tokio::spawn(async move { l2.enter("e").await.map(|_| ()) });
+        tokio::task::yield_now().await;
         l.finish(a, true, true);
-        assert!(l.try_enter("e").is_ok());
+        assert_eq!(waiter.await.expect("task"), Ok(()));
     }
 
-    #[test]
-    fn opens_after_failures_then_probes_once() {
+    #[tokio::test]
+    async fn holds_back_when_the_endpoint_is_not_answering() {
+        let l = limiter(1, 0);
+        let _hanging = l.enter("e").await.expect("first");
+        // Last sign of life two seconds ago: not answering.
+        l.with("e", |state| {
+            state.last_sign_of_life -= Duration::from_secs(2)
+        });
+        assert_eq!(
+            l.enter("e").await.expect_err("held"),
+            HeldBack::Busy(Duration::from_secs(15))
+        );
+    }
+
+    #[tokio::test]
+    async fn opens_after_failures_then_probes_once() {
         let l = limiter(10, 3);
-        let now = Instant::now();
         for _ in 0..3 {
-            let slot = l.try_enter_at("e", now).expect("closed");
-            l.finish_at(slot, false, true, now);
+            let slot = l.enter("e").await.expect("closed");
+            l.finish(slot, false, true);
         }
-        assert!(matches!(
-            l.try_enter_at("e", now),
-            Err(HeldBack::CircuitOpen(_))
-        ));
-        let later = now + Duration::from_secs(31);
-        let probe = l.try_enter_at("e", later).expect("probe after the pause");
+        assert!(matches!(l.enter("e").await, Err(HeldBack::CircuitOpen(_))));
+        l.with("e", |state| state.open_until = Some(Instant::now()));
+        let probe = l.enter("e").await.expect("probe after the pause");
         assert!(
-            matches!(l.try_enter_at("e", later), Err(HeldBack::CircuitOpen(_))),
+            matches!(l.enter("e").await, Err(HeldBack::CircuitOpen(_))),
             "one probe at a time"
         );
-        l.finish_at(probe, true, true, later);
+        l.finish(probe, true, true);
         assert!(
-            l.try_enter_at("e", later).is_ok(),
+            l.enter("e").await.is_ok(),
             "closed again after a successful probe"
         );
     }
 
-    #[test]
-    fn failed_probe_reopens() {
+    #[tokio::test]
+    async fn failed_probe_reopens() {
         let l = limiter(10, 1);
-        let now = Instant::now();
-        let slot = l.try_enter_at("e", now).expect("closed");
-        l.finish_at(slot, false, true, now);
-        let later = now + Duration::from_secs(31);
-        let probe = l.try_enter_at("e", later).expect("probe");
-        l.finish_at(probe, false, true, later);
-        assert!(matches!(
-            l.try_enter_at("e", later),
-            Err(HeldBack::CircuitOpen(_))
-        ));
+        let slot = l.enter("e").await.expect("closed");
+        l.finish(slot, false, true);
+        l.with("e", |state| state.open_until = Some(Instant::now()));
+        let probe = l.enter("e").await.expect("probe");
+        l.finish(probe, false, true);
+        assert!(matches!(l.enter("e").await, Err(HeldBack::CircuitOpen(_))));
     }
 
-    #[test]
-    fn refused_destinations_do_not_trip_the_breaker() {
+    #[tokio::test]
+    async fn refused_destinations_do_not_trip_the_breaker() {
         let l = limiter(10, 1);
-        let slot = l.try_enter("e").expect("closed");
+        let slot = l.enter("e").await.expect("closed");
         l.finish(slot, false, false);
-        assert!(l.try_enter("e").is_ok());
+        assert!(l.enter("e").await.is_ok());
     }
 
     #[test]
-    fn endpoint_is_scheme_host_port() {
+    fn endpoint_is_the_normalised_url() {
         assert_eq!(
-            Limiter::endpoint_of("https://Example.com/a?b"),
-            "https://example.com:443"
+            Limiter::endpoint_of("HTTPS://Example.com:443/a?b"),
+            "https://example.com/a?b"
         );
-        assert_eq!(
+        assert_ne!(
             Limiter::endpoint_of("http://127.0.0.1:9000/x"),
-            "http://127.0.0.1:9000"
+            Limiter::endpoint_of("http://127.0.0.1:9000/y")
         );
     }
 }

@@ -45,7 +45,7 @@ impl Runner {
 
     async fn handle(&self, job: Job) -> Outcome {
         let endpoint = Limiter::endpoint_of(&job.url);
-        let slot = match self.limiter.try_enter(&endpoint) {
+        let slot = match self.limiter.enter(&endpoint).await {
             Ok(slot) => slot,
             Err(held) => {
                 self.metrics.deferred.inc();

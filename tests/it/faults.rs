@@ -1,0 +1,321 @@
+//! Keep working through faults: broker and database outages, kill -9, SIGTERM, slow endpoints and
+//! several instances. Every test bounds its waits; each reports the duplicates it saw.
+
+use reqwest::Method;
+use serde_json::json;
+use std::time::{Duration, Instant};
+use webhooks_tests::broker::PrivateBroker;
+use webhooks_tests::receiver::Behaviour;
+use webhooks_tests::wait;
+use webhooks_tests::world::World;
+
+const LONG: Duration = Duration::from_secs(60);
+
+async fn publish_seqs(world: &World, path_events: &str, range: std::ops::Range<u64>) {
+    for seq in range {
+        world
+            .publish("DEMO", path_events, json!({"seq": seq}))
+            .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restart_mid_stream_loses_nothing() {
+    let broker = PrivateBroker::start().await;
+    let mut world = World::start_with(|o| o.amqp_url = broker.url()).await;
+    world
+        .webhook("DEMO", "stream", &["run.started"], None)
+        .await;
+    publish_seqs(&world, "run.started", 0..100).await;
+    world.receiver.wait_for("stream", 10, LONG).await;
+
+    broker.stop_app();
+    let dispatcher = world.dispatcher_addr();
+    wait::until("the dispatcher to report not ready", LONG, || async {
+        (world.readyz(dispatcher).await == 503).then_some(())
+    })
+    .await;
+    wait::until("the sender to report not ready", LONG, || async {
+        (world.readyz(world.sender_addr).await == 503).then_some(())
+    })
+    .await;
+    broker.start_app().await;
+    wait::until("both services ready again", LONG, || async {
+        (world.readyz(dispatcher).await == 200 && world.readyz(world.sender_addr).await == 200)
+            .then_some(())
+    })
+    .await;
+    world.reconnect_broker().await;
+    publish_seqs(&world, "run.started", 100..200).await;
+    let duplicates = world.receiver.wait_for_seqs("stream", 200, LONG).await;
+    println!("broker restart: 200 events delivered, {duplicates} duplicates");
+    world.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_broker_connections_come_back_by_themselves() {
+    let world = World::start().await;
+    world.webhook("DEMO", "cut", &["run.started"], None).await;
+    publish_seqs(&world, "run.started", 0..50).await;
+    world.drop_service_connections().await;
+    publish_seqs(&world, "run.started", 50..100).await;
+    world.drop_service_connections().await;
+    publish_seqs(&world, "run.started", 100..150).await;
+    let duplicates = world.receiver.wait_for_seqs("cut", 150, LONG).await;
+    println!("connection cuts: 150 events delivered, {duplicates} duplicates");
+    world.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_mid_stream_loses_nothing() {
+    let world = World::start().await;
+    world.webhook("DEMO", "db", &["run.started"], None).await;
+    publish_seqs(&world, "run.started", 0..50).await;
+    let outage = world.database_outage(Duration::from_secs(3));
+    let during = async {
+        // Published while the database is away.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        publish_seqs(&world, "run.started", 50..100).await;
+        let dispatcher = world.dispatcher_addr();
+        wait::until("the dispatcher to report not ready", LONG, || async {
+            (world.readyz(dispatcher).await == 503).then_some(())
+        })
+        .await;
+    };
+    tokio::join!(outage, during);
+    wait::until("ready again after the outage", LONG, || async {
+        (world.readyz(world.dispatcher_addr()).await == 200).then_some(())
+    })
+    .await;
+    publish_seqs(&world, "run.started", 100..150).await;
+    let duplicates = world.receiver.wait_for_seqs("db", 150, LONG).await;
+    println!("database outage: 150 events delivered, {duplicates} duplicates");
+    world.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_the_dispatcher_mid_stream_loses_nothing() {
+    let mut world = World::start().await;
+    world.webhook("DEMO", "k9d", &["run.started"], None).await;
+    world.stop_dispatcher().await;
+    let mut process = world.dispatcher_process().await;
+    let publisher = async {
+        publish_seqs(&world, "run.started", 0..300).await;
+    };
+    let killer = async {
+        wait::until("the process dispatcher to deliver", LONG, || async {
+            (!world.receiver.received("k9d").is_empty()).then_some(())
+        })
+        .await;
+        process.kill9().await;
+    };
+    tokio::join!(publisher, killer);
+    world.start_dispatcher().await;
+    let duplicates = world.receiver.wait_for_seqs("k9d", 300, LONG).await;
+    println!("dispatcher kill -9: 300 events delivered, {duplicates} duplicates");
+    world.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_the_sender_mid_stream_loses_nothing() {
+    let mut world = World::start().await;
+    // Slow answers keep many deliveries leased and in flight when the process dies.
+    world
+        .receiver
+        .set("k9s", Behaviour::Slow(Duration::from_millis(300)));
+    world.webhook("DEMO", "k9s", &["run.started"], None).await;
+    world.stop_senders().await;
+    let mut process = world.sender_process().await;
+    publish_seqs(&world, "run.started", 0..300).await;
+    wait::until("the process sender to deliver", LONG, || async {
+        (world.receiver.received("k9s").len() >= 20).then_some(())
+    })
+    .await;
+    process.kill9().await;
+    world.start_sender().await;
+    let duplicates = world.receiver.wait_for_seqs("k9s", 300, LONG).await;
+    println!("sender kill -9: 300 events delivered, {duplicates} duplicates");
+    world.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_and_exits_0_with_nothing_lost() {
+    let mut world = World::start().await;
+    world
+        .receiver
+        .set("term", Behaviour::Slow(Duration::from_millis(10)));
+    world.webhook("DEMO", "term", &["run.started"], None).await;
+    world.stop_senders().await;
+    world.stop_dispatcher().await;
+    let mut dispatcher = world.dispatcher_process().await;
+    let mut sender = world.sender_process().await;
+    publish_seqs(&world, "run.started", 0..200).await;
+    wait::until("deliveries under way", LONG, || async {
+        (world.receiver.received("term").len() >= 10).then_some(())
+    })
+    .await;
+    let started = Instant::now();
+    let (sender_status, dispatcher_status) =
+        tokio::join!(sender.terminate(), dispatcher.terminate());
+    assert!(sender_status.success(), "sender exit: {sender_status}");
+    assert!(
+        dispatcher_status.success(),
+        "dispatcher exit: {dispatcher_status}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "bounded by the grace period"
+    );
+    world.start_dispatcher().await;
+    world.start_sender().await;
+    let duplicates = world.receiver.wait_for_seqs("term", 200, LONG).await;
+    println!("SIGTERM: 200 events delivered, {duplicates} duplicates");
+    world.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hanging_endpoints_do_not_hold_up_healthy_ones() {
+    // Few slots, so that without per-endpoint limits the hanging endpoints would take them all.
+    let world = World::start_with(|o| {
+        o.sender.max_in_flight = 8;
+        o.sender.max_per_endpoint = 2;
+        o.sender.delivery_timeout = Duration::from_secs(10);
+    })
+    .await;
+    for path in ["hang1", "hang2"] {
+        world.receiver.set(path, Behaviour::Hang);
+        world.webhook("DEMO", path, &["run.started"], None).await;
+    }
+    // The hanging endpoints get their events first and would fill every slot.
+    for seq in 0..20 {
+        world
+            .publish("DEMO", "run.started", json!({"seq": seq}))
+            .await;
+    }
+    world.receiver.wait_for("hang1", 2, LONG).await;
+    world.receiver.wait_for("hang2", 2, LONG).await;
+    for path in ["ok1", "ok2", "ok3"] {
+        world.webhook("DEMO", path, &["case.created"], None).await;
+    }
+    let started = Instant::now();
+    for seq in 0..30 {
+        world
+            .publish("DEMO", "case.created", json!({"seq": seq}))
+            .await;
+    }
+    for path in ["ok1", "ok2", "ok3"] {
+        world.receiver.wait_for_seqs(path, 30, LONG).await;
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(8),
+        "healthy endpoints waited {took:?}: slots were held by hanging ones"
+    );
+    let hanging = world.receiver.received("hang1").len() + world.receiver.received("hang2").len();
+    assert!(
+        hanging <= 4,
+        "at most the per-endpoint cap in flight to each hanging endpoint, saw {hanging}"
+    );
+    world.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_that_keeps_failing_trips_its_breaker_without_counting_held_deliveries() {
+    let world = World::start_with(|o| {
+        o.sender.breaker_failures = 3;
+        o.sender.breaker_pause = Duration::from_secs(60);
+    })
+    .await;
+    world.receiver.set("broken", Behaviour::Statuses(vec![500]));
+    let id = world
+        .webhook("DEMO", "broken", &["run.started"], None)
+        .await;
+    for seq in 0..20 {
+        world
+            .publish("DEMO", "run.started", json!({"seq": seq}))
+            .await;
+    }
+    wait::until("deliveries held back by the open circuit", LONG, || async {
+        (world
+            .metric(
+                world.sender_addr,
+                "webhooks_sender_deliveries_deferred_total",
+            )
+            .await
+            >= 5.0)
+            .then_some(())
+    })
+    .await;
+    let attempts = world.receiver.received("broken").len();
+    assert!(
+        attempts < 20,
+        "the circuit stopped the flood after a few failures: {attempts} requests"
+    );
+    let webhook = world.get_webhook("DEMO", &id).await;
+    assert_eq!(
+        webhook["failed_attempts"].as_u64(),
+        Some(attempts as u64),
+        "held-back deliveries are not failures"
+    );
+    let (status, _) = world
+        .api(
+            Method::GET,
+            &format!("/projects/DEMO/webhooks/{id}/deliveries"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    world.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_dispatchers_and_two_senders_deliver_every_event_once() {
+    let mut world = World::start_with(|o| o.senders = 2).await;
+    world.start_dispatcher_replica().await;
+    for path in ["x", "y", "z"] {
+        world.webhook("DEMO", path, &["run.started"], None).await;
+    }
+    publish_seqs(&world, "run.started", 0..300).await;
+    for path in ["x", "y", "z"] {
+        let duplicates = world.receiver.wait_for_seqs(path, 300, LONG).await;
+        assert_eq!(duplicates, 0, "no crash, so no duplicates on {path}");
+    }
+    world.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_fails_processing_is_dead_lettered_not_looped() {
+    let world = World::start().await;
+    world
+        .webhook("DEMO", "poison", &["run.started"], None)
+        .await;
+    // A delivery row for this event id already exists under another webhook... no: break the
+    // events table instead so that recording this event fails while others still work.
+    let db = world.db().await;
+    db.batch_execute(
+        "CREATE FUNCTION refuse_poison() RETURNS trigger AS $$ BEGIN
+             IF NEW.body::text LIKE '%706f69736f6e21%' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql;
+         CREATE TRIGGER refuse_poison BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION refuse_poison();",
+    )
+    .await
+    .expect("trigger");
+    world
+        .publish("DEMO", "run.started", json!({"seq": 0}))
+        .await;
+    world
+        .publish("DEMO", "run.started", json!({"poison!": true}))
+        .await;
+    world
+        .publish("DEMO", "run.started", json!({"seq": 1}))
+        .await;
+    world.receiver.wait_for_seqs("poison", 2, LONG).await;
+    let dead = world
+        .take_n(&world.topology.dead_letter_queue(), 1, LONG)
+        .await;
+    assert!(String::from_utf8_lossy(&dead[0].delivery.data).contains("poison!"));
+    let why =
+        webhooks_core::amqp::header_string(&dead[0].delivery.properties, "x-rejection-reason")
+            .expect("reason");
+    assert!(why.contains("refused"), "{why}");
+    world.finish().await;
+}
