@@ -5,6 +5,7 @@ mod api;
 mod faults;
 mod pipeline;
 mod retries;
+mod security;
 
 use std::time::Duration;
 

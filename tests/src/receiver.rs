@@ -24,6 +24,10 @@ pub enum Behaviour {
     RetryAfterOnce(u64),
     /// Answer 200 after this delay.
     Slow(Duration),
+    /// Answer 200 with a body that never ends.
+    Endless,
+    /// Answer 200 with this many 8 KiB headers.
+    HugeHeaders(usize),
     /// Answer 500 to bodies containing this text, 200 to the others.
     FailBodiesContaining(String),
 }
@@ -197,6 +201,22 @@ async fn receive(
                 StatusCode::OK
             }
             .into_response()
+        }
+        (Some(Behaviour::Endless), _) => {
+            let chunk = bytes::Bytes::from(vec![b'x'; 64 * 1024]);
+            let stream =
+                futures::stream::repeat_with(move || Ok::<_, std::io::Error>(chunk.clone()));
+            (StatusCode::OK, axum::body::Body::from_stream(stream)).into_response()
+        }
+        (Some(Behaviour::HugeHeaders(count)), _) => {
+            let mut response = StatusCode::OK.into_response();
+            let value = axum::http::HeaderValue::from_str(&"v".repeat(8192)).expect("header");
+            for n in 0..count {
+                let name = axum::http::HeaderName::from_bytes(format!("x-big-{n}").as_bytes())
+                    .expect("name");
+                response.headers_mut().insert(name, value.clone());
+            }
+            response
         }
         (Some(Behaviour::Slow(delay)), _) => {
             tokio::time::sleep(delay).await;
