@@ -58,9 +58,12 @@ impl Recorder {
         let now = self.clock.now();
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let given_up = self.write_deliveries(&tx, batch).await?;
         let health = outcome::health(batch);
-        write_health(&tx, &health).await?;
+        // Pipelined: both go out before either answer is awaited.
+        let (given_up, ()) = futures::try_join!(
+            self.write_deliveries(&tx, batch),
+            write_health(&tx, &health)
+        )?;
         let failing: Vec<Uuid> = health
             .iter()
             .filter(|h| h.failures > 0)
@@ -117,14 +120,22 @@ impl Recorder {
                 }
             }
         }
-        if !rows.ids.is_empty() {
+        let attempts = async {
+            if rows.ids.is_empty() {
+                return Ok(0);
+            }
             tx.execute(
                 "INSERT INTO attempts (delivery_id, at, success, status_code, error, duration_ms, response)
                  SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::bool[], $4::int[], $5::text[], $6::int[], $7::text[])",
                 &[&rows.ids, &rows.at, &rows.success, &rows.status, &rows.error, &rows.duration_ms, &rows.response],
             )
-            .await?;
-            // A delivery cancelled meanwhile (webhook disabled or deleted) stays cancelled.
+            .await
+        };
+        // A delivery cancelled meanwhile (webhook disabled or deleted) stays cancelled.
+        let moved_on = async {
+            if rows.ids.is_empty() {
+                return Ok(0);
+            }
             tx.execute(
                 "UPDATE deliveries d SET state = u.state, next_attempt_at = u.next, leased_until = NULL,
                     attempt_count = d.attempt_count + 1, first_attempt_at = COALESCE(d.first_attempt_at, u.at)
@@ -132,17 +143,21 @@ impl Recorder {
                  WHERE d.id = u.id AND d.state IN ('pending', 'retrying')",
                 &[&rows.ids, &rows.state, &rows.next, &rows.at],
             )
-            .await?;
-        }
-        if !deferred_ids.is_empty() {
+            .await
+        };
+        let deferred = async {
+            if deferred_ids.is_empty() {
+                return Ok(0);
+            }
             tx.execute(
                 "UPDATE deliveries d SET next_attempt_at = u.until, leased_until = NULL
                  FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, until)
                  WHERE d.id = u.id AND d.state IN ('pending', 'retrying')",
                 &[&deferred_ids, &deferred_until],
             )
-            .await?;
-        }
+            .await
+        };
+        futures::try_join!(attempts, moved_on, deferred)?;
         Ok(given_up)
     }
 
@@ -222,7 +237,8 @@ async fn write_health(tx: &Transaction<'_>, health: &[outcome::Health]) -> Resul
             last_error = COALESCE(u.last_error, w.last_error)
          FROM unnest($1::uuid[], $2::bool[], $3::timestamptz[], $4::int[], $5::text[])
               AS u(id, reset, first_failure, failures, last_error)
-         WHERE w.id = u.id",
+         -- A success on a healthy webhook changes nothing: do not write a new row version for it.
+         WHERE w.id = u.id AND (u.failures > 0 OR w.failing_since IS NOT NULL OR w.failed_attempts <> 0)",
         &[&ids, &reset, &first, &failures, &errors],
     )
     .await?;
