@@ -23,17 +23,37 @@ pub struct Refused {
 
 impl Destinations {
     pub fn new(allowed: Vec<IpNet>) -> Self {
+        // An IPv4-mapped network (::ffff:a.b.c.d/96+n) also allows its IPv4 form a.b.c.d/n.
+        let mapped = allowed.iter().filter_map(|net| match net {
+            IpNet::V6(v6) if v6.prefix_len() >= 96 => {
+                let v4 = v6.network().to_ipv4_mapped()?;
+                ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+                    .ok()
+                    .map(IpNet::V4)
+            }
+            _ => None,
+        });
+        let allowed = allowed.iter().copied().chain(mapped).collect();
         Self { allowed }
     }
 
     /// Ok when a delivery may connect to `addr`.
     pub fn check(&self, addr: IpAddr) -> Result<(), Refused> {
-        let addr = canonical(addr);
-        match special_kind(addr) {
-            Some(kind) if !self.allowed.iter().any(|net| net.contains(&addr)) => {
-                Err(Refused { addr, kind })
-            }
-            _ => Ok(()),
+        let judged = canonical(addr);
+        let Some(kind) = special_kind(judged) else {
+            return Ok(());
+        };
+        // An allowed network matches the address as written, as judged (IPv4-mapped forms as
+        // IPv4), or the IPv4 address a NAT64 form carries.
+        let forms = [Some(addr), Some(judged), nat64_v4(addr).map(IpAddr::V4)];
+        let allowed = forms
+            .into_iter()
+            .flatten()
+            .any(|form| self.allowed.iter().any(|net| net.contains(&form)));
+        if allowed {
+            Ok(())
+        } else {
+            Err(Refused { addr: judged, kind })
         }
     }
 }
@@ -68,6 +88,14 @@ fn canonical(addr: IpAddr) -> IpAddr {
         },
         v4 => v4,
     }
+}
+
+/// The IPv4 address inside a NAT64 (64:ff9b::/96) address.
+fn nat64_v4(addr: IpAddr) -> Option<Ipv4Addr> {
+    let IpAddr::V6(v6) = addr else { return None };
+    let s = v6.segments();
+    (s[0] == 0x0064 && s[1] == 0xff9b && s[2..6] == [0; 4])
+        .then(|| Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8))
 }
 
 fn special_kind(addr: IpAddr) -> Option<&'static str> {
@@ -107,9 +135,8 @@ fn special_v6(ip: Ipv6Addr) -> Option<&'static str> {
         0xff00..=0xffff => "multicast",
         0x2001 if s[1] == 0x0db8 => "documentation",
         // NAT64 (64:ff9b::/96) embeds an IPv4 address: judge it as that address.
-        0x0064 if s[1] == 0xff9b && s[2..6] == [0; 4] => {
-            let v4 = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
-            return special_v4(v4);
+        0x0064 if nat64_v4(IpAddr::V6(ip)).is_some() => {
+            return nat64_v4(IpAddr::V6(ip)).and_then(special_v4);
         }
         _ => return None,
     })
@@ -180,6 +207,19 @@ mod tests {
         assert!(!refused(&policy, "::1"));
         assert!(refused(&policy, "10.0.0.1"));
         assert!(refused(&policy, "169.254.169.254"));
+    }
+
+    #[test]
+    fn allowed_targets_match_every_form_of_an_address() {
+        let mapped = Destinations::new(vec![parse_net("::ffff:127.0.0.1").expect("ip")]);
+        assert!(!refused(&mapped, "127.0.0.1"));
+        assert!(!refused(&mapped, "::ffff:127.0.0.1"));
+        let link_local = Destinations::new(vec![parse_net("169.254.0.0/16").expect("cidr")]);
+        assert!(!refused(&link_local, "64:ff9b::a9fe:a9fe"));
+        assert!(
+            refused(&link_local, "64:ff9b::a00:1"),
+            "10.0.0.1 inside NAT64 stays refused"
+        );
     }
 
     #[test]
