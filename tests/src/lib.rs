@@ -4,11 +4,15 @@
 //! # Layout
 //! - [`world`]: starts both services for one test and removes everything it created afterwards.
 //! - [`broker`]: a private RabbitMQ node for tests that restart the broker.
+//! - [`client`]: the API, the events exchange, the queues, the database and metrics of a world.
+//! - [`faults`]: cutting a world's broker connections and taking its database away.
 //! - [`process`]: a service binary as a child process, for crash (kill -9) and signal tests.
 //! - [`receiver`]: an HTTP receiver on port 0 that records requests and answers as told.
 //! - [`wait`]: waiting for a condition with a deadline (never a bare sleep).
 
 pub mod broker;
+pub mod client;
+pub mod faults;
 pub mod process;
 pub mod receiver;
 pub mod wait;

@@ -1,0 +1,195 @@
+//! Talking to a world's services as their users do: the management API, the events exchange,
+//! the queues our services fill, the database and the metrics.
+
+use lapin::BasicProperties;
+use lapin::options::{BasicGetOptions, BasicPublishOptions};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+use crate::world::{TOKEN, World};
+
+impl World {
+    // ---- the management API ----
+
+    /// Calls the API with the right token; returns the status and the JSON answer (Null if none).
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        self.api_as(Some(TOKEN), method, path, body).await
+    }
+
+    pub async fn api_as(
+        &self,
+        token: Option<&str>,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{}", self.api_base, path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let response = request.send().await.expect("API answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("API body");
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, value)
+    }
+
+    /// Creates a webhook of `project` pointing at the receiver's `path`; returns its id.
+    pub async fn webhook(
+        &self,
+        project: &str,
+        path: &str,
+        events: &[&str],
+        secret: Option<&str>,
+    ) -> String {
+        let mut body = json!({"title": format!("hook {path}"), "url": self.receiver.url(path), "events": events});
+        if let Some(secret) = secret {
+            body["secret"] = json!(secret);
+        }
+        let (status, answer) = self
+            .api(
+                reqwest::Method::POST,
+                &format!("/projects/{project}/webhooks"),
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, 201, "webhook created: {answer}");
+        answer["id"].as_str().expect("id").to_owned()
+    }
+
+    pub async fn deliveries(&self, project: &str, webhook: &str) -> Vec<Value> {
+        let (status, answer) = self
+            .api(
+                reqwest::Method::GET,
+                &format!("/projects/{project}/webhooks/{webhook}/deliveries"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        answer.as_array().cloned().expect("array")
+    }
+
+    pub async fn get_webhook(&self, project: &str, webhook: &str) -> Value {
+        let (status, answer) = self
+            .api(
+                reqwest::Method::GET,
+                &format!("/projects/{project}/webhooks/{webhook}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        answer
+    }
+
+    // ---- the broker ----
+
+    /// Publishes a raw body to the events exchange, as another service would.
+    pub async fn publish_raw(&self, routing_key: &str, body: &[u8], properties: BasicProperties) {
+        let confirm = self
+            .channel
+            .basic_publish(
+                self.topology.events_exchange().into(),
+                routing_key.into(),
+                BasicPublishOptions::default(),
+                body,
+                properties
+                    .with_delivery_mode(2)
+                    .with_content_type("application/json".into()),
+            )
+            .await
+            .expect("publish");
+        assert!(confirm.await.expect("confirm").is_ack());
+    }
+
+    /// Publishes a well-formed event and returns its id.
+    pub async fn publish(&self, project: &str, event_name: &str, payload: Value) -> String {
+        let id = uuid::Uuid::new_v4().to_string();
+        self.publish_event(&id, project, event_name, &payload.to_string())
+            .await;
+        id
+    }
+
+    /// Publishes an event with a given id and raw payload text.
+    pub async fn publish_event(&self, id: &str, project: &str, event_name: &str, payload: &str) {
+        let body = format!(
+            r#"{{"id":"{id}","event_name":"{event_name}","timestamp":1650540069,"project_code":"{project}","team_member_id":40,"payload":{payload}}}"#
+        );
+        self.publish_raw(event_name, body.as_bytes(), BasicProperties::default())
+            .await;
+    }
+
+    /// Takes one message from `queue`, if any.
+    pub async fn take(&self, queue: &str) -> Option<lapin::message::BasicGetMessage> {
+        self.channel
+            .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+            .await
+            .expect("basic.get")
+    }
+
+    /// Waits for `count` messages on `queue` and takes them.
+    pub async fn take_n(
+        &self,
+        queue: &str,
+        count: usize,
+        deadline: Duration,
+    ) -> Vec<lapin::message::BasicGetMessage> {
+        let end = tokio::time::Instant::now() + deadline;
+        let mut got = Vec::new();
+        while got.len() < count {
+            match self.take(queue).await {
+                Some(message) => got.push(message),
+                None if tokio::time::Instant::now() >= end => {
+                    panic!(
+                        "timed out after {deadline:?} with {} of {count} messages on {queue}",
+                        got.len()
+                    )
+                }
+                None => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        got
+    }
+
+    /// Opens a database connection to this world's database.
+    pub async fn db(&self) -> tokio_postgres::Client {
+        let (client, connection) =
+            tokio_postgres::connect(&self.database_url, tokio_postgres::NoTls)
+                .await
+                .expect("test database connection");
+        tokio::spawn(connection);
+        client
+    }
+
+    /// Fetches a counter from a service's /metrics (sum over its labels).
+    pub async fn metric(&self, addr: std::net::SocketAddr, name: &str) -> f64 {
+        let text = self
+            .http
+            .get(format!("http://{addr}/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        text.lines()
+            .filter(|line| line.starts_with(name) && line[name.len()..].starts_with([' ', '{']))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+}
