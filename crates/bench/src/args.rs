@@ -1,0 +1,112 @@
+//! Command line of the benchmark: which scenarios, how many events, and where the broker and the
+//! database are. Every default is local (127.0.0.1); counts shrink tenfold with `--quick`.
+
+use clap::{Parser, ValueEnum};
+
+/// Runs the real dispatcher and sender against the real RabbitMQ and PostgreSQL, delivers to a
+/// receiver of its own and prints a markdown table of rates, latencies, CPU and memory.
+#[derive(Parser, Clone, Debug)]
+#[command(name = "webhooks-bench", version)]
+pub struct Args {
+    /// Scenario to run; repeat for several. Default: all of them, in the order listed here.
+    #[arg(long = "scenario", value_enum)]
+    pub scenarios: Vec<Scenario>,
+
+    /// Events per scenario (per phase for `hanging`) instead of each scenario's default.
+    #[arg(long)]
+    pub events: Option<u64>,
+
+    /// Smoke run: every count divided by 10.
+    #[arg(long)]
+    pub quick: bool,
+
+    /// Skip the two baselines (http-ceiling, broker-hop); the ratios are then left out.
+    #[arg(long)]
+    pub no_baselines: bool,
+
+    /// Point every webhook at one receiver port (one endpoint) instead of one port per webhook.
+    #[arg(long)]
+    pub shared_endpoint: bool,
+
+    /// RabbitMQ the services and the benchmark use.
+    #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    pub amqp_url: String,
+
+    /// PostgreSQL server (no database name): each scenario creates and drops its own database.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
+    pub postgres: String,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    /// 50,000 events to 1 webhook.
+    Fanout1,
+    /// 10,000 events to 10 webhooks (100,000 deliveries).
+    Fanout10,
+    /// 1,000 events/s for 20 s to 1 webhook, for latency.
+    Steady,
+    /// 10 webhooks of which 2 never answer, against 8 healthy ones alone just before.
+    Hanging,
+    /// 200,000 events published while no sender runs, then drained.
+    Backlog,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 5] = [
+        Scenario::Fanout1,
+        Scenario::Fanout10,
+        Scenario::Steady,
+        Scenario::Hanging,
+        Scenario::Backlog,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Fanout1 => "fanout1",
+            Scenario::Fanout10 => "fanout10",
+            Scenario::Steady => "steady",
+            Scenario::Hanging => "hanging",
+            Scenario::Backlog => "backlog",
+        }
+    }
+
+    fn default_events(self) -> u64 {
+        match self {
+            Scenario::Fanout1 => 50_000,
+            Scenario::Fanout10 => 10_000,
+            Scenario::Steady => STEADY_RATE as u64 * 20,
+            Scenario::Hanging => 5_000,
+            Scenario::Backlog => 200_000,
+        }
+    }
+}
+
+/// Events per second of the `steady` scenario.
+pub const STEADY_RATE: f64 = 1_000.0;
+
+impl Args {
+    /// The scenarios to run, in a fixed order.
+    pub fn selected(&self) -> Vec<Scenario> {
+        if self.scenarios.is_empty() {
+            return Scenario::ALL.to_vec();
+        }
+        Scenario::ALL
+            .into_iter()
+            .filter(|s| self.scenarios.contains(s))
+            .collect()
+    }
+
+    /// Events for `scenario`: `--events`, else its default, divided by 10 with `--quick`.
+    pub fn events(&self, scenario: Scenario) -> u64 {
+        self.scaled(self.events.unwrap_or(scenario.default_events()))
+    }
+
+    /// A count divided by 10 with `--quick` (never below 1).
+    pub fn scaled(&self, count: u64) -> u64 {
+        if self.quick {
+            (count / 10).max(1)
+        } else {
+            count
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! The backlog scenario: events are published while no sender runs, the dispatcher records every
+//! delivery, then a sender starts and drains them. Measures the drain rate and samples the
+//! sender's resident set every 250 ms to show whether memory stays flat while it works.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::dbprofile::DbProfile;
+use crate::phase::{self, Measured, Probe, Progress};
+use crate::procfs::{RssSampler, SAMPLE_EVERY};
+use crate::publisher::{self, Pipeline, Plan, Published};
+use crate::receiver::{Receiver, now_ns};
+use crate::report::{Kind, Report, Row, int};
+use crate::scenarios::{Ctx, healthy_webhooks};
+use crate::services::{Service, World};
+use crate::stages::Scrape;
+
+/// What the drain measured beyond a phase's usual figures.
+struct Drained {
+    measured: Measured,
+    /// The database's activity while the dispatcher recorded the backlog (no sender running).
+    recording_db: DbProfile,
+    /// When the dispatcher had recorded every delivery.
+    recorded_ns: u64,
+    sender_spawn_ns: u64,
+    sender_ready_ns: u64,
+    /// Sender `VmRSS` samples (seconds since the sampler started, KiB) from its start on.
+    rss: Vec<(f64, u64)>,
+}
+
+pub async fn run(ctx: &Ctx, report: &mut Report, events: u64) -> anyhow::Result<()> {
+    let receiver = Receiver::start(1).await?;
+    let sampler = RssSampler::start();
+    let mut world = ctx.world(None)?;
+    let outcome = drain(ctx, &mut world, &receiver, &sampler, events).await;
+    world.finish().await;
+    let drained = outcome?;
+    let m = &drained.measured;
+    let first_arrival = m.arrivals.first_ns.unwrap_or(m.arrivals.last_ns);
+    let since = |from: u64| m.arrivals.last_ns.saturating_sub(from) as f64 / 1e9;
+    let drain_rate = rate(m.arrivals.unique, since(drained.sender_spawn_ns));
+    report.add_db(
+        "backlog: dispatcher recording, no sender",
+        &drained.recording_db,
+    );
+    report.add_row(Row::backlog(m, drain_rate));
+    report.add_stages(m);
+    let mib: Vec<f64> = drained
+        .rss
+        .iter()
+        .map(|(_, kib)| *kib as f64 / 1024.0)
+        .collect();
+    let (min, max) = mib
+        .iter()
+        .fold((f64::MAX, 0.0_f64), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+    report.note(format!(
+        "backlog: {} events published at {}/s with no sender running; the dispatcher had recorded them all {:.1} s after the first publish. \
+         The sender was ready {:.0} ms after it was spawned; drain {} deliveries/s from spawn to last arrival ({}/s first to last arrival). \
+         Sender VmRSS while draining, every {} ms: min {:.1}, max {:.1}, end {:.1} MiB; per second: {}.",
+        int(m.events as f64),
+        int(m.published_rate),
+        drained.recorded_ns.saturating_sub(m.first_publish_ns) as f64 / 1e9,
+        drained.sender_ready_ns.saturating_sub(drained.sender_spawn_ns) as f64 / 1e6,
+        int(drain_rate),
+        int(rate(m.arrivals.unique, since(first_arrival))),
+        SAMPLE_EVERY.as_millis(),
+        if mib.is_empty() { 0.0 } else { min },
+        max,
+        mib.last().copied().unwrap_or(0.0),
+        per_second(&drained.rss),
+    ));
+    Ok(())
+}
+
+fn rate(count: u64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        count as f64 / seconds
+    } else {
+        0.0
+    }
+}
+
+/// One sample a second, in MiB, for the note.
+fn per_second(series: &[(f64, u64)]) -> String {
+    let step = (1000 / SAMPLE_EVERY.as_millis().max(1)) as usize;
+    series
+        .iter()
+        .step_by(step.max(1))
+        .map(|(_, kib)| format!("{:.0}", *kib as f64 / 1024.0))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+async fn drain(
+    ctx: &Ctx,
+    world: &mut World,
+    receiver: &Receiver,
+    sampler: &RssSampler,
+    events: u64,
+) -> anyhow::Result<Drained> {
+    world.start(Service::Dispatcher).await?;
+    if let Some(process) = world.process(Service::Dispatcher) {
+        sampler.watch(Service::Dispatcher.name(), process.pid);
+    }
+    healthy_webhooks(world, receiver, 0, 1).await?;
+    receiver.tracker().begin(1, 1, events);
+    let probe = Probe::start(world).await?;
+    let published = Arc::new(Published::default());
+    let plan = Plan {
+        exchange: world.names.exchange.clone(),
+        phase: 1,
+        events,
+        rate: None,
+    };
+    let publishing = tokio::spawn(publisher::publish_events(
+        Pipeline::open(&ctx.connection).await?,
+        plan,
+        published.clone(),
+    ));
+    wait_recorded(world, &published, publishing, events).await?;
+    let recorded_ns = now_ns();
+    let recording_db = world.db_profile();
+    world.reset_db_profile();
+
+    let sender_spawn_ns = now_ns();
+    world.start(Service::Sender).await?;
+    let sender_ready_ns = now_ns();
+    if let Some(process) = world.process(Service::Sender) {
+        sampler.watch(Service::Sender.name(), process.pid);
+    }
+    let complete = wait_delivered(receiver, events).await;
+    let mut measured = Measured {
+        label: Kind::Backlog.label().to_owned(),
+        events,
+        expected: events,
+        published_rate: published.rate(),
+        first_publish_ns: published.first_ns(),
+        arrivals: receiver.tracker().finish(),
+        complete,
+        ..Measured::default()
+    };
+    probe.finish(world, sampler, &mut measured).await?;
+    Ok(Drained {
+        measured,
+        recording_db,
+        recorded_ns,
+        sender_spawn_ns,
+        sender_ready_ns,
+        rss: sampler.samples(Service::Sender.name()).series,
+    })
+}
+
+/// Waits until publishing ended and the dispatcher counted `events` deliveries created.
+async fn wait_recorded(
+    world: &World,
+    published: &Published,
+    mut publishing: tokio::task::JoinHandle<anyhow::Result<()>>,
+    events: u64,
+) -> anyhow::Result<()> {
+    let mut progress = Progress::new("backlog: publish, no sender");
+    let mut publishing_done = false;
+    let (mut last, mut last_change) = (0, Instant::now());
+    loop {
+        if !publishing_done && publishing.is_finished() {
+            (&mut publishing).await??;
+            publishing_done = true;
+        }
+        let scrape = Scrape::parse(&world.metrics(Service::Dispatcher).await?);
+        let recorded = scrape.sum("webhooks_dispatcher_deliveries_created_total") as u64;
+        progress.tick("published", published.count(), "recorded", recorded);
+        if recorded != last {
+            (last, last_change) = (recorded, Instant::now());
+        }
+        if publishing_done && recorded >= events {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            !publishing_done || last_change.elapsed() < phase::STALL,
+            "the dispatcher recorded only {recorded} of {events} deliveries"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Shows the drain until `events` deliveries arrived; false if arrivals stalled.
+async fn wait_delivered(receiver: &Receiver, events: u64) -> bool {
+    let mut progress = Progress::new("backlog: drain");
+    let (mut last, mut last_change) = (0, Instant::now());
+    loop {
+        let delivered = receiver.tracker().delivered();
+        progress.tick("to deliver", events, "delivered", delivered);
+        if delivered >= events {
+            return true;
+        }
+        if delivered != last {
+            (last, last_change) = (delivered, Instant::now());
+        }
+        if last_change.elapsed() > phase::STALL {
+            eprintln!(
+                "[backlog] no arrival for {:?}: {delivered} of {events} delivered",
+                phase::STALL
+            );
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,226 @@
+//! The two baselines measured in the same run, so that the scenarios' figures can be read as
+//! ratios that hold on a noisy machine:
+//! - `http-ceiling`: the sender's own HTTP client code ([`webhooks_sender::attempt::Sender`], same
+//!   client settings, same headers, same body size) posting straight to the receiver with
+//!   [`CONCURRENCY`] requests in flight: no broker, no database. No delivery pipeline can beat it.
+//! - `broker-hop`: RabbitMQ alone, one hop: persistent publishes with confirms into a durable
+//!   queue and a consumer acking (multiple) with a prefetch of [`PREFETCH`].
+
+use anyhow::Context;
+use futures::StreamExt;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use uuid::Uuid;
+use webhooks_core::destination::{Destinations, parse_net};
+use webhooks_core::event::Event;
+use webhooks_sender::attempt::Sender;
+use webhooks_sender::claim::Job;
+
+use crate::phase::Progress;
+use crate::publisher::{Pipeline, event_body};
+use crate::receiver::{Arrivals, Receiver, now_ns};
+use crate::services::{Janitor, Names};
+
+/// Requests in flight in the HTTP ceiling.
+pub const CONCURRENCY: usize = 256;
+/// Unacknowledged messages the broker-hop consumer may hold.
+pub const PREFETCH: u16 = 1_000;
+
+/// A baseline's rate and (where it has one) its latency.
+#[derive(Clone, Debug)]
+pub struct Baseline {
+    pub label: &'static str,
+    pub count: u64,
+    /// Messages (or requests) per second, first send → last receive.
+    pub rate: f64,
+    /// Receiver ports (endpoints) the HTTP ceiling spread its requests over.
+    pub ports: usize,
+    pub arrivals: Option<Arrivals>,
+}
+
+/// The sender's HTTP client posting `requests` delivery bodies straight to a fresh receiver with
+/// `ports` listeners (requests spread round robin, as fan-out spreads deliveries over endpoints).
+pub async fn http_ceiling(requests: u64, ports: usize) -> anyhow::Result<Baseline> {
+    let receiver = Receiver::start(ports).await?;
+    receiver.tracker().begin(0, 1, requests);
+    let allowed = parse_net("127.0.0.0/8").map_err(anyhow::Error::msg)?;
+    // The sender's defaults: DELIVERY_TIMEOUT 15s, 1 KiB of response kept.
+    let sender = Sender::new(
+        Destinations::new(vec![allowed]),
+        Duration::from_secs(15),
+        1024,
+    )
+    .context("building the sender's HTTP client")?;
+    // Webhook 0's path on every port, so the tracker counts each request once.
+    let urls: Arc<Vec<String>> =
+        Arc::new((0..ports.max(1)).map(|p| receiver.port_url(p, 0)).collect());
+    let next = Arc::new(AtomicU64::new(0));
+    let failures = Arc::new(AtomicU64::new(0));
+    let started_ns = now_ns();
+    let workers: Vec<_> = (0..CONCURRENCY)
+        .map(|_| {
+            let (sender, urls, next, failures) =
+                (sender.clone(), urls.clone(), next.clone(), failures.clone());
+            tokio::spawn(async move {
+                loop {
+                    let seq = next.fetch_add(1, Ordering::Relaxed);
+                    if seq >= requests {
+                        break;
+                    }
+                    let url = &urls[usize::try_from(seq)? % urls.len()];
+                    let job = job(url, seq)?;
+                    if !sender
+                        .attempt(&job, (now_ns() / 1_000_000_000) as i64)
+                        .await
+                        .success
+                    {
+                        failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Ok::<_, anyhow::Error>(())
+            })
+        })
+        .collect();
+    let mut progress = Progress::new("http-ceiling");
+    while workers.iter().any(|w| !w.is_finished()) {
+        progress.tick(
+            "sent",
+            next.load(Ordering::Relaxed).min(requests),
+            "received",
+            receiver.tracker().delivered(),
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for worker in workers {
+        worker.await??;
+    }
+    let failures = failures.load(Ordering::Relaxed);
+    anyhow::ensure!(
+        failures == 0,
+        "{failures} requests of the HTTP ceiling failed"
+    );
+    let arrivals = receiver.tracker().finish();
+    let seconds = arrivals.last_ns.saturating_sub(started_ns) as f64 / 1e9;
+    Ok(Baseline {
+        label: "http-ceiling",
+        count: arrivals.unique,
+        rate: arrivals.unique as f64 / seconds.max(1e-9),
+        ports,
+        arrivals: Some(arrivals),
+    })
+}
+
+/// A job as the sender would build it from a claimed delivery of a benchmark event.
+fn job(url: &str, seq: u64) -> anyhow::Result<Job> {
+    let event = Event::parse(&event_body(0, seq), None, 1 << 20)
+        .map_err(|rejection| anyhow::anyhow!("benchmark event rejected: {rejection}"))?;
+    Ok(Job {
+        delivery_id: Uuid::now_v7(),
+        webhook_id: Uuid::nil(),
+        event_name: event.name,
+        url: url.to_owned(),
+        secret: None,
+        body: webhooks_core::body::delivery_body(&event).into(),
+        attempt_count: 0,
+        first_attempt_at: None,
+    })
+}
+
+/// RabbitMQ alone: `messages` persistent publishes with confirms → one consumer with acks.
+pub async fn broker_hop(
+    connection: &lapin::Connection,
+    amqp_url: &str,
+    janitor: &Janitor,
+    messages: u64,
+) -> anyhow::Result<Baseline> {
+    let names = Names::fresh();
+    janitor.register(&names);
+    let outcome = hop(connection, amqp_url, &names, messages).await;
+    janitor.clean(&names).await;
+    outcome
+}
+
+async fn hop(
+    connection: &lapin::Connection,
+    amqp_url: &str,
+    names: &Names,
+    messages: u64,
+) -> anyhow::Result<Baseline> {
+    let queue = format!("{}bench.hop", names.prefix);
+    // The consumer gets a connection of its own, as a service would have.
+    let consuming = crate::publisher::connect(amqp_url, "webhooks-bench-hop").await?;
+    let channel = consuming.create_channel().await?;
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    channel
+        .queue_declare(queue.as_str().into(), durable, FieldTable::default())
+        .await
+        .context("declaring the broker-hop queue")?;
+    // The dispatcher's default prefetch: enough to keep the consumer busy between acks.
+    channel
+        .basic_qos(PREFETCH, BasicQosOptions::default())
+        .await?;
+    let consumer = channel
+        .basic_consume(
+            queue.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let consumed = Arc::new(AtomicU64::new(0));
+    let counter = consumed.clone();
+    let consuming_task = tokio::spawn(async move {
+        let mut chunks = consumer.ready_chunks(usize::from(PREFETCH));
+        while counter.load(Ordering::Relaxed) < messages {
+            let chunk = chunks
+                .next()
+                .await
+                .context("the broker ended the consumer")?;
+            let chunk = chunk.into_iter().collect::<Result<Vec<_>, _>>()?;
+            if let Some(last) = chunk.last() {
+                last.acker.ack(BasicAckOptions { multiple: true }).await?;
+            }
+            counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        }
+        Ok::<_, anyhow::Error>(now_ns())
+    });
+
+    let mut pipeline = Pipeline::open(connection).await?;
+    let started_ns = now_ns();
+    let mut progress = Progress::new("broker-hop");
+    for seq in 0..messages {
+        pipeline.publish("", &queue, &event_body(0, seq)).await?;
+        progress.tick(
+            "published",
+            seq + 1,
+            "consumed",
+            consumed.load(Ordering::Relaxed),
+        );
+    }
+    pipeline.flush().await?;
+    while !consuming_task.is_finished() {
+        progress.tick(
+            "published",
+            messages,
+            "consumed",
+            consumed.load(Ordering::Relaxed),
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let last_ns = consuming_task.await??;
+    let _ = consuming.close(200, "done".into()).await;
+    let seconds = last_ns.saturating_sub(started_ns) as f64 / 1e9;
+    Ok(Baseline {
+        label: "broker-hop",
+        count: messages,
+        rate: messages as f64 / seconds.max(1e-9),
+        ports: 0,
+        arrivals: None,
+    })
+}

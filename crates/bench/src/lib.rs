@@ -1,0 +1,147 @@
+//! The benchmark of the webhook pipeline: it starts the real `webhooks-dispatcher` and
+//! `webhooks-sender` binaries against the real RabbitMQ and PostgreSQL, delivers to a receiver of
+//! its own, and prints a markdown table of rates, publish→receive latencies, CPU per 1,000
+//! deliveries and peak memory per service, next to two baselines measured in the same run.
+//!
+//! # Layout
+//! - [`args`]: the command line and each scenario's default size.
+//! - [`services`]: a world per scenario: the service processes, their API and metrics.
+//! - [`janitor`]: the database and broker names a world owns, deleted afterwards.
+//! - [`receiver`]: the HTTP receiver and the tracker matching arrivals to publishes.
+//! - [`publisher`]: pipelined publishing with confirms of contract-shaped events.
+//! - [`phase`]: one measured phase: publish, follow progress, measure CPU, memory and stages.
+//! - [`scenarios`]: fan-out 1 and 10, steady rate, hanging endpoints; [`backlog`]: the drain.
+//! - [`baselines`]: the plain-HTTP ceiling and the broker's one-hop rate.
+//! - [`procfs`]: CPU and memory from `/proc`.
+//! - [`stages`]: the services' own metrics, per phase.
+//! - [`dbprofile`]: the database's time by statement and wait event, from `pg_stat_activity`.
+//! - [`report`]: the markdown tables, ratios and targets.
+
+pub mod args;
+pub mod backlog;
+pub mod baselines;
+pub mod dbprofile;
+pub mod janitor;
+pub mod phase;
+pub mod procfs;
+pub mod publisher;
+pub mod receiver;
+pub mod report;
+pub mod scenarios;
+pub mod services;
+pub mod stages;
+
+use std::sync::Arc;
+
+use crate::args::Args;
+use crate::report::Report;
+use crate::scenarios::Ctx;
+use crate::services::{Janitor, Settings, TUNING_VARIABLES};
+
+/// Requests of the HTTP ceiling and messages of the broker hop, before `--quick`.
+const CEILING_REQUESTS: u64 = 100_000;
+const HOP_MESSAGES: u64 = 50_000;
+
+/// Runs the baselines and the selected scenarios, then prints the report to stdout.
+pub async fn run(args: Args, janitor: Arc<Janitor>) -> anyhow::Result<()> {
+    let settings = Arc::new(Settings::locate(&args.amqp_url, &args.postgres)?);
+    eprintln!("services from {}", settings.bin_dir.display());
+    let connection = publisher::connect(&args.amqp_url, "webhooks-bench").await?;
+    let mut report = Report::new(command_line());
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        let load: Vec<&str> = load.split_whitespace().take(3).collect();
+        report.note(format!(
+            "Load average (1, 5, 15 min) when the run started: {}; other work on the machine shows in every figure.",
+            load.join(", ")
+        ));
+    }
+    if !args.no_baselines {
+        // As many receiver ports as the fan-out 10 scenario uses.
+        let ports = if args.shared_endpoint { 1 } else { 10 };
+        match baselines::http_ceiling(args.scaled(CEILING_REQUESTS), ports).await {
+            Ok(baseline) => report.baseline(baseline),
+            Err(e) => failed(&mut report, "http-ceiling", &e),
+        }
+        let messages = args.scaled(HOP_MESSAGES);
+        match baselines::broker_hop(&connection, &args.amqp_url, &janitor, messages).await {
+            Ok(baseline) => report.baseline(baseline),
+            Err(e) => failed(&mut report, "broker-hop", &e),
+        }
+    }
+    let ctx = Ctx {
+        args,
+        settings,
+        janitor,
+        connection,
+    };
+    for scenario in ctx.args.selected() {
+        eprintln!("== {} ==", scenario.name());
+        if let Err(e) = scenarios::run(&ctx, scenario, &mut report).await {
+            failed(&mut report, scenario.name(), &e);
+        }
+    }
+    general_notes(&ctx, &mut report);
+    let _ = ctx.connection.close(200, "done".into()).await;
+    println!("\n{}", report.markdown());
+    Ok(())
+}
+
+fn failed(report: &mut Report, what: &str, error: &anyhow::Error) {
+    eprintln!("{what} failed: {error:#}");
+    report.note(format!("{what} failed: {error:#}"));
+}
+
+/// How this run was invoked, for the README.
+fn command_line() -> String {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.is_empty() {
+        "webhooks-bench".into()
+    } else {
+        format!("webhooks-bench {}", args.join(" "))
+    }
+}
+
+fn general_notes(ctx: &Ctx, report: &mut Report) {
+    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
+    let endpoints = if ctx.args.shared_endpoint {
+        "every webhook on one receiver port (one endpoint)"
+    } else {
+        "one receiver port per webhook (each webhook its own endpoint, as separate subscribers are)"
+    };
+    report.note(format!(
+        "Each scenario runs in a world of its own: a fresh database, fresh broker names, one dispatcher and one sender process \
+         (release binaries), all on this {cpus}-CPU machine with the broker, the database, the receiver and the publisher; \
+         the receiver answers 200 at once, {endpoints}."
+    ));
+    report.note(
+        "Latency is publish (just before basic.publish) → arrival at the receiver, on one clock; delivered/s counts distinct \
+         deliveries from the first publish to the last arrival. Events are published with confirms, up to 4,000 unconfirmed."
+            .into(),
+    );
+    report.note(
+        "CPU s/1k: utime+stime from /proc/<pid>/stat (100 ticks/s) during the phase, per 1,000 deliveries. Peak RSS: the larger \
+         of VmHWM and VmRSS sampled every 250 ms (processes are fresh per scenario; for the second hanging phase it covers both)."
+            .into(),
+    );
+    report.note(
+        "Baselines: http-ceiling runs the sender's own attempt code (webhooks_sender::attempt::Sender: same client settings, \
+         headers and body size) straight against this benchmark's receiver; broker-hop publishes persistent messages with \
+         confirms into a durable queue that one consumer acks in batches (multiple)."
+            .into(),
+    );
+    report.note(
+        "Database and broker CPU count every postgres and beam.smp process on the machine, so other users of the same \
+         servers inflate them; the database table samples only this scenario's database."
+            .into(),
+    );
+    let tuned: Vec<String> = TUNING_VARIABLES
+        .iter()
+        .filter_map(|name| std::env::var(name).ok().map(|v| format!("{name}={v}")))
+        .collect();
+    if !tuned.is_empty() {
+        report.note(format!(
+            "Service settings taken from the environment: {}.",
+            tuned.join(", ")
+        ));
+    }
+}

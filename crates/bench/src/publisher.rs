@@ -1,0 +1,194 @@
+//! Publishing events the way other services do (contract §1): persistent JSON on the events
+//! exchange, routing key = event name, with publisher confirms, pipelined so that thousands of
+//! messages are unconfirmed at once instead of one round trip per message.
+//!
+//! Each event's payload carries `phase`, `seq` and `sent_ns` (publish time, Unix nanoseconds) so
+//! the receiver can match the delivery to its publish.
+
+use anyhow::Context;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, PublisherConfirm};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::receiver::now_ns;
+
+/// The project every benchmark webhook belongs to.
+pub const PROJECT: &str = "BENCH";
+/// The event every benchmark webhook subscribes to and every event is.
+pub const EVENT_NAME: &str = "run.started";
+
+/// Unconfirmed messages allowed in flight before the publisher waits for the oldest confirm.
+const WINDOW: usize = 4_000;
+
+/// Opens a broker connection named `name` (the name shows in the broker's management tools).
+pub async fn connect(url: &str, name: &str) -> anyhow::Result<Connection> {
+    let properties = lapin::ConnectionProperties::default().with_connection_name(name.into());
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        Connection::connect(url, properties),
+    )
+    .await
+    .context("the broker did not answer within 10 s")?
+    .with_context(|| format!("connecting to the broker as {name}"))
+}
+
+/// A confirm-mode channel that keeps up to [`WINDOW`] publishes unconfirmed.
+pub struct Pipeline {
+    channel: Channel,
+    pending: VecDeque<PublisherConfirm>,
+}
+
+impl Pipeline {
+    pub async fn open(connection: &Connection) -> anyhow::Result<Self> {
+        let channel = connection
+            .create_channel()
+            .await
+            .context("opening a publishing channel")?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .context("enabling publisher confirms")?;
+        Ok(Self {
+            channel,
+            pending: VecDeque::with_capacity(WINDOW),
+        })
+    }
+
+    /// Publishes one persistent JSON message; waits only when the window is full.
+    pub async fn publish(
+        &mut self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+    ) -> anyhow::Result<()> {
+        if self.pending.len() >= WINDOW {
+            self.confirm_oldest().await?;
+        }
+        let properties = BasicProperties::default()
+            .with_content_type("application/json".into())
+            // 2 = persistent, as the contract asks of event publishers.
+            .with_delivery_mode(2);
+        let confirm = self
+            .channel
+            .basic_publish(
+                exchange.into(),
+                routing_key.into(),
+                BasicPublishOptions::default(),
+                body,
+                properties,
+            )
+            .await
+            .context("publishing")?;
+        self.pending.push_back(confirm);
+        Ok(())
+    }
+
+    /// Waits for every outstanding confirm.
+    pub async fn flush(&mut self) -> anyhow::Result<()> {
+        while !self.pending.is_empty() {
+            self.confirm_oldest().await?;
+        }
+        Ok(())
+    }
+
+    async fn confirm_oldest(&mut self) -> anyhow::Result<()> {
+        let Some(confirm) = self.pending.pop_front() else {
+            return Ok(());
+        };
+        match confirm.await.context("waiting for a publisher confirm")? {
+            Confirmation::Ack(_) | Confirmation::NotRequested => Ok(()),
+            Confirmation::Nack(_) => anyhow::bail!("the broker refused a message (nack)"),
+        }
+    }
+}
+
+/// One event as another service would publish it, with the receiver's marks in its payload.
+pub fn event_body(phase: u32, seq: u64) -> Vec<u8> {
+    let id = uuid::Uuid::new_v4();
+    let sent_ns = now_ns();
+    format!(
+        r#"{{"id":"{id}","event_name":"{EVENT_NAME}","timestamp":{},"project_code":"{PROJECT}","team_member_id":40,"payload":{{"phase":{phase},"seq":{seq},"sent_ns":{sent_ns},"title":"Test run 2022/04/21","cases_count":14}}}}"#,
+        sent_ns / 1_000_000_000
+    )
+    .into_bytes()
+}
+
+/// Progress of a publishing run, read by the progress line.
+#[derive(Default)]
+pub struct Published {
+    count: AtomicU64,
+    first_ns: AtomicU64,
+    done_ns: AtomicU64,
+}
+
+impl Published {
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+    /// When the first event was published (0 before).
+    pub fn first_ns(&self) -> u64 {
+        self.first_ns.load(Ordering::Relaxed)
+    }
+    /// When the last confirm arrived (0 while publishing).
+    pub fn done_ns(&self) -> u64 {
+        self.done_ns.load(Ordering::Relaxed)
+    }
+    /// Events per second from the first publish to the last confirm.
+    pub fn rate(&self) -> f64 {
+        let span = self.done_ns().saturating_sub(self.first_ns());
+        if span == 0 {
+            return 0.0;
+        }
+        self.count() as f64 / (span as f64 / 1e9)
+    }
+}
+
+/// What to publish.
+pub struct Plan {
+    pub exchange: String,
+    pub phase: u32,
+    pub events: u64,
+    /// Events per second; `None` is as fast as confirms allow.
+    pub rate: Option<f64>,
+}
+
+/// Publishes `plan.events` events, paced by `plan.rate`, then waits for every confirm.
+pub async fn publish_events(
+    mut pipeline: Pipeline,
+    plan: Plan,
+    published: Arc<Published>,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    published.first_ns.store(now_ns(), Ordering::Relaxed);
+    for seq in 0..plan.events {
+        if let Some(rate) = plan.rate {
+            let due = started + Duration::from_secs_f64(seq as f64 / rate);
+            tokio::time::sleep_until(due.into()).await;
+        }
+        let body = event_body(plan.phase, seq);
+        pipeline.publish(&plan.exchange, EVENT_NAME, &body).await?;
+        published.count.fetch_add(1, Ordering::Relaxed);
+    }
+    pipeline.flush().await?;
+    published.done_ns.store(now_ns(), Ordering::Relaxed);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_is_a_valid_contract_event() {
+        let body = event_body(3, 42);
+        let event = webhooks_core::event::Event::parse(&body, None, 1 << 20).expect("valid event");
+        assert_eq!(event.project_code, PROJECT);
+        assert_eq!(event.name.as_str(), EVENT_NAME);
+        let payload: serde_json::Value = serde_json::from_str(event.payload.get()).expect("json");
+        assert_eq!(payload["phase"], 3);
+        assert_eq!(payload["seq"], 42);
+    }
+}

@@ -1,0 +1,314 @@
+//! The results: one row per scenario phase and baseline, the ratios and targets, the per-stage
+//! figures from the services' metrics and the database, and notes; printed as markdown that can go
+//! into a README.
+//!
+//! The main table is here; [`targets`] compares figures with the goals, [`breakdown`] shows where
+//! the time goes inside the services and the database.
+
+mod breakdown;
+mod targets;
+
+use std::fmt::Write as _;
+
+use crate::baselines::{self, Baseline};
+use crate::dbprofile::DbProfile;
+use crate::phase::Measured;
+use crate::stages::Stages;
+
+/// Which figure a row is, for the ratios.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Fanout1,
+    Fanout10,
+    Steady,
+    HangingAlone,
+    HangingWith,
+    Backlog,
+}
+
+impl Kind {
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Fanout1 => "fanout1",
+            Kind::Fanout10 => "fanout10",
+            Kind::Steady => "steady 1,000 ev/s",
+            Kind::HangingAlone => "hanging: 8 healthy alone",
+            Kind::HangingWith => "hanging: 8 healthy + 2 hanging",
+            Kind::Backlog => "backlog drain",
+        }
+    }
+}
+
+/// One line of the main table.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub kind: Kind,
+    pub label: String,
+    pub events: u64,
+    pub deliveries: u64,
+    pub expected: u64,
+    pub published_rate: f64,
+    pub delivered_rate: f64,
+    /// p50, p95, p99 publish→receive in ms (none where it means nothing, as in the backlog).
+    pub latency_ms: Option<[f64; 3]>,
+    /// CPU seconds per 1,000 deliveries: dispatcher, sender.
+    pub cpu_per_1k: [Option<f64>; 2],
+    /// Peak resident set in MiB: dispatcher, sender.
+    pub peak_rss_mib: [Option<f64>; 2],
+    pub complete: bool,
+}
+
+impl Row {
+    pub fn from_measured(kind: Kind, m: &Measured) -> Self {
+        let per_1k =
+            |cpu_s: f64| (m.arrivals.unique > 0).then(|| cpu_s * 1000.0 / m.arrivals.unique as f64);
+        let latencies = &m.arrivals.latencies_us;
+        Self {
+            kind,
+            label: m.label.clone(),
+            events: m.events,
+            deliveries: m.arrivals.unique,
+            expected: m.expected,
+            published_rate: m.published_rate,
+            delivered_rate: m.delivered_rate(),
+            latency_ms: (!latencies.is_empty())
+                .then(|| [0.50, 0.95, 0.99].map(|p| percentile_us(latencies, p) / 1000.0)),
+            cpu_per_1k: [
+                m.dispatcher.and_then(|c| per_1k(c.cpu_s)),
+                m.sender.and_then(|c| per_1k(c.cpu_s)),
+            ],
+            peak_rss_mib: [
+                m.dispatcher.map(|c| c.peak_rss_kib as f64 / 1024.0),
+                m.sender.map(|c| c.peak_rss_kib as f64 / 1024.0),
+            ],
+            complete: m.complete,
+        }
+    }
+
+    /// The backlog's row: the drain rate, and no latency (it includes the sender's absence).
+    pub fn backlog(m: &Measured, drain_rate: f64) -> Self {
+        Self {
+            delivered_rate: drain_rate,
+            latency_ms: None,
+            ..Self::from_measured(Kind::Backlog, m)
+        }
+    }
+}
+
+/// Nearest-rank percentile of sorted microseconds.
+pub fn percentile_us(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (p * sorted.len() as f64).ceil() as usize;
+    f64::from(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+struct StageRow {
+    label: String,
+    wall_s: f64,
+    stages: Stages,
+    machine_busy: f64,
+    bench_cpu_s: f64,
+    /// CPU seconds per 1,000 deliveries of the database's and the broker's processes.
+    postgres_per_1k: f64,
+    rabbitmq_per_1k: f64,
+}
+
+pub struct Report {
+    command: String,
+    rows: Vec<Row>,
+    stages: Vec<StageRow>,
+    baselines: Vec<Baseline>,
+    db: Vec<(String, DbProfile)>,
+    notes: Vec<String>,
+}
+
+impl Report {
+    pub fn new(command: String) -> Self {
+        Self {
+            command,
+            rows: Vec::new(),
+            stages: Vec::new(),
+            baselines: Vec::new(),
+            db: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    pub fn add(&mut self, kind: Kind, m: &Measured) {
+        self.add_row(Row::from_measured(kind, m));
+        self.add_stages(m);
+    }
+
+    pub fn add_row(&mut self, row: Row) {
+        self.rows.push(row);
+    }
+
+    pub fn add_db(&mut self, label: &str, profile: &DbProfile) {
+        self.db.push((label.to_owned(), profile.clone()));
+    }
+
+    pub fn add_stages(&mut self, m: &Measured) {
+        self.add_db(&m.label, &m.db);
+        if m.arrivals.duplicates > 0 || m.arrivals.strays > 0 {
+            self.note(format!(
+                "{}: {} duplicate arrivals (at-least-once), {} arrivals from other phases.",
+                m.label, m.arrivals.duplicates, m.arrivals.strays
+            ));
+        }
+        self.stages.push(StageRow {
+            label: m.label.clone(),
+            wall_s: m.wall_s(),
+            stages: m.stages.clone(),
+            machine_busy: m.machine_busy,
+            bench_cpu_s: m.bench_cpu_s,
+            postgres_per_1k: m.postgres_cpu_s * 1000.0 / (m.arrivals.unique.max(1) as f64),
+            rabbitmq_per_1k: m.rabbitmq_cpu_s * 1000.0 / (m.arrivals.unique.max(1) as f64),
+        });
+    }
+
+    pub fn baseline(&mut self, baseline: Baseline) {
+        self.baselines.push(baseline);
+    }
+
+    pub fn note(&mut self, text: String) {
+        self.notes.push(text);
+    }
+
+    fn row(&self, kind: Kind) -> Option<&Row> {
+        self.rows.iter().find(|r| r.kind == kind)
+    }
+
+    fn baseline_rate(&self, label: &str) -> Option<f64> {
+        self.baselines
+            .iter()
+            .find(|b| b.label == label)
+            .map(|b| b.rate)
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "Command: `{}`\n", self.command);
+        self.main_table(&mut out);
+        self.targets_table(&mut out);
+        self.stages_table(&mut out);
+        self.db_table(&mut out);
+        if !self.notes.is_empty() {
+            let _ = writeln!(out, "Notes:");
+            for note in &self.notes {
+                let _ = writeln!(out, "- {note}");
+            }
+        }
+        out
+    }
+
+    fn main_table(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "| scenario | events | deliveries | published events/s | delivered/s end to end | p50 ms | p95 ms | p99 ms | dispatcher CPU s/1k | sender CPU s/1k | dispatcher peak RSS MiB | sender peak RSS MiB |"
+        );
+        let _ = writeln!(
+            out,
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for b in &self.baselines {
+            let (label, latency) = match &b.arrivals {
+                Some(arrivals) => (
+                    format!(
+                        "baseline http-ceiling ({} concurrent over {} ports, no broker or database)",
+                        baselines::CONCURRENCY,
+                        b.ports
+                    ),
+                    Some(
+                        [0.50, 0.95, 0.99]
+                            .map(|p| percentile_us(&arrivals.latencies_us, p) / 1000.0),
+                    ),
+                ),
+                None => (
+                    format!(
+                        "baseline broker-hop (persistent + confirms → acks, prefetch {})",
+                        baselines::PREFETCH
+                    ),
+                    None,
+                ),
+            };
+            let _ = writeln!(
+                out,
+                "| {label} | – | {} | – | {} | {} | – | – | – | – |",
+                int(b.count as f64),
+                int(b.rate),
+                latencies(latency),
+            );
+        }
+        for r in &self.rows {
+            let label = if r.complete {
+                r.label.clone()
+            } else {
+                format!(
+                    "{} (incomplete: {} of {})",
+                    r.label,
+                    int(r.deliveries as f64),
+                    int(r.expected as f64)
+                )
+            };
+            let _ = writeln!(
+                out,
+                "| {label} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                int(r.events as f64),
+                int(r.deliveries as f64),
+                int(r.published_rate),
+                int(r.delivered_rate),
+                latencies(r.latency_ms),
+                opt(r.cpu_per_1k[0], 3),
+                opt(r.cpu_per_1k[1], 3),
+                opt(r.peak_rss_mib[0], 1),
+                opt(r.peak_rss_mib[1], 1),
+            );
+        }
+        out.push('\n');
+    }
+}
+
+fn latencies(l: Option<[f64; 3]>) -> String {
+    match l {
+        Some([p50, p95, p99]) => format!("{p50:.1} | {p95:.1} | {p99:.1}"),
+        None => "– | – | –".into(),
+    }
+}
+
+fn opt(value: Option<f64>, decimals: usize) -> String {
+    value.map_or_else(|| "–".into(), |v| format!("{v:.decimals$}"))
+}
+
+/// A whole number with thousands separators.
+pub fn int(value: f64) -> String {
+    let digits = format!("{:.0}", value.max(0.0));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let sorted: Vec<u32> = (1..=100).collect();
+        assert_eq!(percentile_us(&sorted, 0.50), 50.0);
+        assert_eq!(percentile_us(&sorted, 0.99), 99.0);
+        assert_eq!(percentile_us(&[7], 0.99), 7.0);
+    }
+
+    #[test]
+    fn integers_get_separators() {
+        assert_eq!(int(1234567.4), "1,234,567");
+        assert_eq!(int(999.0), "999");
+    }
+}

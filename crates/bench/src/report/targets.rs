@@ -1,0 +1,130 @@
+//! The ratios and absolute figures the pipeline is held to, each with its goal and whether this
+//! run met it.
+
+use std::fmt::Write as _;
+
+use super::{Kind, Report, int};
+
+/// A measured value against one of the targets.
+struct Check {
+    what: &'static str,
+    value: String,
+    goal: &'static str,
+    met: bool,
+}
+
+impl Check {
+    /// `None` when the value was not measured in this run.
+    fn new(
+        what: &'static str,
+        value: Option<f64>,
+        decimals: usize,
+        goal: &'static str,
+        met: fn(f64) -> bool,
+    ) -> Option<Self> {
+        let v = value?;
+        let shown = if decimals == 0 {
+            int(v)
+        } else {
+            format!("{v:.decimals$}")
+        };
+        Some(Self {
+            what,
+            value: shown,
+            goal,
+            met: met(v),
+        })
+    }
+}
+
+impl Report {
+    pub(super) fn targets_table(&self, out: &mut String) {
+        let rate = |kind| self.row(kind).map(|r| r.delivered_rate);
+        let p99 = |kind| self.row(kind).and_then(|r| r.latency_ms).map(|l| l[2]);
+        let ratio = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b);
+        let peak = |i: usize| {
+            self.rows
+                .iter()
+                .filter_map(|r| r.peak_rss_mib[i])
+                .reduce(f64::max)
+        };
+        let checks = [
+            Check::new(
+                "fanout1 deliveries/s",
+                rate(Kind::Fanout1),
+                0,
+                "≥ 5,000",
+                |v| v >= 5_000.0,
+            ),
+            Check::new(
+                "fanout1 ÷ broker-hop",
+                ratio(rate(Kind::Fanout1), self.baseline_rate("broker-hop")),
+                2,
+                "≥ 0.60",
+                |v| v >= 0.60,
+            ),
+            Check::new(
+                "fanout10 deliveries/s",
+                rate(Kind::Fanout10),
+                0,
+                "≥ 15,000",
+                |v| v >= 15_000.0,
+            ),
+            Check::new(
+                "fanout10 ÷ http-ceiling",
+                ratio(rate(Kind::Fanout10), self.baseline_rate("http-ceiling")),
+                2,
+                "≥ 0.30",
+                |v| v >= 0.30,
+            ),
+            Check::new(
+                "steady p99 publish→receive, ms",
+                p99(Kind::Steady),
+                1,
+                "≤ 20",
+                |v| v <= 20.0,
+            ),
+            Check::new(
+                "hanging: healthy deliveries/s, with ÷ alone",
+                ratio(rate(Kind::HangingWith), rate(Kind::HangingAlone)),
+                2,
+                "≥ 0.90",
+                |v| v >= 0.90,
+            ),
+            Check::new(
+                "hanging: healthy p99, with ÷ alone",
+                ratio(p99(Kind::HangingWith), p99(Kind::HangingAlone)),
+                2,
+                "≤ 1.11 (keeps 90%)",
+                |v| v <= 1.0 / 0.9,
+            ),
+            Check::new(
+                "dispatcher peak RSS (max over scenarios), MiB",
+                peak(0),
+                1,
+                "≤ 64",
+                |v| v <= 64.0,
+            ),
+            Check::new(
+                "sender peak RSS (max over scenarios), MiB",
+                peak(1),
+                1,
+                "≤ 64",
+                |v| v <= 64.0,
+            ),
+        ];
+        let checks: Vec<Check> = checks.into_iter().flatten().collect();
+        if checks.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "| measure | value | target | met |\n|---|---:|---|---|"
+        );
+        for c in checks {
+            let met = if c.met { "yes" } else { "**no**" };
+            let _ = writeln!(out, "| {} | {} | {} | {met} |", c.what, c.value, c.goal);
+        }
+        out.push('\n');
+    }
+}
