@@ -8,7 +8,10 @@ use std::time::Duration;
 use tokio_postgres::NoTls;
 
 /// Migrations in order; the version is the position plus one.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_drop_redundant_foreign_keys.sql"),
+];
 
 /// An arbitrary constant naming the migration lock.
 const MIGRATION_LOCK: i64 = 0x5745_4248_4f4f_4b53; // "WEBHOOKS"

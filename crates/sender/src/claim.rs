@@ -26,31 +26,33 @@ pub struct Job {
     pub first_attempt_at: Option<DateTime<Utc>>,
 }
 
-const CLAIMED_COLUMNS: &str = "c.id, c.webhook_id, c.event_name, c.attempt_count, c.first_attempt_at, c.url, c.secret, c.event_id, e.body";
-
-/// Claims fresh deliveries named by a hand-off message; ids already taken or finished are skipped.
+/// Claims fresh deliveries named by a hand-off message; ids already taken, finished, or locked by
+/// another sender's scheduler are skipped.
 pub async fn by_ids(
     pool: &Pool,
     ids: &[Uuid],
     lease_until: DateTime<Utc>,
 ) -> Result<Vec<Job>, StoreError> {
     let client = pool.get().await?;
-    let rows = client
-        .query(
-            &format!(
-                "WITH claimed AS (
-                    UPDATE deliveries d SET leased_until = $2, next_attempt_at = $2
-                    FROM webhooks w
-                    WHERE d.id = ANY($1) AND d.state = 'pending' AND d.leased_until IS NULL
-                      AND w.id = d.webhook_id AND w.enabled AND w.deleted_at IS NULL
-                    RETURNING d.id, d.webhook_id, d.event_name, d.attempt_count, d.first_attempt_at,
-                              w.url, w.secret, d.event_id)
-                 SELECT {CLAIMED_COLUMNS} FROM claimed c JOIN events e ON e.id = c.event_id"
-            ),
-            &[&ids, &lease_until],
+    // Driven from the id array through the primary key, so the plan does not depend on table
+    // statistics (a fresh database has none, and a scan per webhook is ruinous).
+    let statement = client
+        .prepare_cached(
+            "WITH picked AS (
+                SELECT d.id FROM unnest($1::uuid[]) AS ids(id)
+                CROSS JOIN LATERAL (
+                    SELECT id FROM deliveries
+                    WHERE id = ids.id AND state = 'pending' AND leased_until IS NULL
+                    FOR UPDATE SKIP LOCKED) d)
+             UPDATE deliveries d SET leased_until = $2, next_attempt_at = $2
+             FROM picked, webhooks w
+             WHERE d.id = picked.id AND w.id = d.webhook_id AND w.enabled AND w.deleted_at IS NULL
+             RETURNING d.id, d.webhook_id, d.event_name, d.attempt_count, d.first_attempt_at,
+                       w.url, w.secret, d.event_id",
         )
         .await?;
-    Ok(jobs(&rows))
+    let rows = client.query(&statement, &[&ids, &lease_until]).await?;
+    jobs(&client, &rows).await
 }
 
 /// Claims up to `limit` deliveries that are due at `now`: retries, manual retries, lost hand-offs and
@@ -62,52 +64,70 @@ pub async fn due(
     limit: i64,
 ) -> Result<Vec<Job>, StoreError> {
     let client = pool.get().await?;
-    client
-        .execute(
+    let cancel = client
+        .prepare_cached(
             "UPDATE deliveries d SET state = 'cancelled', next_attempt_at = NULL, leased_until = NULL
              FROM webhooks w
              WHERE d.state IN ('pending', 'retrying') AND d.next_attempt_at <= $1
                AND w.id = d.webhook_id AND NOT (w.enabled AND w.deleted_at IS NULL)",
-            &[&now],
         )
         .await?;
-    let rows = client
-        .query(
-            &format!(
-                "WITH due AS (
-                    SELECT d.id FROM deliveries d
-                    WHERE d.state IN ('pending', 'retrying') AND d.next_attempt_at <= $1
-                    ORDER BY d.next_attempt_at LIMIT $3
-                    FOR UPDATE SKIP LOCKED),
-                 claimed AS (
-                    UPDATE deliveries d SET leased_until = $2, next_attempt_at = $2
-                    FROM due, webhooks w
-                    WHERE d.id = due.id AND w.id = d.webhook_id AND w.enabled AND w.deleted_at IS NULL
-                    RETURNING d.id, d.webhook_id, d.event_name, d.attempt_count, d.first_attempt_at,
-                              w.url, w.secret, d.event_id)
-                 SELECT {CLAIMED_COLUMNS} FROM claimed c JOIN events e ON e.id = c.event_id"
-            ),
-            &[&now, &lease_until, &limit],
+    client.execute(&cancel, &[&now]).await?;
+    let claim = client
+        .prepare_cached(
+            "WITH due AS (
+                SELECT d.id FROM deliveries d
+                WHERE d.state IN ('pending', 'retrying') AND d.next_attempt_at <= $1
+                ORDER BY d.next_attempt_at LIMIT $3
+                FOR UPDATE SKIP LOCKED)
+             UPDATE deliveries d SET leased_until = $2, next_attempt_at = $2
+             FROM due, webhooks w
+             WHERE d.id = due.id AND w.id = d.webhook_id AND w.enabled AND w.deleted_at IS NULL
+             RETURNING d.id, d.webhook_id, d.event_name, d.attempt_count, d.first_attempt_at,
+                       w.url, w.secret, d.event_id",
         )
         .await?;
-    Ok(jobs(&rows))
+    let rows = client.query(&claim, &[&now, &lease_until, &limit]).await?;
+    jobs(&client, &rows).await
 }
 
-fn jobs(rows: &[tokio_postgres::Row]) -> Vec<Job> {
+/// Builds jobs from claimed rows, reading each distinct event's body once.
+async fn jobs(
+    client: &deadpool_postgres::Client,
+    rows: &[tokio_postgres::Row],
+) -> Result<Vec<Job>, StoreError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut event_ids: Vec<String> = rows.iter().map(|row| row.get(7)).collect();
+    event_ids.sort_unstable();
+    event_ids.dedup();
+    let statement = client
+        .prepare_cached(
+            "SELECT e.id, e.body FROM unnest($1::text[]) AS ids(id)
+             JOIN events e ON e.id = ids.id",
+        )
+        .await?;
     // Deliveries of one event share one body buffer.
-    let mut bodies: HashMap<String, Bytes> = HashMap::new();
-    rows.iter()
+    let bodies: HashMap<String, Bytes> = client
+        .query(&statement, &[&event_ids])
+        .await?
+        .iter()
+        .map(|row| (row.get(0), Bytes::from(row.get::<_, Vec<u8>>(1))))
+        .collect();
+    Ok(rows
+        .iter()
         .filter_map(|row| {
-            let event_id: String = row.get(7);
             let name: String = row.get(2);
             let Ok(event_name) = name.parse::<EventName>() else {
                 tracing::error!(event_name = %name, "stored delivery has an unknown event name");
                 return None;
             };
-            let body = bodies
-                .entry(event_id)
-                .or_insert_with(|| Bytes::from(row.get::<_, Vec<u8>>(8)))
-                .clone();
+            let event_id: String = row.get(7);
+            let Some(body) = bodies.get(&event_id).cloned() else {
+                tracing::error!(%event_id, "stored delivery has no event body");
+                return None;
+            };
             Some(Job {
                 delivery_id: row.get(0),
                 webhook_id: row.get(1),
@@ -119,5 +139,5 @@ fn jobs(rows: &[tokio_postgres::Row]) -> Vec<Job> {
                 body,
             })
         })
-        .collect()
+        .collect())
 }

@@ -125,8 +125,10 @@ impl Recorder {
                 return Ok(0);
             }
             tx.execute(
+                &tx.prepare_cached(
                 "INSERT INTO attempts (delivery_id, at, success, status_code, error, duration_ms, response)
                  SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::bool[], $4::int[], $5::text[], $6::int[], $7::text[])",
+                ).await?,
                 &[&rows.ids, &rows.at, &rows.success, &rows.status, &rows.error, &rows.duration_ms, &rows.response],
             )
             .await
@@ -137,10 +139,12 @@ impl Recorder {
                 return Ok(0);
             }
             tx.execute(
+                &tx.prepare_cached(
                 "UPDATE deliveries d SET state = u.state, next_attempt_at = u.next, leased_until = NULL,
                     attempt_count = d.attempt_count + 1, first_attempt_at = COALESCE(d.first_attempt_at, u.at)
                  FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[]) AS u(id, state, next, at)
                  WHERE d.id = u.id AND d.state IN ('pending', 'retrying')",
+                ).await?,
                 &[&rows.ids, &rows.state, &rows.next, &rows.at],
             )
             .await
@@ -150,9 +154,12 @@ impl Recorder {
                 return Ok(0);
             }
             tx.execute(
-                "UPDATE deliveries d SET next_attempt_at = u.until, leased_until = NULL
+                &tx.prepare_cached(
+                    "UPDATE deliveries d SET next_attempt_at = u.until, leased_until = NULL
                  FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, until)
                  WHERE d.id = u.id AND d.state IN ('pending', 'retrying')",
+                )
+                .await?,
                 &[&deferred_ids, &deferred_until],
             )
             .await
@@ -175,10 +182,12 @@ impl Recorder {
             - chrono::Duration::from_std(self.disable_after).unwrap_or(chrono::Duration::days(2));
         let disabled = tx
             .query(
+                &tx.prepare_cached(
                 "UPDATE webhooks SET enabled = false, disabled_at = $2, updated_at = $2,
                     disabled_reason = COALESCE(last_error, 'failing')
                  WHERE id = ANY($1) AND enabled AND deleted_at IS NULL AND failing_since <= $3
                  RETURNING id, project_code, title, url, created_by, failing_since, COALESCE(last_error, ''), failed_attempts",
+                ).await?,
                 &[&failing, &now, &cutoff],
             )
             .await?;
@@ -187,8 +196,10 @@ impl Recorder {
         }
         let ids: Vec<Uuid> = disabled.iter().map(|row| row.get(0)).collect();
         tx.execute(
+            &tx.prepare_cached(
             "UPDATE deliveries SET state = 'cancelled', next_attempt_at = NULL, leased_until = NULL
              WHERE webhook_id = ANY($1) AND state IN ('pending', 'retrying')",
+            ).await?,
             &[&ids],
         )
         .await?;
@@ -211,8 +222,11 @@ impl Recorder {
             })
             .collect();
         tx.execute(
-            "INSERT INTO notification_outbox (webhook_id, body, created_at)
+            &tx.prepare_cached(
+                "INSERT INTO notification_outbox (webhook_id, body, created_at)
              SELECT id, body, $3 FROM unnest($1::uuid[], $2::bytea[]) AS n(id, body)",
+            )
+            .await?,
             &[&ids, &bodies, &now],
         )
         .await?;
@@ -231,6 +245,7 @@ async fn write_health(tx: &Transaction<'_>, health: &[outcome::Health]) -> Resul
     let errors: Vec<Option<String>> = health.iter().map(|h| h.last_error.clone()).collect();
     // Rows are in webhook id order (see outcome::health), so concurrent senders lock in one order.
     tx.execute(
+        &tx.prepare_cached(
         "UPDATE webhooks w SET
             failing_since = CASE WHEN u.reset THEN u.first_failure ELSE COALESCE(w.failing_since, u.first_failure) END,
             failed_attempts = CASE WHEN u.reset THEN u.failures ELSE w.failed_attempts + u.failures END,
@@ -239,6 +254,7 @@ async fn write_health(tx: &Transaction<'_>, health: &[outcome::Health]) -> Resul
               AS u(id, reset, first_failure, failures, last_error)
          -- A success on a healthy webhook changes nothing: do not write a new row version for it.
          WHERE w.id = u.id AND (u.failures > 0 OR w.failing_since IS NOT NULL OR w.failed_attempts <> 0)",
+        ).await?,
         &[&ids, &reset, &first, &failures, &errors],
     )
     .await?;
