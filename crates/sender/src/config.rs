@@ -57,7 +57,7 @@ pub struct Config {
     pub scheduler_interval: Duration,
 
     /// Hand-off messages the broker may push ahead of processing.
-    #[arg(long, env = "PREFETCH", default_value_t = 16)]
+    #[arg(long, env = "PREFETCH", default_value_t = 64)]
     pub prefetch: u16,
 
     /// Bytes of a response body kept with an attempt (the rest is not read).

@@ -51,7 +51,7 @@ pub async fn session(
     channel
         .basic_qos(config.prefetch, BasicQosOptions::default())
         .await?;
-    let mut consumer = channel
+    let consumer = channel
         .basic_consume(
             shared.topology.deliveries_queue().as_str().into(),
             "".into(),
@@ -64,8 +64,11 @@ pub async fn session(
     shared.readiness.set_broker_up(true);
     tracing::info!(queue = %shared.topology.deliveries_queue(), "consuming deliveries");
 
+    // Whatever hand-off messages have arrived are claimed together: under load claims grow
+    // instead of queueing one per message.
+    let mut batches = consumer.ready_chunks(usize::from(config.prefetch.max(1)));
     loop {
-        let message = tokio::select! {
+        let batch = tokio::select! {
             _ = shutdown.cancelled() => break,
             outcome = &mut outbox => {
                 return match outcome {
@@ -74,22 +77,30 @@ pub async fn session(
                     Err(e) => Err(anyhow::anyhow!("notification publisher died: {e}")),
                 };
             }
-            message = consumer.next() => message,
+            batch = batches.next() => batch,
         };
-        let Some(message) = message else {
+        let Some(batch) = batch else {
             anyhow::bail!("the broker cancelled the consumer");
         };
-        let message = message.context("receiving deliveries")?;
-        let ids = match serde_json::from_slice::<SenderMessage>(&message.data) {
-            Ok(SenderMessage::DeliverV1 { deliveries }) => deliveries,
-            Err(e) => {
-                // Not ours to fix by retrying; the deliveries (if any) are reached by the scheduler.
-                tracing::error!(error = %e, "unreadable hand-off message dropped");
-                Vec::new()
-            }
+        let batch = batch
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .context("receiving deliveries")?;
+        let Some(last_tag) = batch.last().map(|m| m.delivery_tag) else {
+            continue;
         };
+        let mut ids = Vec::new();
+        for message in &batch {
+            match serde_json::from_slice::<SenderMessage>(&message.data) {
+                Ok(SenderMessage::DeliverV1 { deliveries }) => ids.extend(deliveries),
+                // Not ours to fix by retrying; its deliveries (if any) are reached by the scheduler.
+                Err(e) => tracing::error!(error = %e, "unreadable hand-off message dropped"),
+            }
+        }
         claim_and_run(shared, runner, permits, &ids, shutdown).await?;
-        message.acker.ack(BasicAckOptions::default()).await?;
+        channel
+            .basic_ack(last_tag, BasicAckOptions { multiple: true })
+            .await?;
     }
     let _ = channel
         .basic_cancel(consumer_tag, BasicCancelOptions::default())
