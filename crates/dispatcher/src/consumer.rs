@@ -7,10 +7,18 @@ use futures::StreamExt;
 use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use webhooks_core::amqp::{self, ConfirmedPublisher};
 
-use crate::fanout::Fanout;
+use crate::fanout::{Fanout, Prepared};
+
+/// What the preparing stage hands to the finishing stage.
+enum Stage {
+    Finish(Prepared),
+    /// Answered once every batch before it has finished.
+    Flushed(oneshot::Sender<()>),
+}
 use crate::{Config, Shared};
 
 /// One connection's life: returns Ok on shutdown, Err when the broker connection fails.
@@ -56,23 +64,50 @@ pub async fn session(
     shared.readiness.set_broker_up(true);
     tracing::info!(queue = %shared.topology.dispatcher_queue(), "consuming domain events");
 
-    let mut batches = consumer.ready_chunks(config.batch_size.max(1));
-    loop {
-        let batch = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            batch = batches.next() => batch,
-        };
-        let Some(batch) = batch else {
-            anyhow::bail!("the broker cancelled the consumer");
-        };
-        let batch = batch
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()
-            .context("receiving events")?;
-        if let Err(e) = fanout.handle(&channel, &batch).await {
-            recover(&fanout, &channel, &shared.pool, &batch, e).await?;
+    // Two stages: while one batch's hand-off waits for the broker's confirm, the next batch is
+    // parsed and recorded. Batches are finished (handed off, acked) strictly in order.
+    let (to_finish, mut finishing) = mpsc::channel::<Stage>(2);
+    let finisher = async {
+        while let Some(stage) = finishing.recv().await {
+            match stage {
+                Stage::Finish(prepared) => fanout.finish(&channel, prepared).await?,
+                Stage::Flushed(done) => {
+                    let _ = done.send(());
+                }
+            }
         }
-    }
+        anyhow::Ok(())
+    };
+    let preparer = async {
+        let mut batches = consumer.ready_chunks(config.batch_size.max(1));
+        loop {
+            let batch = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                batch = batches.next() => batch,
+            };
+            let Some(batch) = batch else {
+                anyhow::bail!("the broker cancelled the consumer");
+            };
+            let batch = batch
+                .into_iter()
+                .collect::<Result<Vec<_>, _>>()
+                .context("receiving events")?;
+            match fanout.prepare(&batch).await {
+                Ok(Some(prepared)) => to_finish.send(Stage::Finish(prepared)).await?,
+                Ok(None) => {}
+                Err(e) => {
+                    // Let the batches before this one finish, then deal with this one alone.
+                    let (done, flushed) = oneshot::channel();
+                    to_finish.send(Stage::Flushed(done)).await?;
+                    flushed.await?;
+                    recover(&fanout, &channel, &shared.pool, &batch, e).await?;
+                }
+            }
+        }
+        drop(to_finish);
+        anyhow::Ok(())
+    };
+    tokio::try_join!(preparer, finisher)?;
     // Graceful stop: no new deliveries; the batch in hand was finished above; unacked prefetched
     // messages go back to the queue when the channel closes.
     let _ = channel

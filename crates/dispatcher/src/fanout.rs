@@ -38,6 +38,13 @@ pub struct Fanout {
     pub handoff_grace: Duration,
 }
 
+/// A recorded batch waiting for its hand-off and ack.
+pub struct Prepared {
+    handoff: Vec<Uuid>,
+    last_tag: u64,
+    started: Instant,
+}
+
 /// An accepted event with the webhooks it matched.
 struct Matched {
     event: Event,
@@ -48,8 +55,17 @@ struct Matched {
 impl Fanout {
     /// Handles one batch and acks it; an error leaves the batch unacked for redelivery.
     pub async fn handle(&self, channel: &Channel, batch: &[Delivery]) -> anyhow::Result<()> {
+        match self.prepare(batch).await? {
+            Some(prepared) => self.finish(channel, prepared).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The first half of a batch: parse, dead-letter the rejects, record. What is left — the
+    /// hand-off and the ack — can overlap with the next batch's first half.
+    pub async fn prepare(&self, batch: &[Delivery]) -> anyhow::Result<Option<Prepared>> {
         let Some(last_tag) = batch.last().map(|d| d.delivery_tag) else {
-            return Ok(());
+            return Ok(None);
         };
         let started = Instant::now();
         let mut rejected = Vec::new();
@@ -79,12 +95,6 @@ impl Fanout {
         }
         self.dead_letter(&rejected).await?;
         let handoff = self.record(&matched).await?;
-        self.hand_off(&handoff).await?;
-        channel
-            .basic_ack(last_tag, BasicAckOptions { multiple: true })
-            .await
-            .context("acking a batch of events")?;
-
         let events = &self.metrics.events;
         events
             .with_label_values(&["rejected"])
@@ -92,11 +102,28 @@ impl Fanout {
         events
             .with_label_values(&["accepted"])
             .inc_by(matched.len() as u64);
-        self.metrics.deliveries_created.inc_by(handoff.len() as u64);
         self.metrics.batch_events.observe(batch.len() as f64);
+        Ok(Some(Prepared {
+            handoff,
+            last_tag,
+            started,
+        }))
+    }
+
+    /// The second half of a batch: hand the new deliveries to the senders, then ack every message
+    /// of the batch. Batches must be finished in the order they were prepared.
+    pub async fn finish(&self, channel: &Channel, prepared: Prepared) -> anyhow::Result<()> {
+        self.hand_off(&prepared.handoff).await?;
+        channel
+            .basic_ack(prepared.last_tag, BasicAckOptions { multiple: true })
+            .await
+            .context("acking a batch of events")?;
+        self.metrics
+            .deliveries_created
+            .inc_by(prepared.handoff.len() as u64);
         self.metrics
             .batch_seconds
-            .observe(started.elapsed().as_secs_f64());
+            .observe(prepared.started.elapsed().as_secs_f64());
         Ok(())
     }
 
