@@ -59,11 +59,10 @@ impl Recorder {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let health = outcome::health(batch);
-        // Pipelined: both go out before either answer is awaited.
-        let (given_up, ()) = futures::try_join!(
-            self.write_deliveries(&tx, batch),
-            write_health(&tx, &health)
-        )?;
+        // Webhooks before deliveries, the order the API locks them in too, so the two can never
+        // deadlock over a webhook and its deliveries.
+        write_health(&tx, &health).await?;
+        let given_up = self.write_deliveries(&tx, batch).await?;
         let failing: Vec<Uuid> = health
             .iter()
             .filter(|h| h.failures > 0)
