@@ -229,9 +229,21 @@ async fn an_endpoint_that_keeps_failing_trips_its_breaker_without_counting_held_
     let id = world
         .webhook("DEMO", "broken", &["run.started"], None)
         .await;
-    for seq in 0..20 {
+    // Three failures open the circuit (requests already in flight cannot be held back)...
+    for seq in 0..3 {
         world
-            .publish("DEMO", "run.started", json!({"seq": seq}))
+            .publish("DEMO", "run.started", json!({ "seq": seq }))
+            .await;
+    }
+    wait::until("three failures recorded", LONG, || async {
+        let webhook = world.get_webhook("DEMO", &id).await;
+        (webhook["failed_attempts"].as_u64() >= Some(3)).then_some(())
+    })
+    .await;
+    // ...and the next deliveries are held back instead of sent.
+    for seq in 3..20 {
+        world
+            .publish("DEMO", "run.started", json!({ "seq": seq }))
             .await;
     }
     wait::until("deliveries held back by the open circuit", LONG, || async {
