@@ -1,5 +1,6 @@
 //! Command line of the benchmark: which scenarios, how many events, and where the broker and the
-//! database are. Every default is local (127.0.0.1); counts shrink tenfold with `--quick`.
+//! database are. Every default is local (127.0.0.1); counts shrink tenfold with `--quick`. The
+//! soak, which only runs when asked for, has its own length, rate and seed.
 
 use clap::{Parser, ValueEnum};
 
@@ -8,7 +9,8 @@ use clap::{Parser, ValueEnum};
 #[derive(Parser, Clone, Debug)]
 #[command(name = "webhooks-bench", version)]
 pub struct Args {
-    /// Scenario to run; repeat for several. Default: all of them, in the order listed here.
+    /// Scenario to run; repeat for several. Default: all of them except `soak`, in the order listed
+    /// here. `soak` runs alone.
     #[arg(long = "scenario", value_enum)]
     pub scenarios: Vec<Scenario>,
 
@@ -27,6 +29,19 @@ pub struct Args {
     /// Point every webhook at one receiver port (one endpoint) instead of one port per webhook.
     #[arg(long)]
     pub shared_endpoint: bool,
+
+    /// Soak: minutes of publishing while faults are injected.
+    #[arg(long, default_value_t = 30)]
+    pub minutes: u64,
+
+    /// Soak: events published per second.
+    #[arg(long, default_value_t = 200.0)]
+    pub rate: f64,
+
+    /// Soak: seed of the fault schedule, to replay the same faults at the same times (default:
+    /// taken from the clock and printed).
+    #[arg(long)]
+    pub seed: Option<u64>,
 
     /// RabbitMQ the services and the benchmark use.
     #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
@@ -49,9 +64,13 @@ pub enum Scenario {
     Hanging,
     /// 200,000 events published while no sender runs, then drained.
     Backlog,
+    /// Not in the default run: `--minutes` of events at `--rate` to 4 webhooks while a random
+    /// fault is injected every 20-60 s; every delivery must arrive.
+    Soak,
 }
 
 impl Scenario {
+    /// The default run (everything but the soak).
     pub const ALL: [Scenario; 5] = [
         Scenario::Fanout1,
         Scenario::Fanout10,
@@ -67,6 +86,7 @@ impl Scenario {
             Scenario::Steady => "steady",
             Scenario::Hanging => "hanging",
             Scenario::Backlog => "backlog",
+            Scenario::Soak => "soak",
         }
     }
 
@@ -77,6 +97,8 @@ impl Scenario {
             Scenario::Steady => STEADY_RATE as u64 * 20,
             Scenario::Hanging => 5_000,
             Scenario::Backlog => 200_000,
+            // Sized by `--minutes` and `--rate` instead (see `Args::events`).
+            Scenario::Soak => 0,
         }
     }
 }
@@ -85,7 +107,12 @@ impl Scenario {
 pub const STEADY_RATE: f64 = 1_000.0;
 
 impl Args {
-    /// The scenarios to run, in a fixed order.
+    /// Whether the soak was asked for (it then runs alone, see [`crate::soak`]).
+    pub fn soak(&self) -> bool {
+        self.scenarios.contains(&Scenario::Soak)
+    }
+
+    /// The scenarios of a measuring run, in a fixed order (never the soak).
     pub fn selected(&self) -> Vec<Scenario> {
         if self.scenarios.is_empty() {
             return Scenario::ALL.to_vec();
@@ -96,8 +123,12 @@ impl Args {
             .collect()
     }
 
-    /// Events for `scenario`: `--events`, else its default, divided by 10 with `--quick`.
+    /// Events for `scenario`: `--events`, else its default, divided by 10 with `--quick`; for the
+    /// soak, `--rate` times `--minutes`.
     pub fn events(&self, scenario: Scenario) -> u64 {
+        if scenario == Scenario::Soak {
+            return (self.rate * self.minutes as f64 * 60.0).round() as u64;
+        }
         self.scaled(self.events.unwrap_or(scenario.default_events()))
     }
 

@@ -1,7 +1,8 @@
 //! The benchmark of the webhook pipeline: it starts the real `webhooks-dispatcher` and
 //! `webhooks-sender` binaries against the real RabbitMQ and PostgreSQL, delivers to a receiver of
 //! its own, and prints a markdown table of rates, publish→receive latencies, CPU per 1,000
-//! deliveries and peak memory per service, next to two baselines measured in the same run.
+//! deliveries and peak memory per service, next to two baselines measured in the same run. On
+//! request (`--scenario soak`) it runs instead a long soak with faults injected at random.
 //!
 //! # Layout
 //! - [`args`]: the command line and each scenario's default size.
@@ -16,11 +17,14 @@
 //! - [`stages`]: the services' own metrics, per phase.
 //! - [`dbprofile`]: the database's time by statement and wait event, from `pg_stat_activity`.
 //! - [`report`]: the markdown tables, ratios and targets.
+//! - [`soak`]: the soak: a steady stream for minutes while [`faults`] are injected on a seeded
+//!   [`schedule`], then a check that every delivery arrived.
 
 pub mod args;
 pub mod backlog;
 pub mod baselines;
 pub mod dbprofile;
+pub mod faults;
 pub mod janitor;
 pub mod phase;
 pub mod procfs;
@@ -28,7 +32,9 @@ pub mod publisher;
 pub mod receiver;
 pub mod report;
 pub mod scenarios;
+pub mod schedule;
 pub mod services;
+pub mod soak;
 pub mod stages;
 
 use std::sync::Arc;
@@ -42,11 +48,23 @@ use crate::services::{Janitor, Settings, TUNING_VARIABLES};
 const CEILING_REQUESTS: u64 = 100_000;
 const HOP_MESSAGES: u64 = 50_000;
 
-/// Runs the baselines and the selected scenarios, then prints the report to stdout.
+/// Runs the baselines and the selected scenarios, then prints the report to stdout; or, when
+/// asked for, the soak alone.
 pub async fn run(args: Args, janitor: Arc<Janitor>) -> anyhow::Result<()> {
     let settings = Arc::new(Settings::locate(&args.amqp_url, &args.postgres)?);
     eprintln!("services from {}", settings.bin_dir.display());
     let connection = publisher::connect(&args.amqp_url, "webhooks-bench").await?;
+    if args.soak() {
+        let ctx = Ctx {
+            args,
+            settings,
+            janitor,
+            connection,
+        };
+        let outcome = soak::run(&ctx).await;
+        let _ = ctx.connection.close(200, "done".into()).await;
+        return outcome;
+    }
     let mut report = Report::new(command_line());
     if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
         let load: Vec<&str> = load.split_whitespace().take(3).collect();

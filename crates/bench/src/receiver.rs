@@ -173,6 +173,26 @@ impl Tracker {
         self.delivered.load(Ordering::Relaxed)
     }
 
+    /// The (webhook, seq) pairs of this phase that have not arrived: how many, and the first
+    /// `limit` of them in seq order.
+    pub fn missing(&self, limit: usize) -> (u64, Vec<(usize, u64)>) {
+        let window = self.window.lock().expect("tracker lock");
+        let events = usize::try_from(window.events).unwrap_or(usize::MAX);
+        let mut first = Vec::new();
+        let mut count = 0;
+        for seq in 0..events {
+            for webhook in 0..window.webhooks {
+                if !window.seen[webhook * events + seq] {
+                    count += 1;
+                    if first.len() < limit {
+                        first.push((webhook, seq as u64));
+                    }
+                }
+            }
+        }
+        (count, first)
+    }
+
     /// Ends the phase and returns what arrived.
     pub fn finish(&self) -> Arrivals {
         let mut window = self.window.lock().expect("tracker lock");
@@ -241,5 +261,6 @@ mod tests {
             (2, 1, 3)
         );
         assert!(arrivals.first_ns.is_some());
+        assert_eq!(tracker.missing(1), (4, vec![(0, 1)]));
     }
 }

@@ -6,7 +6,7 @@ use anyhow::Context;
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -80,6 +80,24 @@ impl Process {
         let _ = self.child.start_kill();
         let _ = self.child.wait().await;
     }
+
+    /// Stops the process the way an orchestrator does (SIGTERM) and returns its exit status, or
+    /// `None` when it was still running after `within` (it is then killed).
+    pub async fn terminate(mut self, within: Duration) -> anyhow::Result<Option<ExitStatus>> {
+        let status = tokio::process::Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status()
+            .await
+            .context("running kill -TERM")?;
+        anyhow::ensure!(status.success(), "kill -TERM {}: {status}", self.pid);
+        match tokio::time::timeout(within, self.child.wait()).await {
+            Ok(exit) => Ok(Some(exit.context("waiting for the exit")?)),
+            Err(_) => {
+                self.kill().await;
+                Ok(None)
+            }
+        }
+    }
 }
 
 /// Which service.
@@ -116,6 +134,8 @@ pub struct World {
     pub sender: Option<Process>,
     /// Samples the database's activity once it exists.
     db: Option<DbSampler>,
+    /// Settings a scenario gives one service on top of the usual ones.
+    env: Vec<(Service, &'static str, String)>,
 }
 
 impl World {
@@ -141,7 +161,21 @@ impl World {
             dispatcher: None,
             sender: None,
             db: None,
+            env: Vec::new(),
         })
+    }
+
+    /// Sets `name=value` in `service`'s environment from its next start on.
+    pub fn set_env(&mut self, service: Service, name: &'static str, value: &str) {
+        self.env.push((service, name, value.to_owned()));
+    }
+
+    /// Takes `service`'s process out of the world, to stop it by hand.
+    pub fn take(&mut self, service: Service) -> Option<Process> {
+        match service {
+            Service::Dispatcher => self.dispatcher.take(),
+            Service::Sender => self.sender.take(),
+        }
     }
 
     pub fn process(&self, service: Service) -> Option<&Process> {
@@ -177,6 +211,9 @@ impl World {
         if let (Service::Sender, Some(timeout)) = (service, self.delivery_timeout) {
             command.env("DELIVERY_TIMEOUT", timeout);
         }
+        for (_, name, value) in self.env.iter().filter(|(s, _, _)| *s == service) {
+            command.env(name, value);
+        }
         let child = command
             .spawn()
             .with_context(|| format!("starting {}", service.binary()))?;
@@ -204,6 +241,19 @@ impl World {
     /// The database profile since the last reset.
     pub fn db_profile(&self) -> DbProfile {
         self.db.as_ref().map(DbSampler::profile).unwrap_or_default()
+    }
+
+    /// Whether `service` runs and answers 200 on `/readyz` within a second.
+    pub async fn ready(&self, service: Service) -> bool {
+        let Some(process) = self.process(service) else {
+            return false;
+        };
+        self.http
+            .get(format!("http://{}/readyz", process.addr))
+            .timeout(Duration::from_secs(1))
+            .send()
+            .await
+            .is_ok_and(|response| response.status() == 200)
     }
 
     async fn wait_ready(&self, service: Service, process: &mut Process) -> anyhow::Result<()> {
