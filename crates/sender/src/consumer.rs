@@ -5,7 +5,9 @@
 
 use anyhow::Context;
 use futures::StreamExt;
-use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+};
 use lapin::types::FieldTable;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -97,7 +99,24 @@ pub async fn session(
                 Err(e) => tracing::error!(error = %e, "unreadable hand-off message dropped"),
             }
         }
-        claim_and_run(shared, runner, permits, &ids, shutdown).await?;
+        if let Err(e) = claim_and_run(shared, runner, permits, &ids, shutdown).await {
+            if shutdown.is_cancelled() || webhooks_core::db::is_reachable(&shared.pool).await {
+                return Err(e);
+            }
+            // The database is away: keep the broker session, hand the messages back and wait.
+            // Deliveries claimed before the failure are leased and skipped when they come again.
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "claiming failed; database unreachable"
+            );
+            let requeue = BasicNackOptions {
+                multiple: true,
+                requeue: true,
+            };
+            channel.basic_nack(last_tag, requeue).await?;
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            continue;
+        }
         channel
             .basic_ack(last_tag, BasicAckOptions { multiple: true })
             .await?;
