@@ -45,6 +45,8 @@ pub struct World {
     dispatcher: Option<Running>,
     replicas: Vec<Running>,
     senders: Vec<Running>,
+    /// Set once `finish` removed everything; otherwise dropping the world does.
+    finished: bool,
 }
 
 /// Knobs a test may turn before the services start.
@@ -127,6 +129,7 @@ impl World {
             dispatcher: None,
             replicas: Vec::new(),
             senders: Vec::new(),
+            finished: false,
         };
         world.start_dispatcher().await;
         for _ in 0..options.senders {
@@ -276,38 +279,85 @@ impl World {
     }
 
     async fn cleanup(&mut self) {
+        let _ = self.amqp.close(200, "done".into()).await;
+        remove_world(
+            &self.id,
+            &self.topology,
+            &self.dispatcher_config.common.amqp_url,
+        )
+        .await;
+        self.finished = true;
+    }
+}
+
+/// A test that panicked never reaches `finish`: remove what it created all the same.
+impl Drop for World {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        // Stop the services first, or they would declare their queues again.
+        let running: Vec<&Running> = self
+            .dispatcher
+            .iter()
+            .chain(&self.replicas)
+            .chain(&self.senders)
+            .collect();
+        for service in &running {
+            service.stop.cancel();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while running.iter().any(|s| !s.done.is_finished()) && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let (id, topology) = (self.id.clone(), self.topology.clone());
+        let url = self.dispatcher_config.common.amqp_url.clone();
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(remove_world(&id, &topology, &url));
+            Some(())
+        })
+        .join();
+    }
+}
+
+/// Deletes a world's queues, exchanges and database.
+async fn remove_world(id: &str, topology: &Topology, amqp_url: &str) {
+    let connect = Connection::connect(amqp_url, ConnectionProperties::default());
+    if let Ok(Ok(amqp)) = tokio::time::timeout(Duration::from_secs(5), connect).await
+        && let Ok(channel) = amqp.create_channel().await
+    {
         for queue in [
-            self.topology.dispatcher_queue(),
-            self.topology.dead_letter_queue(),
-            self.topology.deliveries_queue(),
-            self.topology.notifications_queue(),
+            topology.dispatcher_queue(),
+            topology.dead_letter_queue(),
+            topology.deliveries_queue(),
+            topology.notifications_queue(),
         ] {
-            let _ = self
-                .channel
+            let _ = channel
                 .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
                 .await;
         }
         for exchange in [
-            self.topology.events_exchange().to_owned(),
-            self.topology.notifications_exchange(),
+            topology.events_exchange().to_owned(),
+            topology.notifications_exchange(),
         ] {
-            let _ = self
-                .channel
+            let _ = channel
                 .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
                 .await;
         }
-        let _ = self.amqp.close(200, "done".into()).await;
-        if let Ok((client, connection)) =
-            tokio_postgres::connect(&format!("{PG_SERVER}/postgres"), tokio_postgres::NoTls).await
-        {
-            tokio::spawn(connection);
-            let _ = client
-                .batch_execute(&format!(
-                    "DROP DATABASE IF EXISTS wh_{} WITH (FORCE)",
-                    self.id
-                ))
-                .await;
-        }
+        let _ = amqp.close(200, "done".into()).await;
+    }
+    if let Ok((client, connection)) =
+        tokio_postgres::connect(&format!("{PG_SERVER}/postgres"), tokio_postgres::NoTls).await
+    {
+        tokio::spawn(connection);
+        let _ = client
+            .batch_execute(&format!("DROP DATABASE IF EXISTS wh_{id} WITH (FORCE)"))
+            .await;
     }
 }
 
