@@ -171,6 +171,28 @@ pub async fn declare_notifications(
     .await
 }
 
+/// Opens a channel that consumes `queue` with at most `prefetch` unacked messages pushed ahead
+/// (the bound on what a consumer holds in memory).
+pub async fn consume(
+    connection: &Connection,
+    queue: &str,
+    prefetch: u16,
+) -> Result<(Channel, lapin::Consumer), QueueError> {
+    let channel = connection.create_channel().await?;
+    channel
+        .basic_qos(prefetch, lapin::options::BasicQosOptions::default())
+        .await?;
+    let consumer = channel
+        .basic_consume(
+            queue.into(),
+            "".into(),
+            lapin::options::BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    Ok((channel, consumer))
+}
+
 /// Persistent JSON message properties.
 pub fn persistent_json() -> BasicProperties {
     BasicProperties::default()

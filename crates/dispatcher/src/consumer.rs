@@ -4,8 +4,7 @@
 
 use anyhow::Context;
 use futures::StreamExt;
-use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
-use lapin::types::FieldTable;
+use lapin::options::{BasicCancelOptions, BasicNackOptions};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -46,20 +45,14 @@ pub async fn session(
         max_event_bytes: config.max_event_bytes,
         handoff_grace: config.handoff_grace,
     };
-    let channel = connection.create_channel().await?;
     // Prefetch bounds the events held in memory; batches form from what has already arrived.
-    channel
-        .basic_qos(config.prefetch, BasicQosOptions::default())
-        .await?;
-    let consumer = channel
-        .basic_consume(
-            shared.topology.dispatcher_queue().as_str().into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .context("consuming domain events")?;
+    let (channel, consumer) = amqp::consume(
+        &connection,
+        &shared.topology.dispatcher_queue(),
+        config.prefetch,
+    )
+    .await
+    .context("consuming domain events")?;
     let consumer_tag = consumer.tag();
     shared.readiness.set_broker_up(true);
     tracing::info!(queue = %shared.topology.dispatcher_queue(), "consuming domain events");

@@ -5,10 +5,7 @@
 
 use anyhow::Context;
 use futures::StreamExt;
-use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
-};
-use lapin::types::FieldTable;
+use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicNackOptions};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -48,20 +45,14 @@ pub async fn session(
         session_stop.clone(),
     ));
 
-    let channel = connection.create_channel().await?;
     // A few messages ahead: each carries up to thousands of deliveries.
-    channel
-        .basic_qos(config.prefetch, BasicQosOptions::default())
-        .await?;
-    let consumer = channel
-        .basic_consume(
-            shared.topology.deliveries_queue().as_str().into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .context("consuming deliveries")?;
+    let (channel, consumer) = amqp::consume(
+        &connection,
+        &shared.topology.deliveries_queue(),
+        config.prefetch,
+    )
+    .await
+    .context("consuming deliveries")?;
     let consumer_tag = consumer.tag();
     shared.readiness.set_broker_up(true);
     tracing::info!(queue = %shared.topology.deliveries_queue(), "consuming deliveries");
