@@ -1,12 +1,13 @@
 //! RabbitMQ: connecting, declaring the topology, and publishing with publisher confirms.
 //!
 //! Names follow the contract; an optional prefix (`AMQP_PREFIX`) isolates installations that share a
-//! vhost. Every queue and exchange is durable and every message persistent: nothing is lost when
-//! the broker restarts.
+//! vhost. Every queue and exchange is durable and every message that carries something only the
+//! broker holds is persistent: nothing is lost when the broker restarts. The one transient message,
+//! the dispatcher's hand-off, names deliveries the database already holds (see [`transient_json`]).
 
 use lapin::options::{
-    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions,
+    BasicCancelOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{
@@ -199,6 +200,36 @@ pub fn persistent_json() -> BasicProperties {
         .with_content_type("application/json".into())
         // 2 = persistent: the message survives a broker restart.
         .with_delivery_mode(2)
+}
+
+/// How long a graceful close may take before the connection is simply dropped.
+const CLOSE_WITHIN: Duration = Duration::from_secs(2);
+
+/// Stops consuming and closes the connection, politely if the broker answers within
+/// [`CLOSE_WITHIN`]; otherwise the connection is dropped (the broker then requeues whatever was
+/// unacked, as on any lost connection). Shutdown must not wait on a broker session that has gone
+/// wrong.
+pub async fn close(connection: &Connection, channel: &Channel, consumer_tag: ShortString) {
+    let polite = async {
+        let _ = channel
+            .basic_cancel(consumer_tag, BasicCancelOptions::default())
+            .await;
+        let _ = connection.close(200, "shutting down".into()).await;
+    };
+    if tokio::time::timeout(CLOSE_WITHIN, polite).await.is_err() {
+        tracing::warn!("the broker did not confirm the close in time; dropping the connection");
+    }
+}
+
+/// A message that need not outlive a broker restart: the dispatcher's hand-off names deliveries
+/// already committed to the database, and should it be lost the senders' scheduler finds them
+/// after `HANDOFF_GRACE`. Writing it to disk would cost the broker a disk write per batch and buy
+/// nothing. It is still published with confirms, so a broker that refuses it is noticed.
+pub fn transient_json() -> BasicProperties {
+    BasicProperties::default()
+        .with_content_type("application/json".into())
+        // 1 = transient: kept in memory.
+        .with_delivery_mode(1)
 }
 
 /// Adds one string header to `properties`.

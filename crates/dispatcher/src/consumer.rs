@@ -4,7 +4,7 @@
 
 use anyhow::Context;
 use futures::StreamExt;
-use lapin::options::{BasicCancelOptions, BasicNackOptions};
+use lapin::options::BasicNackOptions;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -103,10 +103,7 @@ pub async fn session(
     tokio::try_join!(preparer, finisher)?;
     // Graceful stop: no new deliveries; the batch in hand was finished above; unacked prefetched
     // messages go back to the queue when the channel closes.
-    let _ = channel
-        .basic_cancel(consumer_tag, BasicCancelOptions::default())
-        .await;
-    let _ = connection.close(200, "shutting down".into()).await;
+    amqp::close(&connection, &channel, consumer_tag).await;
     Ok(())
 }
 

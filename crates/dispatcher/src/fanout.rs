@@ -204,9 +204,13 @@ impl Fanout {
             }
         }
         let client = self.pool.get().await.context("database pool")?;
+        let record = client
+            .prepare_cached(RECORD_SQL)
+            .await
+            .context("preparing the record statement")?;
         let inserted = client
             .query(
-                RECORD_SQL,
+                &record,
                 &[
                     &rows.event_ids,
                     &rows.event_names,
@@ -268,7 +272,7 @@ impl Fanout {
                 exchange: "",
                 routing_key: &queue,
                 body,
-                properties: amqp::persistent_json(),
+                properties: amqp::transient_json(),
             })
             .collect();
         self.publisher

@@ -5,7 +5,7 @@
 
 use anyhow::Context;
 use futures::StreamExt;
-use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicNackOptions};
+use lapin::options::{BasicAckOptions, BasicNackOptions};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -112,10 +112,7 @@ pub async fn session(
             .basic_ack(last_tag, BasicAckOptions { multiple: true })
             .await?;
     }
-    let _ = channel
-        .basic_cancel(consumer_tag, BasicCancelOptions::default())
-        .await;
-    let _ = connection.close(200, "shutting down".into()).await;
+    amqp::close(&connection, &channel, consumer_tag).await;
     Ok(())
 }
 
