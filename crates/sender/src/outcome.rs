@@ -86,6 +86,9 @@ pub struct Health {
     pub reset: bool,
     /// The first failure after the last success in the batch (or of the batch).
     pub first_failure: Option<DateTime<Utc>>,
+    /// When the batch's last failure ended: the window that decides disabling is measured up to
+    /// the failing attempt, not up to whenever it is recorded.
+    pub last_failure: Option<DateTime<Utc>>,
     /// Failures to add (after the last success when `reset`).
     pub failures: i32,
     pub last_error: Option<String>,
@@ -116,6 +119,7 @@ pub fn health(outcomes: &[Outcome]) -> Vec<Health> {
                 webhook_id,
                 reset: false,
                 first_failure: None,
+                last_failure: None,
                 failures: 0,
                 last_error: None,
             };
@@ -123,9 +127,11 @@ pub fn health(outcomes: &[Outcome]) -> Vec<Health> {
                 if attempt.success {
                     change.reset = true;
                     change.first_failure = None;
+                    change.last_failure = None;
                     change.failures = 0;
                 } else {
                     change.first_failure.get_or_insert(finished);
+                    change.last_failure = Some(finished);
                     change.failures += 1;
                     change.last_error.clone_from(&attempt.error);
                 }
@@ -225,11 +231,18 @@ mod tests {
         assert!(!only_failures[0].reset);
         assert_eq!(only_failures[0].failures, 2);
         assert_eq!(only_failures[0].last_error.as_deref(), Some("HTTP 502"));
+        // The window is measured to the end of the last failed attempt (5 ms long here).
+        let ended = t0 + chrono::Duration::seconds(1) + chrono::Duration::milliseconds(5);
+        assert_eq!(only_failures[0].last_failure, Some(ended));
 
         let recovered = health(&[outcome(0, false, Some("HTTP 500")), outcome(1, true, None)]);
         assert!(recovered[0].reset);
         assert_eq!(recovered[0].failures, 0);
         assert_eq!(recovered[0].first_failure, None);
+        assert_eq!(
+            recovered[0].last_failure, None,
+            "nothing to disable after a success"
+        );
 
         let relapsed = health(&[outcome(0, true, None), outcome(1, false, Some("HTTP 503"))]);
         assert!(relapsed[0].reset);

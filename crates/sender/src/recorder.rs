@@ -21,6 +21,10 @@ use crate::retry::RetryPolicy;
 
 /// Most outcomes written in one transaction.
 const BATCH: usize = 1000;
+/// How long the first outcome of a batch waits for company. Recording is not on the way to the
+/// receiver (it follows the attempt), so a short wait costs no delivery latency, while at a
+/// moderate rate it turns one transaction per couple of outcomes into one per this interval.
+const LINGER: Duration = Duration::from_millis(20);
 
 pub struct Recorder {
     pub pool: Pool,
@@ -37,6 +41,15 @@ impl Recorder {
     pub async fn run(self, mut outcomes: mpsc::Receiver<Outcome>) {
         let mut batch = Vec::with_capacity(BATCH);
         while outcomes.recv_many(&mut batch, BATCH).await > 0 {
+            let gathered = tokio::time::Instant::now() + LINGER;
+            while batch.len() < BATCH {
+                let room = BATCH - batch.len();
+                match tokio::time::timeout_at(gathered, outcomes.recv_many(&mut batch, room)).await
+                {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
             let mut wait = Duration::from_millis(100);
             loop {
                 match self.write(&batch).await {
@@ -63,10 +76,9 @@ impl Recorder {
         // deadlock over a webhook and its deliveries.
         write_health(&tx, &health).await?;
         let given_up = self.write_deliveries(&tx, batch).await?;
-        let failing: Vec<Uuid> = health
+        let failing: Vec<(Uuid, DateTime<Utc>)> = health
             .iter()
-            .filter(|h| h.failures > 0)
-            .map(|h| h.webhook_id)
+            .filter_map(|h| Some((h.webhook_id, h.last_failure?)))
             .collect();
         let disabled = self.disable(&tx, &failing, now).await?;
         tx.commit().await?;
@@ -167,27 +179,32 @@ impl Recorder {
         Ok(given_up)
     }
 
-    /// Disables the webhooks among `failing` whose failing window has passed; returns how many.
+    /// Disables the webhooks among `failing` (each with the end of its last failed attempt) that
+    /// had been failing for the whole window when that attempt failed; returns how many.
     async fn disable(
         &self,
         tx: &Transaction<'_>,
-        failing: &[Uuid],
+        failing: &[(Uuid, DateTime<Utc>)],
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
         if failing.is_empty() {
             return Ok(0);
         }
-        let cutoff = now
-            - chrono::Duration::from_std(self.disable_after).unwrap_or(chrono::Duration::days(2));
+        let window =
+            chrono::Duration::from_std(self.disable_after).unwrap_or(chrono::Duration::days(2));
+        let ids: Vec<Uuid> = failing.iter().map(|(id, _)| *id).collect();
+        let cutoffs: Vec<DateTime<Utc>> = failing.iter().map(|(_, at)| *at - window).collect();
         let disabled = tx
             .query(
                 &tx.prepare_cached(
-                "UPDATE webhooks SET enabled = false, disabled_at = $2, updated_at = $2,
-                    disabled_reason = COALESCE(last_error, 'failing')
-                 WHERE id = ANY($1) AND enabled AND deleted_at IS NULL AND failing_since <= $3
-                 RETURNING id, project_code, title, url, created_by, failing_since, COALESCE(last_error, ''), failed_attempts",
+                "UPDATE webhooks w SET enabled = false, disabled_at = $3, updated_at = $3,
+                    disabled_reason = COALESCE(w.last_error, 'failing')
+                 FROM unnest($1::uuid[], $2::timestamptz[]) AS f(id, cutoff)
+                 WHERE w.id = f.id AND w.enabled AND w.deleted_at IS NULL AND w.failing_since <= f.cutoff
+                 RETURNING w.id, w.project_code, w.title, w.url, w.created_by, w.failing_since,
+                           COALESCE(w.last_error, ''), w.failed_attempts",
                 ).await?,
-                &[&failing, &now, &cutoff],
+                &[&ids, &cutoffs, &now],
             )
             .await?;
         if disabled.is_empty() {
