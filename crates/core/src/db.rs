@@ -11,6 +11,7 @@ use tokio_postgres::NoTls;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_drop_redundant_foreign_keys.sql"),
+    include_str!("migrations/0003_heap_only_leases.sql"),
 ];
 
 /// An arbitrary constant naming the migration lock.

@@ -1,6 +1,10 @@
 //! Taking deliveries for an attempt. A claim leases the delivery in the database
-//! (`leased_until`, also its `next_attempt_at`), so no other sender takes it meanwhile and, should
-//! this process die mid-attempt, the scheduler of any sender picks it up once the lease expires.
+//! (`leased_until`), so no other sender takes it meanwhile and, should this process die
+//! mid-attempt, the scheduler of any sender picks it up once the lease expires.
+//!
+//! The lease is written to `leased_until` alone, a column no index covers, so that on a page with
+//! room (the table's fillfactor leaves some) the claim is a heap-only update: a new row version
+//! and no new index entries. The scheduler's due condition therefore reads both columns.
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -37,22 +41,24 @@ pub async fn by_ids(
     // Driven from the id array through the primary key, so the plan does not depend on table
     // statistics (a fresh database has none, and a scan per webhook is ruinous).
     let statement = client
-        .prepare_cached(
+        .prepare_cached(&format!(
             "WITH picked AS (
                 SELECT d.id FROM unnest($1::uuid[]) AS ids(id)
                 CROSS JOIN LATERAL (
                     SELECT id FROM deliveries
                     WHERE id = ids.id AND state = 'pending' AND leased_until IS NULL
                     FOR UPDATE SKIP LOCKED) d)
-             UPDATE deliveries d SET leased_until = $2, next_attempt_at = $2
-             FROM picked, webhooks w
-             WHERE d.id = picked.id AND w.id = d.webhook_id AND w.enabled AND w.deleted_at IS NULL
-             RETURNING d.id, d.webhook_id, d.event_name, d.attempt_count, d.first_attempt_at,
-                       w.url, w.secret, d.event_id",
-        )
+             , claimed AS (
+                UPDATE deliveries d SET leased_until = $2
+                FROM picked, webhooks w
+                WHERE d.id = picked.id AND w.id = d.webhook_id AND w.enabled AND w.deleted_at IS NULL
+                RETURNING d.id, d.webhook_id, d.event_name, d.attempt_count, d.first_attempt_at,
+                          w.url, w.secret, d.event_id)
+             {WITH_BODIES}"
+        ))
         .await?;
     let rows = client.query(&statement, &[&ids, &lease_until]).await?;
-    jobs(&client, &rows).await
+    Ok(jobs(&rows))
 }
 
 /// Claims up to `limit` deliveries that are due at `now`: retries, manual retries, lost hand-offs and
@@ -69,54 +75,48 @@ pub async fn due(
             "UPDATE deliveries d SET state = 'cancelled', next_attempt_at = NULL, leased_until = NULL
              FROM webhooks w
              WHERE d.state IN ('pending', 'retrying') AND d.next_attempt_at <= $1
+               AND (d.leased_until IS NULL OR d.leased_until <= $1)
                AND w.id = d.webhook_id AND NOT (w.enabled AND w.deleted_at IS NULL)",
         )
         .await?;
     client.execute(&cancel, &[&now]).await?;
     let claim = client
-        .prepare_cached(
+        .prepare_cached(&format!(
             "WITH due AS (
                 SELECT d.id FROM deliveries d
                 WHERE d.state IN ('pending', 'retrying') AND d.next_attempt_at <= $1
+                  AND (d.leased_until IS NULL OR d.leased_until <= $1)
                 ORDER BY d.next_attempt_at LIMIT $3
                 FOR UPDATE SKIP LOCKED)
-             UPDATE deliveries d SET leased_until = $2, next_attempt_at = $2
-             FROM due, webhooks w
-             WHERE d.id = due.id AND w.id = d.webhook_id AND w.enabled AND w.deleted_at IS NULL
-             RETURNING d.id, d.webhook_id, d.event_name, d.attempt_count, d.first_attempt_at,
-                       w.url, w.secret, d.event_id",
-        )
+             , claimed AS (
+                UPDATE deliveries d SET leased_until = $2
+                FROM due, webhooks w
+                WHERE d.id = due.id AND w.id = d.webhook_id AND w.enabled AND w.deleted_at IS NULL
+                RETURNING d.id, d.webhook_id, d.event_name, d.attempt_count, d.first_attempt_at,
+                          w.url, w.secret, d.event_id)
+             {WITH_BODIES}"
+        ))
         .await?;
     let rows = client.query(&claim, &[&now, &lease_until, &limit]).await?;
-    jobs(&client, &rows).await
+    Ok(jobs(&rows))
 }
 
-/// Builds jobs from claimed rows, reading each distinct event's body once.
-async fn jobs(
-    client: &deadpool_postgres::Client,
-    rows: &[tokio_postgres::Row],
-) -> Result<Vec<Job>, StoreError> {
-    if rows.is_empty() {
-        return Ok(Vec::new());
+/// The claimed rows with their event's body, read by primary key and sent once per event (on the
+/// event's first row): the deliveries of one event share one body buffer.
+const WITH_BODIES: &str = "
+    SELECT c.*, CASE WHEN row_number() OVER (PARTITION BY c.event_id) = 1
+                     THEN (SELECT e.body FROM events e WHERE e.id = c.event_id) END
+    FROM claimed c";
+
+/// Builds jobs from claimed rows.
+fn jobs(rows: &[tokio_postgres::Row]) -> Vec<Job> {
+    let mut bodies: HashMap<String, Bytes> = HashMap::new();
+    for row in rows {
+        if let Some(body) = row.get::<_, Option<Vec<u8>>>(8) {
+            bodies.insert(row.get(7), Bytes::from(body));
+        }
     }
-    let mut event_ids: Vec<String> = rows.iter().map(|row| row.get(7)).collect();
-    event_ids.sort_unstable();
-    event_ids.dedup();
-    let statement = client
-        .prepare_cached(
-            "SELECT e.id, e.body FROM unnest($1::text[]) AS ids(id)
-             JOIN events e ON e.id = ids.id",
-        )
-        .await?;
-    // Deliveries of one event share one body buffer.
-    let bodies: HashMap<String, Bytes> = client
-        .query(&statement, &[&event_ids])
-        .await?
-        .iter()
-        .map(|row| (row.get(0), Bytes::from(row.get::<_, Vec<u8>>(1))))
-        .collect();
-    Ok(rows
-        .iter()
+    rows.iter()
         .filter_map(|row| {
             let name: String = row.get(2);
             let Ok(event_name) = name.parse::<EventName>() else {
@@ -139,5 +139,5 @@ async fn jobs(
                 body,
             })
         })
-        .collect())
+        .collect()
 }

@@ -55,9 +55,11 @@ impl From<&Row> for WebhookView {
     }
 }
 
-/// Columns read for a [`DeliveryView`], in this order (table alias `d`).
+/// Columns read for a [`DeliveryView`], in this order (table alias `d`). While an attempt is in
+/// flight the next one cannot start before its lease ends.
 pub const DELIVERY_COLUMNS: &str =
-    "d.id, d.event_id, d.event_name, d.webhook_id, d.state, d.created_at, d.next_attempt_at";
+    "d.id, d.event_id, d.event_name, d.webhook_id, d.state, d.created_at,
+     GREATEST(d.next_attempt_at, d.leased_until)";
 
 #[derive(Serialize)]
 pub struct DeliveryView {
