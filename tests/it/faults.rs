@@ -282,6 +282,48 @@ async fn an_endpoint_that_keeps_failing_trips_its_breaker_without_counting_held_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_held_back_by_an_open_circuit_arrive_once_it_closes() {
+    let world = World::start_with(|o| {
+        o.sender.breaker_failures = 3;
+        o.sender.breaker_pause = Duration::from_secs(3);
+    })
+    .await;
+    // Three failures open the circuit; by the time it probes, the endpoint has recovered.
+    world
+        .receiver
+        .set("flaky", Behaviour::Statuses(vec![500, 500, 500, 200]));
+    let id = world.webhook("DEMO", "flaky", &["run.started"], None).await;
+    publish_seqs(&world, "run.started", 0..3).await;
+    wait::until("three failures recorded", LONG, || async {
+        let webhook = world.get_webhook("DEMO", &id).await;
+        (webhook["failed_attempts"].as_u64() >= Some(3)).then_some(())
+    })
+    .await;
+    // Handed over while the circuit is open: held back, not claimed and not attempted...
+    publish_seqs(&world, "run.started", 3..20).await;
+    wait::until("deliveries held back by the open circuit", LONG, || async {
+        (world
+            .metric(
+                world.sender_addr,
+                "webhooks_sender_deliveries_deferred_total",
+            )
+            .await
+            >= 1.0)
+            .then_some(())
+    })
+    .await;
+    // ...and not lost: every delivery ends up succeeded once the circuit closes.
+    wait::until("all 20 deliveries succeeded", LONG, || async {
+        let deliveries = world.deliveries("DEMO", &id).await;
+        (deliveries.len() == 20 && deliveries.iter().all(|d| d["state"] == "succeeded"))
+            .then_some(())
+    })
+    .await;
+    world.receiver.wait_for_seqs("flaky", 20, LONG).await;
+    world.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_dispatchers_and_two_senders_deliver_every_event_once() {
     let mut world = World::start_with(|o| o.senders = 2).await;
     world.start_dispatcher_replica().await;

@@ -11,7 +11,14 @@ use uuid::Uuid;
 pub enum SenderMessage {
     /// One message carries every new delivery of one dispatcher batch.
     #[serde(rename = "deliver.v1")]
-    DeliverV1 { deliveries: Vec<Uuid> },
+    DeliverV1 {
+        deliveries: Vec<Uuid>,
+        /// The webhook of each delivery, in the same order, so a sender can leave deliveries to an
+        /// endpoint it is holding back untouched instead of claiming them only to put them back.
+        /// Empty from dispatchers that predate it (every delivery is then claimed).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        webhooks: Vec<Uuid>,
+    },
 }
 
 /// Sender → e-mail service, on `webhooks.notifications`: a webhook was disabled (contract §5).
@@ -69,11 +76,24 @@ mod tests {
         let id = Uuid::nil();
         let json = serde_json::to_string(&SenderMessage::DeliverV1 {
             deliveries: vec![id],
+            webhooks: vec![id],
         })
         .expect("json");
         assert_eq!(
             json,
-            r#"{"type":"deliver.v1","deliveries":["00000000-0000-0000-0000-000000000000"]}"#
+            r#"{"type":"deliver.v1","deliveries":["00000000-0000-0000-0000-000000000000"],"webhooks":["00000000-0000-0000-0000-000000000000"]}"#
+        );
+        // A message from an older dispatcher, without webhooks, still reads.
+        let old: SenderMessage = serde_json::from_str(
+            r#"{"type":"deliver.v1","deliveries":["00000000-0000-0000-0000-000000000000"]}"#,
+        )
+        .expect("old message");
+        assert_eq!(
+            old,
+            SenderMessage::DeliverV1 {
+                deliveries: vec![id],
+                webhooks: Vec::new()
+            }
         );
     }
 

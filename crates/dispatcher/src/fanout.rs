@@ -40,9 +40,16 @@ pub struct Fanout {
 
 /// A recorded batch waiting for its hand-off and ack.
 pub struct Prepared {
-    handoff: Vec<Uuid>,
+    handoff: Vec<Handoff>,
     last_tag: u64,
     started: Instant,
+}
+
+/// A delivery to hand to the senders, with its webhook.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Handoff {
+    delivery: Uuid,
+    webhook: Uuid,
 }
 
 /// An accepted event with the webhooks it matched.
@@ -189,7 +196,7 @@ impl Fanout {
 
     /// Records events and deliveries; returns the ids to hand off: new deliveries, plus the
     /// still-untouched deliveries of redelivered events (their earlier hand-off may have been lost).
-    async fn record(&self, matched: &[Matched]) -> anyhow::Result<Vec<Uuid>> {
+    async fn record(&self, matched: &[Matched]) -> anyhow::Result<Vec<Handoff>> {
         if matched.is_empty() {
             return Ok(Vec::new());
         }
@@ -226,7 +233,11 @@ impl Fanout {
             )
             .await
             .context("recording deliveries")?;
-        let mut ids: Vec<Uuid> = inserted.iter().map(|row| row.get(0)).collect();
+        let handoff = |row: &tokio_postgres::Row| Handoff {
+            delivery: row.get(0),
+            webhook: row.get(1),
+        };
+        let mut ids: Vec<Handoff> = inserted.iter().map(handoff).collect();
         let redelivered: Vec<&str> = matched
             .iter()
             .filter(|m| m.redelivered)
@@ -235,24 +246,19 @@ impl Fanout {
         if !redelivered.is_empty() {
             let waiting = client
                 .query(
-                    "SELECT id FROM deliveries WHERE event_id = ANY($1) AND state = 'pending'
+                    "SELECT id, webhook_id FROM deliveries WHERE event_id = ANY($1) AND state = 'pending'
                      AND leased_until IS NULL AND attempt_count = 0",
                     &[&redelivered],
                 )
                 .await
                 .context("finding deliveries of redelivered events")?;
-            let known: HashSet<Uuid> = ids.iter().copied().collect();
-            ids.extend(
-                waiting
-                    .iter()
-                    .map(|row| row.get::<_, Uuid>(0))
-                    .filter(|id| !known.contains(id)),
-            );
+            let known: HashSet<Handoff> = ids.iter().copied().collect();
+            ids.extend(waiting.iter().map(handoff).filter(|h| !known.contains(h)));
         }
         Ok(ids)
     }
 
-    async fn hand_off(&self, ids: &[Uuid]) -> anyhow::Result<()> {
+    async fn hand_off(&self, ids: &[Handoff]) -> anyhow::Result<()> {
         if ids.is_empty() {
             return Ok(());
         }
@@ -261,7 +267,8 @@ impl Fanout {
             .chunks(IDS_PER_MESSAGE)
             .map(|chunk| {
                 serde_json::to_vec(&SenderMessage::DeliverV1 {
-                    deliveries: chunk.to_vec(),
+                    deliveries: chunk.iter().map(|h| h.delivery).collect(),
+                    webhooks: chunk.iter().map(|h| h.webhook).collect(),
                 })
                 .expect("ids serialise")
             })
@@ -325,4 +332,4 @@ SELECT d.id, d.event_id, d.webhook_id, d.name, 'pending', $5, $10
 FROM unnest($6::uuid[], $7::text[], $8::uuid[], $9::text[]) AS d(id, event_id, webhook_id, name)
 JOIN webhooks w ON w.id = d.webhook_id AND w.enabled AND w.deleted_at IS NULL
 ON CONFLICT (event_id, webhook_id) DO NOTHING
-RETURNING id";
+RETURNING id, webhook_id";

@@ -83,13 +83,29 @@ pub async fn session(
             continue;
         };
         let mut ids = Vec::new();
+        let mut held = 0;
         for message in &batch {
             match serde_json::from_slice::<SenderMessage>(&message.data) {
-                Ok(SenderMessage::DeliverV1 { deliveries }) => ids.extend(deliveries),
+                Ok(SenderMessage::DeliverV1 {
+                    deliveries,
+                    webhooks,
+                }) if webhooks.len() == deliveries.len() => {
+                    // Deliveries to an endpoint being held back are left pending, untouched: the
+                    // scheduler finds them once HANDOFF_GRACE has passed.
+                    for (delivery, webhook) in deliveries.into_iter().zip(webhooks) {
+                        if runner.limiter.holds_back(webhook) {
+                            held += 1;
+                        } else {
+                            ids.push(delivery);
+                        }
+                    }
+                }
+                Ok(SenderMessage::DeliverV1 { deliveries, .. }) => ids.extend(deliveries),
                 // Not ours to fix by retrying; its deliveries (if any) are reached by the scheduler.
                 Err(e) => tracing::error!(error = %e, "unreadable hand-off message dropped"),
             }
         }
+        shared.metrics.deferred.inc_by(held);
         if let Err(e) = claim_and_run(shared, runner, permits, &ids, shutdown).await {
             if shutdown.is_cancelled() || webhooks_core::db::is_reachable(&shared.pool).await {
                 return Err(e);

@@ -6,11 +6,17 @@
 //! endpoint is answering (a busy but healthy endpoint drains fast); when it is not answering, or
 //! its circuit is open, the delivery is held back: it goes back to the schedule without an attempt,
 //! so it neither occupies a slot nor counts toward the endpoint's failure window.
+//!
+//! The limiter also remembers each webhook's endpoint, so that deliveries handed over for an
+//! endpoint it is holding back can be left where they are (pending in the database, found by the
+//! scheduler later) without being claimed at all: a dead endpoint then costs the healthy ones
+//! almost nothing.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use uuid::Uuid;
 
 #[derive(Clone, Copy, Debug)]
 pub struct LimiterConfig {
@@ -24,6 +30,8 @@ pub struct LimiterConfig {
 
 /// An endpoint that answered (or was first used) this recently counts as answering.
 const ANSWERING: Duration = Duration::from_secs(1);
+/// Webhooks whose endpoint is remembered; past this the memory starts over.
+const WEBHOOKS_REMEMBERED: usize = 65_536;
 
 struct Endpoint {
     slots: Arc<Semaphore>,
@@ -39,6 +47,8 @@ struct Endpoint {
 pub struct Limiter {
     config: LimiterConfig,
     endpoints: Arc<Mutex<HashMap<String, Endpoint>>>,
+    /// The endpoint of each webhook seen lately.
+    webhooks: Arc<Mutex<HashMap<Uuid, String>>>,
 }
 
 /// Why a delivery is held back, and for how long.
@@ -74,6 +84,49 @@ impl Limiter {
         Self {
             config,
             endpoints: Arc::new(Mutex::new(HashMap::new())),
+            webhooks: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Remembers that `webhook` delivers to `endpoint`.
+    pub fn learn(&self, webhook: Uuid, endpoint: &str) {
+        let mut webhooks = self.webhooks.lock().expect("limiter lock");
+        if webhooks
+            .get(&webhook)
+            .is_some_and(|known| known == endpoint)
+        {
+            return;
+        }
+        if webhooks.len() >= WEBHOOKS_REMEMBERED {
+            webhooks.clear();
+        }
+        webhooks.insert(webhook, endpoint.to_owned());
+    }
+
+    /// Whether a delivery to `webhook` would be held back right now: its endpoint's circuit is
+    /// open (or its one probe is out), or every slot is taken and it is not answering. Unknown
+    /// webhooks are never held back.
+    pub fn holds_back(&self, webhook: Uuid) -> bool {
+        let Some(endpoint) = self
+            .webhooks
+            .lock()
+            .expect("limiter lock")
+            .get(&webhook)
+            .cloned()
+        else {
+            return false;
+        };
+        let now = Instant::now();
+        let endpoints = self.endpoints.lock().expect("limiter lock");
+        let Some(state) = endpoints.get(&endpoint) else {
+            return false;
+        };
+        match state.open_until {
+            Some(until) if now < until || state.probing => true,
+            _ => {
+                state.slots.available_permits() == 0
+                    && now.duration_since(state.last_sign_of_life) >= ANSWERING
+            }
         }
     }
 
@@ -267,6 +320,36 @@ mod tests {
         let slot = l.enter("e").await.expect("closed");
         l.finish(slot, false, false);
         assert!(l.enter("e").await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn tells_which_webhooks_are_held_back() {
+        let l = limiter(1, 1);
+        let (hanging, failing, healthy) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        l.learn(hanging, "h");
+        l.learn(failing, "f");
+        l.learn(healthy, "ok");
+        assert!(!l.holds_back(hanging), "nothing known against it yet");
+        assert!(!l.holds_back(Uuid::new_v4()), "unknown webhooks go ahead");
+
+        let _in_flight = l.enter("h").await.expect("slot");
+        assert!(!l.holds_back(hanging), "full, but it answered a moment ago");
+        l.with("h", |state| {
+            state.last_sign_of_life -= Duration::from_secs(2)
+        });
+        assert!(l.holds_back(hanging), "full and not answering");
+
+        let slot = l.enter("f").await.expect("slot");
+        l.finish(slot, false, true);
+        assert!(l.holds_back(failing), "circuit open");
+        l.with("f", |state| state.open_until = Some(Instant::now()));
+        assert!(!l.holds_back(failing), "due for its probe");
+        let _probe = l.enter("f").await.expect("probe");
+        assert!(l.holds_back(failing), "its one probe is out");
+
+        let slot = l.enter("ok").await.expect("slot");
+        l.finish(slot, true, true);
+        assert!(!l.holds_back(healthy));
     }
 
     #[test]

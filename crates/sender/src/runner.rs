@@ -45,6 +45,7 @@ impl Runner {
 
     async fn handle(&self, job: Job) -> Outcome {
         let endpoint = Limiter::endpoint_of(&job.url);
+        self.limiter.learn(job.webhook_id, &endpoint);
         let slot = match self.limiter.enter(&endpoint).await {
             Ok(slot) => slot,
             Err(held) => {
