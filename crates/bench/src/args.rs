@@ -64,6 +64,9 @@ pub enum Scenario {
     Hanging,
     /// 200,000 events published while no sender runs, then drained.
     Backlog,
+    /// Not in the default run (it takes minutes): 1,000,000 events wait in the broker while
+    /// neither service runs, then both start and work through them; memory must stay flat.
+    BrokerBacklog,
     /// Not in the default run: `--minutes` of events at `--rate` to 4 webhooks while a random
     /// fault is injected every 20-60 s; every delivery must arrive.
     Soak,
@@ -86,6 +89,7 @@ impl Scenario {
             Scenario::Steady => "steady",
             Scenario::Hanging => "hanging",
             Scenario::Backlog => "backlog",
+            Scenario::BrokerBacklog => "broker-backlog",
             Scenario::Soak => "soak",
         }
     }
@@ -97,6 +101,7 @@ impl Scenario {
             Scenario::Steady => STEADY_RATE as u64 * 20,
             Scenario::Hanging => 5_000,
             Scenario::Backlog => 200_000,
+            Scenario::BrokerBacklog => 1_000_000,
             // Sized by `--minutes` and `--rate` instead (see `Args::events`).
             Scenario::Soak => 0,
         }
@@ -119,6 +124,7 @@ impl Args {
         }
         Scenario::ALL
             .into_iter()
+            .chain([Scenario::BrokerBacklog])
             .filter(|s| self.scenarios.contains(s))
             .collect()
     }

@@ -1,6 +1,8 @@
-//! The backlog scenario: events are published while no sender runs, the dispatcher records every
-//! delivery, then a sender starts and drains them. Measures the drain rate and samples the
-//! sender's resident set every 250 ms to show whether memory stays flat while it works.
+//! The backlog scenarios. In `backlog`, events are published while no sender runs, the dispatcher
+//! records every delivery, then a sender starts and drains them. In `broker-backlog`, the events
+//! wait in the broker while neither service runs, then both start and work through them. Both
+//! measure the drain rate and sample the services' resident sets every 250 ms to show whether
+//! memory stays flat while they work.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,7 +13,7 @@ use crate::procfs::{RssSampler, SAMPLE_EVERY};
 use crate::publisher::{self, Pipeline, Plan, Published};
 use crate::receiver::{Receiver, now_ns};
 use crate::report::{Kind, Report, Row, int};
-use crate::scenarios::{Ctx, healthy_webhooks};
+use crate::scenarios::{Ctx, healthy_webhooks, start_services};
 use crate::services::{Service, World};
 use crate::stages::Scrape;
 
@@ -43,7 +45,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report, events: u64) -> anyhow::Result<
         "backlog: dispatcher recording, no sender",
         &drained.recording_db,
     );
-    report.add_row(Row::backlog(m, drain_rate));
+    report.add_row(Row::backlog(Kind::Backlog, m, drain_rate));
     report.add_stages(m);
     let mib: Vec<f64> = drained
         .rss
@@ -70,6 +72,101 @@ pub async fn run(ctx: &Ctx, report: &mut Report, events: u64) -> anyhow::Result<
         per_second(&drained.rss),
     ));
     Ok(())
+}
+
+/// `events` events wait in the broker while neither service runs; then both start.
+pub async fn run_in_broker(ctx: &Ctx, report: &mut Report, events: u64) -> anyhow::Result<()> {
+    let receiver = Receiver::start(1).await?;
+    let sampler = RssSampler::start();
+    let mut world = ctx.world(None)?;
+    let outcome = drain_broker(ctx, &mut world, &receiver, &sampler, events).await;
+    world.finish().await;
+    let (measured, started_ns) = outcome?;
+    let m = &measured;
+    let drain_rate = rate(
+        m.arrivals.unique,
+        m.arrivals.last_ns.saturating_sub(started_ns) as f64 / 1e9,
+    );
+    report.add_row(Row::backlog(Kind::BrokerBacklog, m, drain_rate));
+    report.add_stages(m);
+    let mut memory = Vec::new();
+    for service in [Service::Dispatcher, Service::Sender] {
+        let series = sampler.samples(service.name()).series;
+        let mib: Vec<f64> = series.iter().map(|(_, kib)| *kib as f64 / 1024.0).collect();
+        let (min, max) = mib
+            .iter()
+            .fold((f64::MAX, 0.0_f64), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+        memory.push(format!(
+            "{} VmRSS min {:.1}, max {:.1}, end {:.1} MiB (per second: {})",
+            service.name(),
+            if mib.is_empty() { 0.0 } else { min },
+            max,
+            mib.last().copied().unwrap_or(0.0),
+            per_second(&series),
+        ));
+    }
+    report.note(format!(
+        "broker backlog: {} events published at {}/s into the broker while neither service ran; \
+         both then started and delivered them at {} deliveries/s (from their start to the last arrival). {}.",
+        int(m.events as f64),
+        int(m.published_rate),
+        int(drain_rate),
+        memory.join("; "),
+    ));
+    Ok(())
+}
+
+/// Publishes into the broker with both services stopped, then starts them and waits for the
+/// deliveries; returns the measurement and when the services were started.
+async fn drain_broker(
+    ctx: &Ctx,
+    world: &mut World,
+    receiver: &Receiver,
+    sampler: &RssSampler,
+    events: u64,
+) -> anyhow::Result<(Measured, u64)> {
+    // The dispatcher declares the queues and creates the webhook, then stops.
+    world.start(Service::Dispatcher).await?;
+    healthy_webhooks(world, receiver, 0, 1).await?;
+    if let Some(dispatcher) = world.take(Service::Dispatcher) {
+        dispatcher.terminate(Duration::from_secs(10)).await?;
+    }
+    receiver.tracker().begin(1, 1, events);
+    let published = Arc::new(Published::default());
+    let plan = Plan {
+        exchange: world.names.exchange.clone(),
+        phase: 1,
+        events,
+        rate: None,
+    };
+    let mut publishing = tokio::spawn(publisher::publish_events(
+        Pipeline::open(&ctx.connection).await?,
+        plan,
+        published.clone(),
+    ));
+    let mut progress = Progress::new("broker backlog: publish, no services");
+    while !publishing.is_finished() {
+        progress.tick("published", published.count(), "delivered", 0);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    (&mut publishing).await??;
+
+    let probe = Probe::start(world).await?;
+    let started_ns = now_ns();
+    start_services(world, sampler).await?;
+    let complete = wait_delivered(receiver, events).await;
+    let mut measured = Measured {
+        label: Kind::BrokerBacklog.label().to_owned(),
+        events,
+        expected: events,
+        published_rate: published.rate(),
+        first_publish_ns: published.first_ns(),
+        arrivals: receiver.tracker().finish(),
+        complete,
+        ..Measured::default()
+    };
+    probe.finish(world, sampler, &mut measured).await?;
+    Ok((measured, started_ns))
 }
 
 fn rate(count: u64, seconds: f64) -> f64 {

@@ -55,6 +55,7 @@ pub async fn run(ctx: &Ctx, scenario: Scenario, report: &mut Report) -> anyhow::
         Scenario::Steady => fanout(ctx, report, Kind::Steady, 1, events, Some(STEADY_RATE)).await,
         Scenario::Hanging => hanging(ctx, report, events).await,
         Scenario::Backlog => crate::backlog::run(ctx, report, events).await,
+        Scenario::BrokerBacklog => crate::backlog::run_in_broker(ctx, report, events).await,
         Scenario::Soak => anyhow::bail!("the soak runs on its own, not as a measured scenario"),
     }
 }

@@ -24,6 +24,7 @@ pub enum Kind {
     HangingAlone,
     HangingWith,
     Backlog,
+    BrokerBacklog,
 }
 
 impl Kind {
@@ -35,6 +36,7 @@ impl Kind {
             Kind::HangingAlone => "hanging: 8 healthy alone",
             Kind::HangingWith => "hanging: 8 healthy + 2 hanging",
             Kind::Backlog => "backlog drain",
+            Kind::BrokerBacklog => "broker backlog: both services start",
         }
     }
 }
@@ -85,12 +87,12 @@ impl Row {
         }
     }
 
-    /// The backlog's row: the drain rate, and no latency (it includes the sender's absence).
-    pub fn backlog(m: &Measured, drain_rate: f64) -> Self {
+    /// A backlog's row: the drain rate, and no latency (it includes the services' absence).
+    pub fn backlog(kind: Kind, m: &Measured, drain_rate: f64) -> Self {
         Self {
             delivered_rate: drain_rate,
             latency_ms: None,
-            ..Self::from_measured(Kind::Backlog, m)
+            ..Self::from_measured(kind, m)
         }
     }
 }
