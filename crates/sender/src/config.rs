@@ -37,7 +37,7 @@ pub struct Config {
     pub allowed_targets: Vec<IpNet>,
 
     /// Most HTTP requests in flight at once in this process.
-    #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = 1024)]
+    #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = 512)]
     pub max_in_flight: usize,
 
     /// Most requests in flight at once to one endpoint (webhook URL).

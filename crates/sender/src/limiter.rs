@@ -35,7 +35,9 @@ const WEBHOOKS_REMEMBERED: usize = 65_536;
 
 struct Endpoint {
     slots: Arc<Semaphore>,
-    /// When a request to it last finished, or when it was first used.
+    /// Deliveries waiting for one of `slots`.
+    waiting: usize,
+    /// When it last answered (any HTTP status), or when it was first used.
     last_sign_of_life: Instant,
     consecutive_failures: u32,
     open_until: Option<Instant>,
@@ -72,6 +74,20 @@ pub struct Slot {
     key: String,
     probe: bool,
     _permit: OwnedSemaphorePermit,
+}
+
+/// A delivery's place in an endpoint's queue; leaves it when dropped.
+struct Waiter {
+    limiter: Limiter,
+    key: String,
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        self.limiter.with(&self.key, |state| {
+            state.waiting = state.waiting.saturating_sub(1)
+        });
+    }
 }
 
 enum Gate {
@@ -125,7 +141,8 @@ impl Limiter {
             Some(until) if now < until || state.probing => true,
             _ => {
                 state.slots.available_permits() == 0
-                    && now.duration_since(state.last_sign_of_life) >= ANSWERING
+                    && (now.duration_since(state.last_sign_of_life) >= ANSWERING
+                        || state.waiting >= self.config.max_per_endpoint)
             }
         }
     }
@@ -145,10 +162,13 @@ impl Limiter {
         };
         let permit = match slots.clone().try_acquire_owned() {
             Ok(permit) => Some(permit),
-            Err(_) if answering => tokio::time::timeout(ANSWERING, slots.acquire_owned())
-                .await
-                .ok()
-                .and_then(Result::ok),
+            Err(_) if answering => match self.queue_up(endpoint) {
+                Some(_waiter) => tokio::time::timeout(ANSWERING, slots.acquire_owned())
+                    .await
+                    .ok()
+                    .and_then(Result::ok),
+                None => None,
+            },
             Err(_) => None,
         };
         match permit {
@@ -172,6 +192,7 @@ impl Limiter {
             .entry(endpoint.to_owned())
             .or_insert_with(|| Endpoint {
                 slots: Arc::new(Semaphore::new(self.config.max_per_endpoint)),
+                waiting: 0,
                 last_sign_of_life: now,
                 consecutive_failures: 0,
                 open_until: None,
@@ -193,6 +214,20 @@ impl Limiter {
         Gate::Slots(state.slots.clone(), probe, answering)
     }
 
+    /// A place in `endpoint`'s queue for a slot, unless as many wait as it has slots.
+    fn queue_up(&self, endpoint: &str) -> Option<Waiter> {
+        let mut endpoints = self.endpoints.lock().expect("limiter lock");
+        let state = endpoints.get_mut(endpoint)?;
+        if state.waiting >= self.config.max_per_endpoint {
+            return None;
+        }
+        state.waiting += 1;
+        Some(Waiter {
+            limiter: self.clone(),
+            key: endpoint.to_owned(),
+        })
+    }
+
     fn with(&self, endpoint: &str, change: impl FnOnce(&mut Endpoint)) {
         if let Some(state) = self
             .endpoints
@@ -204,15 +239,18 @@ impl Limiter {
         }
     }
 
-    /// Releases a slot; `reached` is false when no request reached the network (not the endpoint's fault).
-    pub fn finish(&self, slot: Slot, success: bool, reached: bool) {
+    /// Releases a slot; `reached` is false when no request reached the network (not the
+    /// endpoint's fault), `answered` whether the endpoint sent a response (any status).
+    pub fn finish(&self, slot: Slot, success: bool, reached: bool, answered: bool) {
         let now = Instant::now();
         let config = self.config;
         let mut endpoints = self.endpoints.lock().expect("limiter lock");
         let Some(state) = endpoints.get_mut(&slot.key) else {
             return;
         };
-        state.last_sign_of_life = now;
+        if answered {
+            state.last_sign_of_life = now;
+        }
         if slot.probe {
             state.probing = false;
         }
@@ -227,9 +265,12 @@ impl Limiter {
         }
         let key = slot.key.clone();
         drop(slot);
-        // Forget idle, healthy endpoints so the map does not grow with every URL ever seen.
-        if let Some(state) = endpoints.get(&key)
+        // Forget idle, healthy endpoints so the map does not grow with every URL ever seen (a
+        // silent one is remembered: that is what holds its next deliveries back).
+        if answered
+            && let Some(state) = endpoints.get(&key)
             && state.slots.available_permits() == config.max_per_endpoint
+            && state.waiting == 0
             && state.consecutive_failures == 0
             && state.open_until.is_none()
         {
@@ -264,7 +305,7 @@ mod tests {
         let l2 = l.clone();
         let waiter = tokio::spawn(async move { l2.enter("e").await.map(|_| ()) });
         tokio::task::yield_now().await;
-        l.finish(a, true, true);
+        l.finish(a, true, true, true);
         assert_eq!(waiter.await.expect("task"), Ok(()));
     }
 
@@ -287,7 +328,7 @@ mod tests {
         let l = limiter(10, 3);
         for _ in 0..3 {
             let slot = l.enter("e").await.expect("closed");
-            l.finish(slot, false, true);
+            l.finish(slot, false, true, true);
         }
         assert!(matches!(l.enter("e").await, Err(HeldBack::CircuitOpen(_))));
         l.with("e", |state| state.open_until = Some(Instant::now()));
@@ -296,7 +337,7 @@ mod tests {
             matches!(l.enter("e").await, Err(HeldBack::CircuitOpen(_))),
             "one probe at a time"
         );
-        l.finish(probe, true, true);
+        l.finish(probe, true, true, true);
         assert!(
             l.enter("e").await.is_ok(),
             "closed again after a successful probe"
@@ -307,10 +348,10 @@ mod tests {
     async fn failed_probe_reopens() {
         let l = limiter(10, 1);
         let slot = l.enter("e").await.expect("closed");
-        l.finish(slot, false, true);
+        l.finish(slot, false, true, true);
         l.with("e", |state| state.open_until = Some(Instant::now()));
         let probe = l.enter("e").await.expect("probe");
-        l.finish(probe, false, true);
+        l.finish(probe, false, true, true);
         assert!(matches!(l.enter("e").await, Err(HeldBack::CircuitOpen(_))));
     }
 
@@ -318,8 +359,47 @@ mod tests {
     async fn refused_destinations_do_not_trip_the_breaker() {
         let l = limiter(10, 1);
         let slot = l.enter("e").await.expect("closed");
-        l.finish(slot, false, false);
+        l.finish(slot, false, false, false);
         assert!(l.enter("e").await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn no_more_wait_for_an_endpoint_than_it_has_slots() {
+        let l = limiter(1, 0);
+        let first = l.enter("e").await.expect("slot");
+        let l2 = l.clone();
+        let waiter = tokio::spawn(async move { l2.enter("e").await.map(|_| ()) });
+        // Let the waiter take its place in the queue.
+        while l.endpoints.lock().expect("lock")["e"].waiting == 0 {
+            tokio::task::yield_now().await;
+        }
+        let started = Instant::now();
+        assert_eq!(
+            l.enter("e").await.expect_err("the queue is full"),
+            HeldBack::Busy(Duration::from_secs(15))
+        );
+        assert!(
+            started.elapsed() < ANSWERING,
+            "held back at once, not after a wait"
+        );
+        l.finish(first, true, true, true);
+        assert_eq!(waiter.await.expect("task"), Ok(()));
+        assert_eq!(l.endpoints.lock().expect("lock")["e"].waiting, 0);
+    }
+
+    #[tokio::test]
+    async fn a_timeout_is_no_sign_of_life() {
+        let l = limiter(1, 0);
+        let webhook = Uuid::new_v4();
+        l.learn(webhook, "e");
+        let slot = l.enter("e").await.expect("slot");
+        l.with("e", |state| {
+            state.last_sign_of_life -= Duration::from_secs(2)
+        });
+        // No response within the timeout: the endpoint still counts as silent.
+        l.finish(slot, false, true, false);
+        let _hanging = l.enter("e").await.expect("the slot is free again");
+        assert!(l.holds_back(webhook), "full and silent");
     }
 
     #[tokio::test]
@@ -340,7 +420,7 @@ mod tests {
         assert!(l.holds_back(hanging), "full and not answering");
 
         let slot = l.enter("f").await.expect("slot");
-        l.finish(slot, false, true);
+        l.finish(slot, false, true, true);
         assert!(l.holds_back(failing), "circuit open");
         l.with("f", |state| state.open_until = Some(Instant::now()));
         assert!(!l.holds_back(failing), "due for its probe");
@@ -348,7 +428,7 @@ mod tests {
         assert!(l.holds_back(failing), "its one probe is out");
 
         let slot = l.enter("ok").await.expect("slot");
-        l.finish(slot, true, true);
+        l.finish(slot, true, true, true);
         assert!(!l.holds_back(healthy));
     }
 

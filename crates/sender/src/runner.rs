@@ -78,8 +78,12 @@ impl Runner {
             error = attempt.error.as_deref().unwrap_or(""),
             "attempt made"
         );
-        self.limiter
-            .finish(slot, attempt.success, attempt.reached_network);
+        self.limiter.finish(
+            slot,
+            attempt.success,
+            attempt.reached_network,
+            attempt.status_code.is_some(),
+        );
         Outcome::Attempted {
             delivery_id: job.delivery_id,
             webhook_id: job.webhook_id,
