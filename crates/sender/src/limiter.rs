@@ -35,8 +35,6 @@ const WEBHOOKS_REMEMBERED: usize = 65_536;
 
 struct Endpoint {
     slots: Arc<Semaphore>,
-    /// Deliveries waiting for one of `slots`.
-    waiting: usize,
     /// When it last answered (any HTTP status), or when it was first used.
     last_sign_of_life: Instant,
     consecutive_failures: u32,
@@ -74,20 +72,6 @@ pub struct Slot {
     key: String,
     probe: bool,
     _permit: OwnedSemaphorePermit,
-}
-
-/// A delivery's place in an endpoint's queue; leaves it when dropped.
-struct Waiter {
-    limiter: Limiter,
-    key: String,
-}
-
-impl Drop for Waiter {
-    fn drop(&mut self) {
-        self.limiter.with(&self.key, |state| {
-            state.waiting = state.waiting.saturating_sub(1)
-        });
-    }
 }
 
 enum Gate {
@@ -141,8 +125,7 @@ impl Limiter {
             Some(until) if now < until || state.probing => true,
             _ => {
                 state.slots.available_permits() == 0
-                    && (now.duration_since(state.last_sign_of_life) >= ANSWERING
-                        || state.waiting >= self.config.max_per_endpoint)
+                    && now.duration_since(state.last_sign_of_life) >= ANSWERING
             }
         }
     }
@@ -162,13 +145,10 @@ impl Limiter {
         };
         let permit = match slots.clone().try_acquire_owned() {
             Ok(permit) => Some(permit),
-            Err(_) if answering => match self.queue_up(endpoint) {
-                Some(_waiter) => tokio::time::timeout(ANSWERING, slots.acquire_owned())
-                    .await
-                    .ok()
-                    .and_then(Result::ok),
-                None => None,
-            },
+            Err(_) if answering => tokio::time::timeout(ANSWERING, slots.acquire_owned())
+                .await
+                .ok()
+                .and_then(Result::ok),
             Err(_) => None,
         };
         match permit {
@@ -192,7 +172,6 @@ impl Limiter {
             .entry(endpoint.to_owned())
             .or_insert_with(|| Endpoint {
                 slots: Arc::new(Semaphore::new(self.config.max_per_endpoint)),
-                waiting: 0,
                 last_sign_of_life: now,
                 consecutive_failures: 0,
                 open_until: None,
@@ -212,20 +191,6 @@ impl Limiter {
         }
         let answering = now.duration_since(state.last_sign_of_life) < ANSWERING;
         Gate::Slots(state.slots.clone(), probe, answering)
-    }
-
-    /// A place in `endpoint`'s queue for a slot, unless as many wait as it has slots.
-    fn queue_up(&self, endpoint: &str) -> Option<Waiter> {
-        let mut endpoints = self.endpoints.lock().expect("limiter lock");
-        let state = endpoints.get_mut(endpoint)?;
-        if state.waiting >= self.config.max_per_endpoint {
-            return None;
-        }
-        state.waiting += 1;
-        Some(Waiter {
-            limiter: self.clone(),
-            key: endpoint.to_owned(),
-        })
     }
 
     fn with(&self, endpoint: &str, change: impl FnOnce(&mut Endpoint)) {
@@ -270,7 +235,6 @@ impl Limiter {
         if answered
             && let Some(state) = endpoints.get(&key)
             && state.slots.available_permits() == config.max_per_endpoint
-            && state.waiting == 0
             && state.consecutive_failures == 0
             && state.open_until.is_none()
         {
@@ -361,30 +325,6 @@ mod tests {
         let slot = l.enter("e").await.expect("closed");
         l.finish(slot, false, false, false);
         assert!(l.enter("e").await.is_ok());
-    }
-
-    #[tokio::test]
-    async fn no_more_wait_for_an_endpoint_than_it_has_slots() {
-        let l = limiter(1, 0);
-        let first = l.enter("e").await.expect("slot");
-        let l2 = l.clone();
-        let waiter = tokio::spawn(async move { l2.enter("e").await.map(|_| ()) });
-        // Let the waiter take its place in the queue.
-        while l.endpoints.lock().expect("lock")["e"].waiting == 0 {
-            tokio::task::yield_now().await;
-        }
-        let started = Instant::now();
-        assert_eq!(
-            l.enter("e").await.expect_err("the queue is full"),
-            HeldBack::Busy(Duration::from_secs(15))
-        );
-        assert!(
-            started.elapsed() < ANSWERING,
-            "held back at once, not after a wait"
-        );
-        l.finish(first, true, true, true);
-        assert_eq!(waiter.await.expect("task"), Ok(()));
-        assert_eq!(l.endpoints.lock().expect("lock")["e"].waiting, 0);
     }
 
     #[tokio::test]
