@@ -282,6 +282,36 @@ async fn an_endpoint_that_keeps_failing_trips_its_breaker_without_counting_held_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_to_one_healthy_endpoint_waits_for_slots_instead_of_being_held_back() {
+    // Far more deliveries at once than the endpoint has slots; it answers at once.
+    let world = World::start_with(|o| {
+        o.sender.max_per_endpoint = 2;
+        o.sender.delivery_timeout = Duration::from_secs(30);
+    })
+    .await;
+    world.webhook("DEMO", "busy", &["run.started"], None).await;
+    let started = Instant::now();
+    publish_seqs(&world, "run.started", 0..200).await;
+    world.receiver.wait_for_seqs("busy", 200, LONG).await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(20),
+        "a healthy endpoint's burst took {took:?}: deliveries were put off"
+    );
+    let deferred = world
+        .metric(
+            world.sender_addr,
+            "webhooks_sender_deliveries_deferred_total",
+        )
+        .await;
+    assert_eq!(
+        deferred, 0.0,
+        "nothing held back from an answering endpoint"
+    );
+    world.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliveries_held_back_by_an_open_circuit_arrive_once_it_closes() {
     let world = World::start_with(|o| {
         o.sender.breaker_failures = 3;
