@@ -10,6 +10,16 @@ use webhooks_tests::world::World;
 
 const LONG: Duration = Duration::from_secs(60);
 
+/// Deliveries the sender has held back so far.
+async fn deferred(world: &World) -> f64 {
+    world
+        .metric(
+            world.sender_addr,
+            "webhooks_sender_deliveries_deferred_total",
+        )
+        .await
+}
+
 async fn publish_seqs(world: &World, path_events: &str, range: std::ops::Range<u64>) {
     for seq in range {
         world
@@ -247,14 +257,7 @@ async fn an_endpoint_that_keeps_failing_trips_its_breaker_without_counting_held_
             .await;
     }
     wait::until("deliveries held back by the open circuit", LONG, || async {
-        (world
-            .metric(
-                world.sender_addr,
-                "webhooks_sender_deliveries_deferred_total",
-            )
-            .await
-            >= 5.0)
-            .then_some(())
+        (deferred(&world).await >= 5.0).then_some(())
     })
     .await;
     let attempts = world.receiver.received("broken").len();
@@ -298,14 +301,9 @@ async fn a_burst_to_one_healthy_endpoint_waits_for_slots_instead_of_being_held_b
         took < Duration::from_secs(20),
         "a healthy endpoint's burst took {took:?}: deliveries were put off"
     );
-    let deferred = world
-        .metric(
-            world.sender_addr,
-            "webhooks_sender_deliveries_deferred_total",
-        )
-        .await;
     assert_eq!(
-        deferred, 0.0,
+        deferred(&world).await,
+        0.0,
         "nothing held back from an answering endpoint"
     );
     world.finish().await;
@@ -332,14 +330,7 @@ async fn deliveries_held_back_by_an_open_circuit_arrive_once_it_closes() {
     // Handed over while the circuit is open: held back, not claimed and not attempted...
     publish_seqs(&world, "run.started", 3..20).await;
     wait::until("deliveries held back by the open circuit", LONG, || async {
-        (world
-            .metric(
-                world.sender_addr,
-                "webhooks_sender_deliveries_deferred_total",
-            )
-            .await
-            >= 1.0)
-            .then_some(())
+        (deferred(&world).await >= 1.0).then_some(())
     })
     .await;
     // ...and not lost: every delivery ends up succeeded once the circuit closes.

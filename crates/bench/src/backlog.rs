@@ -47,18 +47,10 @@ pub async fn run(ctx: &Ctx, report: &mut Report, events: u64) -> anyhow::Result<
     );
     report.add_row(Row::backlog(Kind::Backlog, m, drain_rate));
     report.add_stages(m);
-    let mib: Vec<f64> = drained
-        .rss
-        .iter()
-        .map(|(_, kib)| *kib as f64 / 1024.0)
-        .collect();
-    let (min, max) = mib
-        .iter()
-        .fold((f64::MAX, 0.0_f64), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
     report.note(format!(
         "backlog: {} events published at {}/s with no sender running; the dispatcher had recorded them all {:.1} s after the first publish. \
          The sender was ready {:.0} ms after it was spawned; drain {} deliveries/s from spawn to last arrival ({}/s first to last arrival). \
-         Sender VmRSS while draining, every {} ms: min {:.1}, max {:.1}, end {:.1} MiB; per second: {}.",
+         Sender VmRSS while draining, every {} ms: {}.",
         int(m.events as f64),
         int(m.published_rate),
         drained.recorded_ns.saturating_sub(m.first_publish_ns) as f64 / 1e9,
@@ -66,10 +58,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report, events: u64) -> anyhow::Result<
         int(drain_rate),
         int(rate(m.arrivals.unique, since(first_arrival))),
         SAMPLE_EVERY.as_millis(),
-        if mib.is_empty() { 0.0 } else { min },
-        max,
-        mib.last().copied().unwrap_or(0.0),
-        per_second(&drained.rss),
+        memory(&drained.rss),
     ));
     Ok(())
 }
@@ -89,29 +78,20 @@ pub async fn run_in_broker(ctx: &Ctx, report: &mut Report, events: u64) -> anyho
     );
     report.add_row(Row::backlog(Kind::BrokerBacklog, m, drain_rate));
     report.add_stages(m);
-    let mut memory = Vec::new();
-    for service in [Service::Dispatcher, Service::Sender] {
-        let series = sampler.samples(service.name()).series;
-        let mib: Vec<f64> = series.iter().map(|(_, kib)| *kib as f64 / 1024.0).collect();
-        let (min, max) = mib
-            .iter()
-            .fold((f64::MAX, 0.0_f64), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
-        memory.push(format!(
-            "{} VmRSS min {:.1}, max {:.1}, end {:.1} MiB (per second: {})",
-            service.name(),
-            if mib.is_empty() { 0.0 } else { min },
-            max,
-            mib.last().copied().unwrap_or(0.0),
-            per_second(&series),
-        ));
-    }
+    let services: Vec<String> = [Service::Dispatcher, Service::Sender]
+        .into_iter()
+        .map(|service| {
+            let series = sampler.samples(service.name()).series;
+            format!("{} VmRSS {}", service.name(), memory(&series))
+        })
+        .collect();
     report.note(format!(
         "broker backlog: {} events published at {}/s into the broker while neither service ran; \
          both then started and delivered them at {} deliveries/s (from their start to the last arrival). {}.",
         int(m.events as f64),
         int(m.published_rate),
         int(drain_rate),
-        memory.join("; "),
+        services.join("; "),
     ));
     Ok(())
 }
@@ -155,16 +135,14 @@ async fn drain_broker(
     let started_ns = now_ns();
     start_services(world, sampler).await?;
     let complete = wait_delivered(receiver, events).await;
-    let mut measured = Measured {
-        label: Kind::BrokerBacklog.label().to_owned(),
+    let mut measured = Measured::arrived(
+        Kind::BrokerBacklog.label(),
         events,
-        expected: events,
-        published_rate: published.rate(),
-        first_publish_ns: published.first_ns(),
-        arrivals: receiver.tracker().finish(),
+        events,
+        &published,
+        receiver,
         complete,
-        ..Measured::default()
-    };
+    );
     probe.finish(world, sampler, &mut measured).await?;
     Ok((measured, started_ns))
 }
@@ -175,6 +153,21 @@ fn rate(count: u64, seconds: f64) -> f64 {
     } else {
         0.0
     }
+}
+
+/// Min, max and last of a resident-set series, and one sample a second, in MiB.
+fn memory(series: &[(f64, u64)]) -> String {
+    let mib: Vec<f64> = series.iter().map(|(_, kib)| *kib as f64 / 1024.0).collect();
+    let (min, max) = mib
+        .iter()
+        .fold((f64::MAX, 0.0_f64), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+    format!(
+        "min {:.1}, max {:.1}, end {:.1} MiB; per second: {}",
+        if mib.is_empty() { 0.0 } else { min },
+        max,
+        mib.last().copied().unwrap_or(0.0),
+        per_second(series),
+    )
 }
 
 /// One sample a second, in MiB, for the note.
@@ -226,16 +219,14 @@ async fn drain(
         sampler.watch(Service::Sender.name(), process.pid);
     }
     let complete = wait_delivered(receiver, events).await;
-    let mut measured = Measured {
-        label: Kind::Backlog.label().to_owned(),
+    let mut measured = Measured::arrived(
+        Kind::Backlog.label(),
         events,
-        expected: events,
-        published_rate: published.rate(),
-        first_publish_ns: published.first_ns(),
-        arrivals: receiver.tracker().finish(),
+        events,
+        &published,
+        receiver,
         complete,
-        ..Measured::default()
-    };
+    );
     probe.finish(world, sampler, &mut measured).await?;
     Ok(Drained {
         measured,

@@ -99,6 +99,27 @@ pub struct Measured {
 }
 
 impl Measured {
+    /// What a phase published and what arrived; costs and stages are filled in by [`Probe::finish`].
+    pub fn arrived(
+        label: &str,
+        events: u64,
+        expected: u64,
+        published: &Published,
+        receiver: &Receiver,
+        complete: bool,
+    ) -> Self {
+        Self {
+            label: label.to_owned(),
+            events,
+            expected,
+            published_rate: published.rate(),
+            first_publish_ns: published.first_ns(),
+            arrivals: receiver.tracker().finish(),
+            complete,
+            ..Self::default()
+        }
+    }
+
     /// Seconds from the first publish to the last arrival.
     pub fn wall_s(&self) -> f64 {
         self.arrivals.last_ns.saturating_sub(self.first_publish_ns) as f64 / 1e9
@@ -216,16 +237,14 @@ pub async fn run(
         published.clone(),
     ));
     let complete = follow(&spec.label, receiver, &published, publishing, expected).await?;
-    let mut measured = Measured {
-        label: spec.label,
-        events: spec.events,
+    let mut measured = Measured::arrived(
+        &spec.label,
+        spec.events,
         expected,
-        published_rate: published.rate(),
-        first_publish_ns: published.first_ns(),
-        arrivals: receiver.tracker().finish(),
+        &published,
+        receiver,
         complete,
-        ..Measured::default()
-    };
+    );
     probe.finish(world, sampler, &mut measured).await?;
     Ok(measured)
 }

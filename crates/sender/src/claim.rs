@@ -41,20 +41,12 @@ pub async fn by_ids(
     // Driven from the id array through the primary key, so the plan does not depend on table
     // statistics (a fresh database has none, and a scan per webhook is ruinous).
     let statement = client
-        .prepare_cached(&format!(
-            "WITH picked AS (
-                SELECT d.id FROM unnest($1::uuid[]) AS ids(id)
-                CROSS JOIN LATERAL (
-                    SELECT id FROM deliveries
-                    WHERE id = ids.id AND state = 'pending' AND leased_until IS NULL
-                    FOR UPDATE SKIP LOCKED) d)
-             , claimed AS (
-                UPDATE deliveries d SET leased_until = $2
-                FROM picked, webhooks w
-                WHERE d.id = picked.id AND w.id = d.webhook_id AND w.enabled AND w.deleted_at IS NULL
-                RETURNING d.id, d.webhook_id, d.event_name, d.attempt_count, d.first_attempt_at,
-                          w.url, w.secret, d.event_id)
-             {WITH_BODIES}"
+        .prepare_cached(&leasing(
+            "SELECT d.id FROM unnest($1::uuid[]) AS ids(id)
+             CROSS JOIN LATERAL (
+                SELECT id FROM deliveries
+                WHERE id = ids.id AND state = 'pending' AND leased_until IS NULL
+                FOR UPDATE SKIP LOCKED) d",
         ))
         .await?;
     let rows = client.query(&statement, &[&ids, &lease_until]).await?;
@@ -81,32 +73,36 @@ pub async fn due(
         .await?;
     client.execute(&cancel, &[&now]).await?;
     let claim = client
-        .prepare_cached(&format!(
-            "WITH due AS (
-                SELECT d.id FROM deliveries d
-                WHERE d.state IN ('pending', 'retrying') AND d.next_attempt_at <= $1
-                  AND (d.leased_until IS NULL OR d.leased_until <= $1)
-                ORDER BY d.next_attempt_at LIMIT $3
-                FOR UPDATE SKIP LOCKED)
-             , claimed AS (
-                UPDATE deliveries d SET leased_until = $2
-                FROM due, webhooks w
-                WHERE d.id = due.id AND w.id = d.webhook_id AND w.enabled AND w.deleted_at IS NULL
-                RETURNING d.id, d.webhook_id, d.event_name, d.attempt_count, d.first_attempt_at,
-                          w.url, w.secret, d.event_id)
-             {WITH_BODIES}"
+        .prepare_cached(&leasing(
+            "SELECT d.id FROM deliveries d
+             WHERE d.state IN ('pending', 'retrying') AND d.next_attempt_at <= $1
+               AND (d.leased_until IS NULL OR d.leased_until <= $1)
+             ORDER BY d.next_attempt_at LIMIT $3
+             FOR UPDATE SKIP LOCKED",
         ))
         .await?;
     let rows = client.query(&claim, &[&now, &lease_until, &limit]).await?;
     Ok(jobs(&rows))
 }
 
-/// The claimed rows with their event's body, read by primary key and sent once per event (on the
-/// event's first row): the deliveries of one event share one body buffer.
-const WITH_BODIES: &str = "
-    SELECT c.*, CASE WHEN row_number() OVER (PARTITION BY c.event_id) = 1
-                     THEN (SELECT e.body FROM events e WHERE e.id = c.event_id) END
-    FROM claimed c";
+/// The statement that leases the deliveries `picked` selects (and locks) until `$2`, if their
+/// webhook is still enabled, and returns them with their webhook's URL and secret and their
+/// event's body. The body is read by primary key and sent once per event (on the event's first
+/// row): the deliveries of one event share one body buffer.
+fn leasing(picked: &str) -> String {
+    format!(
+        "WITH picked AS ({picked})
+         , claimed AS (
+            UPDATE deliveries d SET leased_until = $2
+            FROM picked, webhooks w
+            WHERE d.id = picked.id AND w.id = d.webhook_id AND w.enabled AND w.deleted_at IS NULL
+            RETURNING d.id, d.webhook_id, d.event_name, d.attempt_count, d.first_attempt_at,
+                      w.url, w.secret, d.event_id)
+         SELECT c.*, CASE WHEN row_number() OVER (PARTITION BY c.event_id) = 1
+                          THEN (SELECT e.body FROM events e WHERE e.id = c.event_id) END
+         FROM claimed c"
+    )
+}
 
 /// Builds jobs from claimed rows.
 fn jobs(rows: &[tokio_postgres::Row]) -> Vec<Job> {
