@@ -1,24 +1,45 @@
 //! The broker session of the sender: declare the topology, publish the notification outbox, and
 //! consume hand-off messages. Each message's deliveries are claimed (as far as in-flight permits
 //! allow) and started; the message is acked once its deliveries are claimed, because from then on
-//! the database lease, not the broker, guarantees they are attempted.
+//! the database lease, not the broker, guarantees they are attempted. Before claiming, the limiter
+//! judges each delivery's endpoint: deliveries for one it is holding back are left pending for
+//! the scheduler, and those for a full endpoint that has not answered yet are parked for a moment
+//! (see [`Parked`]) instead of taking in-flight permits to wait for its slots.
 
 use anyhow::Context;
 use futures::StreamExt;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use webhooks_core::amqp::{self, ConfirmedPublisher};
 use webhooks_core::messages::SenderMessage;
 
+use crate::limiter::Verdict;
 use crate::runner::Runner;
 use crate::scheduler::lease_end;
 use crate::{Config, Shared};
 
 /// Most deliveries claimed in one query.
 const CLAIM_CHUNK: usize = 500;
+/// How often parked deliveries are looked at again.
+const PARKED_EVERY: Duration = Duration::from_millis(50);
+/// How long a delivery stays parked at most; by then its endpoint has answered or is held back.
+const PARKED_AT_MOST: Duration = Duration::from_secs(2);
+/// Most deliveries parked at once; more are left to the scheduler.
+const PARKED_MOST: usize = 100_000;
+
+/// A delivery handed over for a full endpoint that has not answered yet: not claimed, holding no
+/// permit, until the endpoint answers (then it goes ahead) or falls silent (then it is left
+/// pending for the scheduler). Its hand-off is acked: should the process die, the delivery is
+/// pending in the database and the scheduler takes it after `HANDOFF_GRACE`.
+struct Parked {
+    delivery: Uuid,
+    webhook: Uuid,
+    since: Instant,
+}
 
 pub async fn session(
     config: &Config,
@@ -60,6 +81,9 @@ pub async fn session(
     // Whatever hand-off messages have arrived are claimed together: under load claims grow
     // instead of queueing one per message.
     let mut batches = consumer.ready_chunks(usize::from(config.prefetch.max(1)));
+    let mut parked: Vec<Parked> = Vec::new();
+    let mut look_again = tokio::time::interval(PARKED_EVERY);
+    look_again.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let batch = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -69,6 +93,17 @@ pub async fn session(
                     Ok(Err(e)) => Err(e.context("publishing notifications")),
                     Err(e) => Err(anyhow::anyhow!("notification publisher died: {e}")),
                 };
+            }
+            _ = look_again.tick(), if !parked.is_empty() => {
+                let ids = unpark(shared, runner, &mut parked);
+                if let Err(e) = claim_and_run(shared, runner, permits, &ids, shutdown).await {
+                    if shutdown.is_cancelled() || webhooks_core::db::is_reachable(&shared.pool).await {
+                        return Err(e);
+                    }
+                    // Their hand-offs are acked: the scheduler takes them once the database is back.
+                    tracing::warn!(error = format!("{e:#}"), "claiming parked deliveries failed; database unreachable");
+                }
+                continue;
             }
             batch = batches.next() => batch,
         };
@@ -83,7 +118,9 @@ pub async fn session(
             continue;
         };
         let mut ids = Vec::new();
+        let mut to_park = Vec::new();
         let mut held = 0;
+        let now = Instant::now();
         for message in &batch {
             match serde_json::from_slice::<SenderMessage>(&message.data) {
                 Ok(SenderMessage::DeliverV1 {
@@ -93,10 +130,16 @@ pub async fn session(
                     // Deliveries to an endpoint being held back are left pending, untouched: the
                     // scheduler finds them once HANDOFF_GRACE has passed.
                     for (delivery, webhook) in deliveries.into_iter().zip(webhooks) {
-                        if runner.limiter.holds_back(webhook) {
-                            held += 1;
-                        } else {
-                            ids.push(delivery);
+                        match runner.limiter.verdict(webhook) {
+                            Verdict::Go => ids.push(delivery),
+                            Verdict::Park if parked.len() + to_park.len() < PARKED_MOST => {
+                                to_park.push(Parked {
+                                    delivery,
+                                    webhook,
+                                    since: now,
+                                });
+                            }
+                            Verdict::Park | Verdict::HoldBack => held += 1,
                         }
                     }
                 }
@@ -127,9 +170,30 @@ pub async fn session(
         channel
             .basic_ack(last_tag, BasicAckOptions { multiple: true })
             .await?;
+        parked.append(&mut to_park);
     }
     amqp::close(&connection, &channel, consumer_tag).await;
     Ok(())
+}
+
+/// Takes out of `parked` the deliveries whose endpoint has answered (returned, to be claimed)
+/// or is now held back or has been waited for long enough (left pending for the scheduler).
+fn unpark(shared: &Shared, runner: &Runner, parked: &mut Vec<Parked>) -> Vec<Uuid> {
+    let mut go = Vec::new();
+    let mut held = 0;
+    parked.retain(|p| match runner.limiter.verdict(p.webhook) {
+        Verdict::Go => {
+            go.push(p.delivery);
+            false
+        }
+        Verdict::Park if p.since.elapsed() < PARKED_AT_MOST => true,
+        Verdict::Park | Verdict::HoldBack => {
+            held += 1;
+            false
+        }
+    });
+    shared.metrics.deferred.inc_by(held);
+    go
 }
 
 async fn claim_and_run(

@@ -7,10 +7,11 @@
 //! its circuit is open, the delivery is held back: it goes back to the schedule without an attempt,
 //! so it neither occupies a slot nor counts toward the endpoint's failure window.
 //!
-//! The limiter also remembers each webhook's endpoint, so that deliveries handed over for an
-//! endpoint it is holding back can be left where they are (pending in the database, found by the
-//! scheduler later) without being claimed at all: a dead endpoint then costs the healthy ones
-//! almost nothing.
+//! The limiter also remembers each webhook's endpoint and gives a [`Verdict`] on deliveries
+//! handed over for it before they are claimed: those for an endpoint it is holding back are left
+//! where they are (pending in the database, found by the scheduler later), and those for a full
+//! endpoint that has not answered anything yet are parked (ids only, no permit, no lease) until it
+//! either answers or falls silent. A dead endpoint then costs the healthy ones almost nothing.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -37,6 +38,8 @@ struct Endpoint {
     slots: Arc<Semaphore>,
     /// When it last answered (any HTTP status), or when it was first used.
     last_sign_of_life: Instant,
+    /// Whether it has answered at all.
+    answered: bool,
     consecutive_failures: u32,
     open_until: Option<Instant>,
     probing: bool,
@@ -49,6 +52,14 @@ pub struct Limiter {
     endpoints: Arc<Mutex<HashMap<String, Endpoint>>>,
     /// The endpoint of each webhook seen lately.
     webhooks: Arc<Mutex<HashMap<Uuid, String>>>,
+}
+
+/// What to do with a delivery before it is claimed (see [`Limiter::verdict`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Go,
+    Park,
+    HoldBack,
 }
 
 /// Why a delivery is held back, and for how long.
@@ -103,10 +114,12 @@ impl Limiter {
         webhooks.insert(webhook, endpoint.to_owned());
     }
 
-    /// Whether a delivery to `webhook` would be held back right now: its endpoint's circuit is
-    /// open (or its one probe is out), or every slot is taken and it is not answering. Unknown
-    /// webhooks are never held back.
-    pub fn holds_back(&self, webhook: Uuid) -> bool {
+    /// What to do with a delivery to `webhook` that is not claimed yet: go ahead when nothing is
+    /// known against its endpoint; hold it back when the circuit is open (or its one probe is
+    /// out), or every slot is taken and the endpoint is not answering; park it when every slot is
+    /// taken by an endpoint that has not answered anything yet (it may be new and healthy, or it
+    /// may hang: a moment tells). Unknown webhooks go ahead.
+    pub fn verdict(&self, webhook: Uuid) -> Verdict {
         let Some(endpoint) = self
             .webhooks
             .lock()
@@ -114,19 +127,26 @@ impl Limiter {
             .get(&webhook)
             .cloned()
         else {
-            return false;
+            return Verdict::Go;
         };
         let now = Instant::now();
         let endpoints = self.endpoints.lock().expect("limiter lock");
         let Some(state) = endpoints.get(&endpoint) else {
-            return false;
+            return Verdict::Go;
         };
-        match state.open_until {
-            Some(until) if now < until || state.probing => true,
-            _ => {
-                state.slots.available_permits() == 0
-                    && now.duration_since(state.last_sign_of_life) >= ANSWERING
-            }
+        if let Some(until) = state.open_until
+            && (now < until || state.probing)
+        {
+            return Verdict::HoldBack;
+        }
+        if state.slots.available_permits() > 0 {
+            Verdict::Go
+        } else if now.duration_since(state.last_sign_of_life) >= ANSWERING {
+            Verdict::HoldBack
+        } else if state.answered {
+            Verdict::Go
+        } else {
+            Verdict::Park
         }
     }
 
@@ -173,6 +193,7 @@ impl Limiter {
             .or_insert_with(|| Endpoint {
                 slots: Arc::new(Semaphore::new(self.config.max_per_endpoint)),
                 last_sign_of_life: now,
+                answered: false,
                 consecutive_failures: 0,
                 open_until: None,
                 probing: false,
@@ -215,6 +236,7 @@ impl Limiter {
         };
         if answered {
             state.last_sign_of_life = now;
+            state.answered = true;
         }
         if slot.probe {
             state.probing = false;
@@ -339,7 +361,7 @@ mod tests {
         // No response within the timeout: the endpoint still counts as silent.
         l.finish(slot, false, true, false);
         let _hanging = l.enter("e").await.expect("the slot is free again");
-        assert!(l.holds_back(webhook), "full and silent");
+        assert_eq!(l.verdict(webhook), Verdict::HoldBack, "full and silent");
     }
 
     #[tokio::test]
@@ -349,27 +371,48 @@ mod tests {
         l.learn(hanging, "h");
         l.learn(failing, "f");
         l.learn(healthy, "ok");
-        assert!(!l.holds_back(hanging), "nothing known against it yet");
-        assert!(!l.holds_back(Uuid::new_v4()), "unknown webhooks go ahead");
+        assert_eq!(
+            l.verdict(hanging),
+            Verdict::Go,
+            "nothing known against it yet"
+        );
+        assert_eq!(
+            l.verdict(Uuid::new_v4()),
+            Verdict::Go,
+            "unknown webhooks go ahead"
+        );
 
         let _in_flight = l.enter("h").await.expect("slot");
-        assert!(!l.holds_back(hanging), "full, but it answered a moment ago");
+        assert_eq!(
+            l.verdict(hanging),
+            Verdict::Park,
+            "full, first used a moment ago, never answered: wait and see"
+        );
         l.with("h", |state| {
             state.last_sign_of_life -= Duration::from_secs(2)
         });
-        assert!(l.holds_back(hanging), "full and not answering");
+        assert_eq!(l.verdict(hanging), Verdict::HoldBack, "full and silent");
 
         let slot = l.enter("f").await.expect("slot");
         l.finish(slot, false, true, true);
-        assert!(l.holds_back(failing), "circuit open");
+        assert_eq!(l.verdict(failing), Verdict::HoldBack, "circuit open");
         l.with("f", |state| state.open_until = Some(Instant::now()));
-        assert!(!l.holds_back(failing), "due for its probe");
+        assert_eq!(l.verdict(failing), Verdict::Go, "due for its probe");
         let _probe = l.enter("f").await.expect("probe");
-        assert!(l.holds_back(failing), "its one probe is out");
+        assert_eq!(
+            l.verdict(failing),
+            Verdict::HoldBack,
+            "its one probe is out"
+        );
 
         let slot = l.enter("ok").await.expect("slot");
+        assert_eq!(l.verdict(healthy), Verdict::Park, "full and not proven yet");
         l.finish(slot, true, true, true);
-        assert!(!l.holds_back(healthy));
+        assert_eq!(l.verdict(healthy), Verdict::Go);
+        // Full, but it has answered lately: go ahead and wait briefly for a slot.
+        let _busy = l.enter("ok").await.expect("slot");
+        l.with("ok", |state| state.answered = true);
+        assert_eq!(l.verdict(healthy), Verdict::Go);
     }
 
     #[test]
