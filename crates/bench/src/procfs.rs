@@ -137,7 +137,10 @@ impl RssSampler {
                 let at = started.elapsed().as_secs_f64();
                 let mut watched = shared.lock().expect("sampler lock");
                 for (pid, samples) in watched.values_mut() {
-                    if let Ok(memory) = memory(*pid) {
+                    // A process that has exited (a zombie until reaped) reads as 0: not a sample.
+                    if let Ok(memory) = memory(*pid)
+                        && memory.rss_kib > 0
+                    {
                         samples.peak_kib = samples.peak_kib.max(memory.rss_kib);
                         samples.series.push((at, memory.rss_kib));
                     }
