@@ -134,17 +134,33 @@ async fn drain_broker(
     let probe = Probe::start(world).await?;
     let started_ns = now_ns();
     start_services(world, sampler).await?;
-    let complete = wait_delivered(receiver, events).await;
-    let mut measured = Measured::arrived(
-        Kind::BrokerBacklog.label(),
-        events,
-        events,
-        &published,
+    let measured = drained(
+        Kind::BrokerBacklog,
+        world,
         receiver,
-        complete,
-    );
-    probe.finish(world, sampler, &mut measured).await?;
+        sampler,
+        probe,
+        &published,
+    )
+    .await?;
     Ok((measured, started_ns))
+}
+
+/// Waits until every published event has arrived (or arrivals stall), then measures the phase.
+async fn drained(
+    kind: Kind,
+    world: &World,
+    receiver: &Receiver,
+    sampler: &RssSampler,
+    probe: Probe,
+    published: &Published,
+) -> anyhow::Result<Measured> {
+    let events = published.count();
+    let complete = wait_delivered(receiver, events).await;
+    let mut measured =
+        Measured::arrived(kind.label(), events, events, published, receiver, complete);
+    probe.finish(world, sampler, &mut measured).await?;
+    Ok(measured)
 }
 
 fn rate(count: u64, seconds: f64) -> f64 {
@@ -218,16 +234,7 @@ async fn drain(
     if let Some(process) = world.process(Service::Sender) {
         sampler.watch(Service::Sender.name(), process.pid);
     }
-    let complete = wait_delivered(receiver, events).await;
-    let mut measured = Measured::arrived(
-        Kind::Backlog.label(),
-        events,
-        events,
-        &published,
-        receiver,
-        complete,
-    );
-    probe.finish(world, sampler, &mut measured).await?;
+    let measured = drained(Kind::Backlog, world, receiver, sampler, probe, &published).await?;
     Ok(Drained {
         measured,
         recording_db,
