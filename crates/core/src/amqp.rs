@@ -7,7 +7,7 @@
 
 use lapin::options::{
     BasicCancelOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
-    QueueBindOptions, QueueDeclareOptions,
+    ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{
@@ -200,6 +200,53 @@ pub fn persistent_json() -> BasicProperties {
         .with_content_type("application/json".into())
         // 2 = persistent: the message survives a broker restart.
         .with_delivery_mode(2)
+}
+
+/// Deletes every queue and exchange of `topology`, and `extra_queues`: for benchmarks and tests
+/// that set up throwaway installations. What is not there is skipped; each delete gets a channel
+/// of its own, since a failed delete closes its channel.
+pub async fn delete_topology(
+    connection: &Connection,
+    topology: &Topology,
+    extra_queues: &[String],
+) -> Result<(), lapin::Error> {
+    let queues = [
+        topology.dispatcher_queue(),
+        topology.dead_letter_queue(),
+        topology.deliveries_queue(),
+        topology.notifications_queue(),
+    ];
+    for queue in queues.iter().chain(extra_queues) {
+        let channel = connection.create_channel().await?;
+        let _ = channel
+            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+            .await;
+    }
+    for exchange in [
+        topology.events_exchange().to_owned(),
+        topology.notifications_exchange(),
+    ] {
+        let channel = connection.create_channel().await?;
+        let _ = channel
+            .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+            .await;
+    }
+    Ok(())
+}
+
+/// One batch from a consumer stream (`ready_chunks`) of `what`: the messages, or why the session
+/// must end (the broker cancelled the consumer, or the channel failed).
+pub fn received(
+    batch: Option<Vec<Result<lapin::message::Delivery, lapin::Error>>>,
+    what: &str,
+) -> anyhow::Result<Vec<lapin::message::Delivery>> {
+    let Some(batch) = batch else {
+        anyhow::bail!("the broker cancelled the consumer of {what}");
+    };
+    batch
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::Error::new(e).context(format!("receiving {what}")))
 }
 
 /// How long a graceful close may take before the connection is simply dropped.

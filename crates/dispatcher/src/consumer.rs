@@ -78,13 +78,7 @@ pub async fn session(
                 _ = shutdown.cancelled() => break,
                 batch = batches.next() => batch,
             };
-            let Some(batch) = batch else {
-                anyhow::bail!("the broker cancelled the consumer");
-            };
-            let batch = batch
-                .into_iter()
-                .collect::<Result<Vec<_>, _>>()
-                .context("receiving events")?;
+            let batch = amqp::received(batch, "events")?;
             match fanout.prepare(&batch).await {
                 Ok(Some(prepared)) => to_finish.send(Stage::Finish(prepared)).await?,
                 Ok(None) => {}

@@ -8,6 +8,7 @@
 
 use anyhow::Context;
 use futures::StreamExt;
+use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +18,7 @@ use uuid::Uuid;
 use webhooks_core::amqp::{self, ConfirmedPublisher};
 use webhooks_core::messages::SenderMessage;
 
-use crate::limiter::Verdict;
+use crate::limiter::{Limiter, Verdict};
 use crate::runner::Runner;
 use crate::scheduler::lease_end;
 use crate::{Config, Shared};
@@ -97,7 +98,7 @@ pub async fn session(
             _ = look_again.tick(), if !parked.is_empty() => {
                 let ids = unpark(shared, runner, &mut parked);
                 if let Err(e) = claim_and_run(shared, runner, permits, &ids, shutdown).await {
-                    if shutdown.is_cancelled() || webhooks_core::db::is_reachable(&shared.pool).await {
+                    if !database_away(shared, shutdown).await {
                         return Err(e);
                     }
                     // Their hand-offs are acked: the scheduler takes them once the database is back.
@@ -107,50 +108,18 @@ pub async fn session(
             }
             batch = batches.next() => batch,
         };
-        let Some(batch) = batch else {
-            anyhow::bail!("the broker cancelled the consumer");
-        };
-        let batch = batch
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()
-            .context("receiving deliveries")?;
+        let batch = amqp::received(batch, "deliveries")?;
         let Some(last_tag) = batch.last().map(|m| m.delivery_tag) else {
             continue;
         };
-        let mut ids = Vec::new();
-        let mut to_park = Vec::new();
-        let mut held = 0;
-        let now = Instant::now();
-        for message in &batch {
-            match serde_json::from_slice::<SenderMessage>(&message.data) {
-                Ok(SenderMessage::DeliverV1 {
-                    deliveries,
-                    webhooks,
-                }) if webhooks.len() == deliveries.len() => {
-                    // Deliveries to an endpoint being held back are left pending, untouched: the
-                    // scheduler finds them once HANDOFF_GRACE has passed.
-                    for (delivery, webhook) in deliveries.into_iter().zip(webhooks) {
-                        match runner.limiter.verdict(webhook) {
-                            Verdict::Go => ids.push(delivery),
-                            Verdict::Park if parked.len() + to_park.len() < PARKED_MOST => {
-                                to_park.push(Parked {
-                                    delivery,
-                                    webhook,
-                                    since: now,
-                                });
-                            }
-                            Verdict::Park | Verdict::HoldBack => held += 1,
-                        }
-                    }
-                }
-                Ok(SenderMessage::DeliverV1 { deliveries, .. }) => ids.extend(deliveries),
-                // Not ours to fix by retrying; its deliveries (if any) are reached by the scheduler.
-                Err(e) => tracing::error!(error = %e, "unreadable hand-off message dropped"),
-            }
-        }
-        shared.metrics.deferred.inc_by(held);
-        if let Err(e) = claim_and_run(shared, runner, permits, &ids, shutdown).await {
-            if shutdown.is_cancelled() || webhooks_core::db::is_reachable(&shared.pool).await {
+        let mut sorted = sort(
+            &runner.limiter,
+            &batch,
+            PARKED_MOST.saturating_sub(parked.len()),
+        );
+        shared.metrics.deferred.inc_by(sorted.held);
+        if let Err(e) = claim_and_run(shared, runner, permits, &sorted.go, shutdown).await {
+            if !database_away(shared, shutdown).await {
                 return Err(e);
             }
             // The database is away: keep the broker session, hand the messages back and wait.
@@ -164,16 +133,65 @@ pub async fn session(
                 requeue: true,
             };
             channel.basic_nack(last_tag, requeue).await?;
-            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
             continue;
         }
         channel
             .basic_ack(last_tag, BasicAckOptions { multiple: true })
             .await?;
-        parked.append(&mut to_park);
+        parked.append(&mut sorted.park);
     }
     amqp::close(&connection, &channel, consumer_tag).await;
     Ok(())
+}
+
+/// The deliveries of a batch of hand-off messages, sorted by the limiter's verdicts.
+#[derive(Default)]
+struct Sorted {
+    /// To claim now.
+    go: Vec<Uuid>,
+    /// To look at again in a moment.
+    park: Vec<Parked>,
+    /// Left pending, untouched: the scheduler finds them once `HANDOFF_GRACE` has passed.
+    held: u64,
+}
+
+/// Reads a batch of hand-off messages and sorts their deliveries; at most `room` are parked, the
+/// rest of those are held.
+fn sort(limiter: &Limiter, batch: &[Delivery], room: usize) -> Sorted {
+    let mut sorted = Sorted::default();
+    let now = Instant::now();
+    for message in batch {
+        match serde_json::from_slice::<SenderMessage>(&message.data) {
+            Ok(SenderMessage::DeliverV1 {
+                deliveries,
+                webhooks,
+            }) if webhooks.len() == deliveries.len() => {
+                for (delivery, webhook) in deliveries.into_iter().zip(webhooks) {
+                    match limiter.verdict(webhook) {
+                        Verdict::Go => sorted.go.push(delivery),
+                        Verdict::Park if sorted.park.len() < room => sorted.park.push(Parked {
+                            delivery,
+                            webhook,
+                            since: now,
+                        }),
+                        Verdict::Park | Verdict::HoldBack => sorted.held += 1,
+                    }
+                }
+            }
+            // From a dispatcher that does not name webhooks: claim them all.
+            Ok(SenderMessage::DeliverV1 { deliveries, .. }) => sorted.go.extend(deliveries),
+            // Not ours to fix by retrying; its deliveries (if any) are reached by the scheduler.
+            Err(e) => tracing::error!(error = %e, "unreadable hand-off message dropped"),
+        }
+    }
+    sorted
+}
+
+/// Whether a failed claim means the database is away, so the session carries on (rather than
+/// ending, as on any other error or when stopping).
+async fn database_away(shared: &Shared, shutdown: &CancellationToken) -> bool {
+    !shutdown.is_cancelled() && !webhooks_core::db::is_reachable(&shared.pool).await
 }
 
 /// Takes out of `parked` the deliveries whose endpoint has answered (returned, to be claimed)

@@ -120,18 +120,15 @@ impl Limiter {
     /// taken by an endpoint that has not answered anything yet (it may be new and healthy, or it
     /// may hang: a moment tells). Unknown webhooks go ahead.
     pub fn verdict(&self, webhook: Uuid) -> Verdict {
-        let Some(endpoint) = self
-            .webhooks
-            .lock()
-            .expect("limiter lock")
-            .get(&webhook)
-            .cloned()
-        else {
+        // Runs for every delivery handed over: look up without copying the endpoint. The only
+        // place both locks are held, always `webhooks` first.
+        let webhooks = self.webhooks.lock().expect("limiter lock");
+        let Some(endpoint) = webhooks.get(&webhook) else {
             return Verdict::Go;
         };
         let now = Instant::now();
         let endpoints = self.endpoints.lock().expect("limiter lock");
-        let Some(state) = endpoints.get(&endpoint) else {
+        let Some(state) = endpoints.get(endpoint) else {
             return Verdict::Go;
         };
         if let Some(until) = state.open_until
