@@ -262,25 +262,13 @@ async fn never_returns_the_secret_and_manages_the_lifecycle() {
     assert_eq!(status, 200);
     assert_eq!(cleared["has_secret"], false);
 
-    let (status, _) = world
-        .api(
-            Method::DELETE,
-            &format!("/projects/DEMO/webhooks/{id}"),
-            None,
-        )
-        .await;
+    let status = world.delete_webhook("DEMO", &id).await;
     assert_eq!(status, 204);
     let (status, _) = world
         .api(Method::GET, &format!("/projects/DEMO/webhooks/{id}"), None)
         .await;
     assert_eq!(status, 404);
-    let (status, _) = world
-        .api(
-            Method::DELETE,
-            &format!("/projects/DEMO/webhooks/{id}"),
-            None,
-        )
-        .await;
+    let status = world.delete_webhook("DEMO", &id).await;
     assert_eq!(status, 404);
     world.finish().await;
 }

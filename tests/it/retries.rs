@@ -329,13 +329,7 @@ async fn deleting_a_webhook_stops_its_retries() {
     let gone = world.webhook("DEMO", "gone", &["run.started"], None).await;
     world.publish("DEMO", "run.started", json!({})).await;
     world.receiver.wait_for("gone", 2, SOON).await;
-    let (status, _) = world
-        .api(
-            Method::DELETE,
-            &format!("/projects/DEMO/webhooks/{gone}"),
-            None,
-        )
-        .await;
+    let status = world.delete_webhook("DEMO", &gone).await;
     assert_eq!(status, 204);
     let db = world.db().await;
     let states: Vec<String> = db

@@ -57,13 +57,7 @@ async fn deliveries_never_reach_loopback_by_ip_or_by_name() {
             "{url}: {error}"
         );
         assert_eq!(attempt["status_code"], json!(null));
-        let (status, _) = world
-            .api(
-                Method::DELETE,
-                &format!("/projects/DEMO/webhooks/{id}"),
-                None,
-            )
-            .await;
+        let status = world.delete_webhook("DEMO", &id).await;
         assert_eq!(status, 204);
     }
     assert!(

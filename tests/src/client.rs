@@ -97,6 +97,12 @@ impl World {
         answer
     }
 
+    /// Deletes a webhook; returns the status.
+    pub async fn delete_webhook(&self, project: &str, webhook: &str) -> u16 {
+        let path = format!("/projects/{project}/webhooks/{webhook}");
+        self.api(reqwest::Method::DELETE, &path, None).await.0
+    }
+
     // ---- the broker ----
 
     /// Publishes a raw body to the events exchange, as another service would.

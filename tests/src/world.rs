@@ -3,7 +3,7 @@
 //! stops the services and deletes the database, queues and exchanges it created.
 
 use clap::Parser;
-use lapin::options::{ConfirmSelectOptions, ExchangeDeleteOptions, QueueDeleteOptions};
+use lapin::options::ConfirmSelectOptions;
 use lapin::{Channel, Connection, ConnectionProperties};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -139,22 +139,19 @@ impl World {
     }
 
     pub async fn start_dispatcher(&mut self) {
-        let stop = CancellationToken::new();
-        let service = webhooks_dispatcher::start(
-            self.dispatcher_config.clone(),
-            self.clock.clone(),
-            stop.clone(),
-        )
-        .await
-        .expect("dispatcher starts");
-        self.api_base = format!("http://{}/api/v1", service.http_addr);
-        self.wait_ready(service.http_addr).await;
-        let done = tokio::spawn(service.wait());
-        self.dispatcher = Some(Running { stop, done });
+        let (running, addr) = self.run_dispatcher("dispatcher starts").await;
+        self.api_base = format!("http://{addr}/api/v1");
+        self.dispatcher = Some(running);
     }
 
     /// Starts a second dispatcher against the same broker and database.
     pub async fn start_dispatcher_replica(&mut self) {
+        let (running, _) = self.run_dispatcher("dispatcher replica starts").await;
+        self.replicas.push(running);
+    }
+
+    /// Starts a dispatcher in this process and waits until it is ready.
+    async fn run_dispatcher(&self, expect: &str) -> (Running, std::net::SocketAddr) {
         let stop = CancellationToken::new();
         let service = webhooks_dispatcher::start(
             self.dispatcher_config.clone(),
@@ -162,10 +159,11 @@ impl World {
             stop.clone(),
         )
         .await
-        .expect("dispatcher replica starts");
-        self.wait_ready(service.http_addr).await;
+        .expect(expect);
+        let addr = service.http_addr;
+        self.wait_ready(addr).await;
         let done = tokio::spawn(service.wait());
-        self.replicas.push(Running { stop, done });
+        (Running { stop, done }, addr)
     }
 
     pub async fn stop_dispatcher(&mut self) {
@@ -328,27 +326,8 @@ impl Drop for World {
 /// Deletes a world's queues, exchanges and database.
 async fn remove_world(id: &str, topology: &Topology, amqp_url: &str) {
     let connect = Connection::connect(amqp_url, ConnectionProperties::default());
-    if let Ok(Ok(amqp)) = tokio::time::timeout(Duration::from_secs(5), connect).await
-        && let Ok(channel) = amqp.create_channel().await
-    {
-        for queue in [
-            topology.dispatcher_queue(),
-            topology.dead_letter_queue(),
-            topology.deliveries_queue(),
-            topology.notifications_queue(),
-        ] {
-            let _ = channel
-                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-                .await;
-        }
-        for exchange in [
-            topology.events_exchange().to_owned(),
-            topology.notifications_exchange(),
-        ] {
-            let _ = channel
-                .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-                .await;
-        }
+    if let Ok(Ok(amqp)) = tokio::time::timeout(Duration::from_secs(5), connect).await {
+        let _ = webhooks_core::amqp::delete_topology(&amqp, topology, &[]).await;
         let _ = amqp.close(200, "done".into()).await;
     }
     if let Ok((client, connection)) =

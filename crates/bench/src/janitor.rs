@@ -3,7 +3,6 @@
 //! over when the run ends early (an error, ctrl-c or SIGTERM).
 
 use anyhow::Context;
-use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
 use std::sync::Mutex;
 use webhooks_core::amqp::Topology;
 
@@ -81,29 +80,12 @@ impl Janitor {
         let connection = crate::publisher::connect(&self.amqp_url, "webhooks-bench-cleanup")
             .await
             .context("connecting to the broker")?;
-        let topology = names.topology();
-        for queue in [
-            topology.dispatcher_queue(),
-            topology.dead_letter_queue(),
-            topology.deliveries_queue(),
-            topology.notifications_queue(),
-            format!("{}bench.hop", names.prefix),
-        ] {
-            // A fresh channel each time: a failed delete closes its channel.
-            let channel = connection.create_channel().await?;
-            let _ = channel
-                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-                .await;
-        }
-        for exchange in [
-            topology.events_exchange().to_owned(),
-            topology.notifications_exchange(),
-        ] {
-            let channel = connection.create_channel().await?;
-            let _ = channel
-                .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-                .await;
-        }
+        webhooks_core::amqp::delete_topology(
+            &connection,
+            &names.topology(),
+            &[format!("{}bench.hop", names.prefix)],
+        )
+        .await?;
         let _ = connection.close(200, "cleaned up".into()).await;
         Ok(())
     }
