@@ -264,3 +264,98 @@ async fn uses_message_id_when_the_body_has_no_id() {
     assert_eq!(deliveries[0]["event_id"], json!("order-42"));
     world.finish().await;
 }
+
+/// A hand-off claim reads its own deliveries by primary key however large the table has grown
+/// since the session first ran it. A plan kept from when the table was nearly empty once turned
+/// every claim into a scan of all deliveries of the webhook, at a cost growing with the table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_reads_only_its_own_rows_however_large_the_table_has_grown() {
+    let world = World::start().await;
+    let webhook = world.webhook("DEMO", "big", &["run.started"], None).await;
+    let db = world.db().await;
+    // Not due for a day, so the running sender's scheduler leaves them alone.
+    let add = |from: u32, to: u32| {
+        format!(
+            "INSERT INTO events SELECT 'big-' || g, 'run.started', 'DEMO', '\\x7b7d', now()
+             FROM generate_series({from}, {to}) g;
+             INSERT INTO deliveries (id, event_id, webhook_id, event_name, state, created_at, next_attempt_at)
+             SELECT gen_random_uuid(), 'big-' || g, '{webhook}', 'run.started', 'pending', now(), now() + interval '1 day'
+             FROM generate_series({from}, {to}) g;"
+        )
+    };
+    let ids = |from: u32, to: u32| {
+        let db = &db;
+        async move {
+            let rows = db
+                .query(
+                    &format!(
+                        "SELECT id::text FROM deliveries
+                         WHERE event_id IN (SELECT 'big-' || g FROM generate_series({from}, {to}) g)"
+                    ),
+                    &[],
+                )
+                .await
+                .expect("ids");
+            let ids: Vec<String> = rows.iter().map(|row| row.get(0)).collect();
+            format!("'{{{}}}'::uuid[]", ids.join(","))
+        }
+    };
+    db.batch_execute(&add(1, 50)).await.expect("a small table");
+    // As autovacuum does soon after a database is made.
+    db.batch_execute("ANALYZE deliveries")
+        .await
+        .expect("analyze");
+
+    // A session set up the way the sender sets up its own, running the sender's statement.
+    let pool = webhooks_core::db::connect(&world.database_url, 1, webhooks_core::db::Plans::PerRun)
+        .await
+        .expect("pool");
+    let session = pool.get().await.expect("session");
+    session
+        .batch_execute(&format!(
+            "PREPARE claim(uuid[], timestamptz) AS {}",
+            webhooks_sender::claim::by_ids_statement()
+        ))
+        .await
+        .expect("prepare");
+    // Often enough, on the small table, for the server to settle on a plan to keep.
+    for batch in 0..10 {
+        let from = batch * 5 + 1;
+        let claimed = session
+            .query(
+                &format!("EXECUTE claim({}, now())", ids(from, from + 4).await),
+                &[],
+            )
+            .await
+            .expect("claim");
+        assert_eq!(claimed.len(), 5);
+    }
+
+    db.batch_execute(&add(51, 50_050))
+        .await
+        .expect("a large table");
+    let explained = session
+        .query_one(
+            &format!(
+                "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE claim({}, now())",
+                ids(30_001, 30_010).await
+            ),
+            &[],
+        )
+        .await
+        .expect("explain");
+    let plan: serde_json::Value = explained.get(0);
+    let top = &plan[0]["Plan"];
+    let blocks = top["Shared Hit Blocks"].as_u64().expect("hit blocks")
+        + top["Shared Read Blocks"].as_u64().expect("read blocks");
+    assert_eq!(top["Actual Rows"].as_u64(), Some(10), "claimed: {plan}");
+    // By primary key: a few index and heap pages per row. A scan of the webhook's 50,050
+    // deliveries reads well over a thousand.
+    assert!(
+        blocks < 400,
+        "{blocks} blocks read to claim 10 deliveries: {plan}"
+    );
+    drop(session);
+    pool.close();
+    world.finish().await;
+}

@@ -41,9 +41,28 @@ impl StoreError {
     }
 }
 
+/// How the server plans the statements a pool prepares once and runs many times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plans {
+    /// The server's default: after a few runs a statement may keep one generic plan for good.
+    Cached,
+    /// Every run is planned for its own parameters and the tables as they are now. For statements
+    /// driven by id arrays against tables that grow fast: a generic plan made while a fresh table
+    /// was nearly empty (a scan of all deliveries of a webhook, say, or a hash join over a whole
+    /// index) is kept until the next ANALYZE, and by then costs time in proportion to the table.
+    PerRun,
+}
+
 /// Creates the database if needed, migrates it and returns a pool of at most `size` connections.
-pub async fn connect(url: &str, size: usize) -> Result<Pool, StoreError> {
-    let config: tokio_postgres::Config = url.parse().map_err(StoreError::Url)?;
+pub async fn connect(url: &str, size: usize, plans: Plans) -> Result<Pool, StoreError> {
+    let mut config: tokio_postgres::Config = url.parse().map_err(StoreError::Url)?;
+    if plans == Plans::PerRun {
+        let options = match config.get_options() {
+            Some(given) => format!("{given} -c plan_cache_mode=force_custom_plan"),
+            None => "-c plan_cache_mode=force_custom_plan".to_owned(),
+        };
+        config.options(options);
+    }
     create_database_if_missing(&config).await?;
     let manager = Manager::from_config(
         config,

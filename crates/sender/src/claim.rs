@@ -30,27 +30,30 @@ pub struct Job {
     pub first_attempt_at: Option<DateTime<Utc>>,
 }
 
-/// Claims fresh deliveries named by a hand-off message; ids already taken, finished, or locked by
-/// another sender's scheduler are skipped.
+/// Claims fresh deliveries named by a hand-off message; ids already taken or finished are skipped
+/// (one that another sender is taking at that moment once it has been taken).
 pub async fn by_ids(
     pool: &Pool,
     ids: &[Uuid],
     lease_until: DateTime<Utc>,
 ) -> Result<Vec<Job>, StoreError> {
     let client = pool.get().await?;
-    // Driven from the id array through the primary key, so the plan does not depend on table
-    // statistics (a fresh database has none, and a scan per webhook is ruinous).
-    let statement = client
-        .prepare_cached(&leasing(
-            "SELECT d.id FROM unnest($1::uuid[]) AS ids(id)
-             CROSS JOIN LATERAL (
-                SELECT id FROM deliveries
-                WHERE id = ids.id AND state = 'pending' AND leased_until IS NULL
-                FOR UPDATE SKIP LOCKED) d",
-        ))
-        .await?;
+    let statement = client.prepare_cached(&by_ids_statement()).await?;
     let rows = client.query(&statement, &[&ids, &lease_until]).await?;
     Ok(jobs(&rows))
+}
+
+/// The statement [`by_ids`] runs: `$1` the ids, `$2` the end of the lease. Public so that its
+/// plan can be examined against a real table.
+///
+/// Driven from the id array through the primary key. No row lock is taken before the update:
+/// should another sender's scheduler hold one of these rows, the update waits for it, then finds
+/// the row leased and skips it.
+pub fn by_ids_statement() -> String {
+    leasing(
+        None,
+        "d.id = ANY($1) AND d.state = 'pending' AND d.leased_until IS NULL",
+    )
 }
 
 /// Claims up to `limit` deliveries that are due at `now`: retries, manual retries, lost hand-offs and
@@ -74,33 +77,43 @@ pub async fn due(
     client.execute(&cancel, &[&now]).await?;
     let claim = client
         .prepare_cached(&leasing(
-            "SELECT d.id FROM deliveries d
+            Some(
+                "SELECT d.id FROM deliveries d
              WHERE d.state IN ('pending', 'retrying') AND d.next_attempt_at <= $1
                AND (d.leased_until IS NULL OR d.leased_until <= $1)
              ORDER BY d.next_attempt_at LIMIT $3
              FOR UPDATE SKIP LOCKED",
+            ),
+            "d.id IN (SELECT id FROM picked)",
         ))
         .await?;
     let rows = client.query(&claim, &[&now, &lease_until, &limit]).await?;
     Ok(jobs(&rows))
 }
 
-/// The statement that leases the deliveries `picked` selects (and locks) until `$2`, if their
-/// webhook is still enabled, and returns them with their webhook's URL and secret and their
-/// event's body. The body is read by primary key and sent once per event (on the event's first
+/// The statement that leases the deliveries `which` names (among those `picked` selects and
+/// locks, when given) until `$2`, if their webhook is still enabled, and returns them with their
+/// webhook's URL and secret and their event's body. The body is read by primary key and sent once per event (on the event's first
 /// row): the deliveries of one event share one body buffer.
-fn leasing(picked: &str) -> String {
+///
+/// The update reaches the webhook through a subquery run per row rather than a join, so the
+/// planner has no way in through the webhook (a scan of all of its deliveries) and takes each
+/// picked row by primary key.
+fn leasing(picked: Option<&str>, which: &str) -> String {
+    let picked = picked
+        .map(|p| format!("picked AS ({p}),"))
+        .unwrap_or_default();
     format!(
-        "WITH picked AS ({picked})
-         , claimed AS (
+        "WITH {picked} claimed AS (
             UPDATE deliveries d SET leased_until = $2
-            FROM picked, webhooks w
-            WHERE d.id = picked.id AND w.id = d.webhook_id AND w.enabled AND w.deleted_at IS NULL
-            RETURNING d.id, d.webhook_id, d.event_name, d.attempt_count, d.first_attempt_at,
-                      w.url, w.secret, d.event_id)
-         SELECT c.*, CASE WHEN row_number() OVER (PARTITION BY c.event_id) = 1
-                          THEN (SELECT e.body FROM events e WHERE e.id = c.event_id) END
-         FROM claimed c"
+            WHERE {which}
+              AND (SELECT w.enabled AND w.deleted_at IS NULL FROM webhooks w WHERE w.id = d.webhook_id)
+            RETURNING d.id, d.webhook_id, d.event_name, d.attempt_count, d.first_attempt_at, d.event_id)
+         SELECT c.id, c.webhook_id, c.event_name, c.attempt_count, c.first_attempt_at,
+                w.url, w.secret, c.event_id,
+                CASE WHEN row_number() OVER (PARTITION BY c.event_id) = 1
+                     THEN (SELECT e.body FROM events e WHERE e.id = c.event_id) END
+         FROM claimed c JOIN webhooks w ON w.id = c.webhook_id"
     )
 }
 

@@ -103,6 +103,8 @@ pub async fn start(
     let pool = webhooks_core::db::connect(
         &config.common.database_url,
         config.common.database_pool_size,
+        // Claims and outcomes are driven by id arrays: see `Plans::PerRun`.
+        webhooks_core::db::Plans::PerRun,
     )
     .await
     .context("connecting to the database")?;

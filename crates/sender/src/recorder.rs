@@ -154,7 +154,7 @@ impl Recorder {
                 "UPDATE deliveries d SET state = u.state, next_attempt_at = u.next, leased_until = NULL,
                     attempt_count = d.attempt_count + 1, first_attempt_at = COALESCE(d.first_attempt_at, u.at)
                  FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[]) AS u(id, state, next, at)
-                 WHERE d.id = u.id AND d.state IN ('pending', 'retrying')",
+                 WHERE d.id = ANY($1) AND d.id = u.id AND d.state IN ('pending', 'retrying')",
                 ).await?,
                 &[&rows.ids, &rows.state, &rows.next, &rows.at],
             )
@@ -168,7 +168,7 @@ impl Recorder {
                 &tx.prepare_cached(
                     "UPDATE deliveries d SET next_attempt_at = u.until, leased_until = NULL
                  FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, until)
-                 WHERE d.id = u.id AND d.state IN ('pending', 'retrying')",
+                 WHERE d.id = ANY($1) AND d.id = u.id AND d.state IN ('pending', 'retrying')",
                 )
                 .await?,
                 &[&deferred_ids, &deferred_until],
