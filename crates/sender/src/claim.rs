@@ -46,13 +46,15 @@ pub async fn by_ids(
 /// The statement [`by_ids`] runs: `$1` the ids, `$2` the end of the lease. Public so that its
 /// plan can be examined against a real table.
 ///
-/// Driven from the id array through the primary key. No row lock is taken before the update:
-/// should another sender's scheduler hold one of these rows, the update waits for it, then finds
-/// the row leased and skips it.
+/// Driven from the id array through the primary key; "pending" is spelt as the states it is not,
+/// so that the planner cannot go through the due index, which holds every delivery waiting (see
+/// the recorder). No row lock is taken before the update: should another sender's scheduler hold
+/// one of these rows, the update waits for it, then finds the row leased and skips it.
 pub fn by_ids_statement() -> String {
     leasing(
         None,
-        "d.id = ANY($1) AND d.state = 'pending' AND d.leased_until IS NULL",
+        "d.id = ANY($1) AND d.state NOT IN ('retrying', 'succeeded', 'failed', 'cancelled')
+         AND d.leased_until IS NULL",
     )
 }
 

@@ -144,7 +144,10 @@ impl Recorder {
             )
             .await
         };
-        // A delivery cancelled meanwhile (webhook disabled or deleted) stays cancelled.
+        // A delivery cancelled meanwhile (webhook disabled or deleted) stays cancelled. The
+        // unfinished states are named by what they are not, so that the planner cannot read the
+        // rows through the due index (whose condition names them): that index holds every
+        // delivery waiting, a scan whose cost grows with the backlog. The ids are looked up.
         let moved_on = async {
             if rows.ids.is_empty() {
                 return Ok(0);
@@ -154,7 +157,7 @@ impl Recorder {
                 "UPDATE deliveries d SET state = u.state, next_attempt_at = u.next, leased_until = NULL,
                     attempt_count = d.attempt_count + 1, first_attempt_at = COALESCE(d.first_attempt_at, u.at)
                  FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[]) AS u(id, state, next, at)
-                 WHERE d.id = ANY($1) AND d.id = u.id AND d.state IN ('pending', 'retrying')",
+                 WHERE d.id = ANY($1) AND d.id = u.id AND d.state NOT IN ('succeeded', 'failed', 'cancelled')",
                 ).await?,
                 &[&rows.ids, &rows.state, &rows.next, &rows.at],
             )
@@ -168,7 +171,7 @@ impl Recorder {
                 &tx.prepare_cached(
                     "UPDATE deliveries d SET next_attempt_at = u.until, leased_until = NULL
                  FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, until)
-                 WHERE d.id = ANY($1) AND d.id = u.id AND d.state IN ('pending', 'retrying')",
+                 WHERE d.id = ANY($1) AND d.id = u.id AND d.state NOT IN ('succeeded', 'failed', 'cancelled')",
                 )
                 .await?,
                 &[&deferred_ids, &deferred_until],
