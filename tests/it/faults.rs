@@ -359,6 +359,57 @@ async fn two_dispatchers_and_two_senders_deliver_every_event_once() {
     world.finish().await;
 }
 
+/// Deliveries are recorded only with the event that was new, in one statement: an event id
+/// published over and over, taken by two dispatchers at once, still makes one delivery per webhook.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_published_again_and_again_to_two_dispatchers_is_delivered_once() {
+    let mut world = World::start().await;
+    let replica = world.start_dispatcher_replica().await;
+    for path in ["x", "y"] {
+        world.webhook("DEMO", path, &["run.started"], None).await;
+    }
+    let event_id = uuid::Uuid::new_v4().to_string();
+    const COPIES: usize = 200;
+    futures::future::join_all(
+        (0..COPIES).map(|_| world.publish_event(&event_id, "DEMO", "run.started", r#"{"n":1}"#)),
+    )
+    .await;
+    let primary = world.dispatcher_addr();
+    wait::until("every copy recorded", LONG, || async {
+        // Messages of recorded batches, copies of one event in a batch included.
+        let consumed = world
+            .metric(primary, "webhooks_dispatcher_batch_events_sum")
+            .await
+            + world
+                .metric(replica, "webhooks_dispatcher_batch_events_sum")
+                .await;
+        (consumed >= COPIES as f64).then_some(())
+    })
+    .await;
+    let db = world.db().await;
+    let recorded: i64 = db
+        .query_one(
+            "SELECT count(*) FROM deliveries WHERE event_id = $1",
+            &[&event_id],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(recorded, 2, "one delivery per webhook");
+    for path in ["x", "y"] {
+        world.receiver.wait_for(path, 1, LONG).await;
+    }
+    // Both consumed every copy they were given, so nothing else is on its way.
+    for path in ["x", "y"] {
+        assert_eq!(
+            world.receiver.received(path).len(),
+            1,
+            "{path} received the event once"
+        );
+    }
+    world.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_that_fails_processing_is_dead_lettered_not_looped() {
     let world = World::start().await;

@@ -144,10 +144,11 @@ impl World {
         self.dispatcher = Some(running);
     }
 
-    /// Starts a second dispatcher against the same broker and database.
-    pub async fn start_dispatcher_replica(&mut self) {
-        let (running, _) = self.run_dispatcher("dispatcher replica starts").await;
+    /// Starts a second dispatcher against the same broker and database; returns its address.
+    pub async fn start_dispatcher_replica(&mut self) -> std::net::SocketAddr {
+        let (running, addr) = self.run_dispatcher("dispatcher replica starts").await;
         self.replicas.push(running);
+        addr
     }
 
     /// Starts a dispatcher in this process and waits until it is ready.

@@ -214,7 +214,7 @@ async fn hop(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let last_ns = consuming_task.await??;
-    let _ = consuming.close(200, "done".into()).await;
+    webhooks_core::amqp::close_connection(&consuming, "done").await;
     let seconds = last_ns.saturating_sub(started_ns) as f64 / 1e9;
     Ok(Baseline {
         label: "broker-hop",

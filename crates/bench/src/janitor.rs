@@ -86,7 +86,7 @@ impl Janitor {
             &[format!("{}bench.hop", names.prefix)],
         )
         .await?;
-        let _ = connection.close(200, "cleaned up".into()).await;
+        webhooks_core::amqp::close_connection(&connection, "cleaned up").await;
         Ok(())
     }
 

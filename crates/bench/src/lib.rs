@@ -62,7 +62,7 @@ pub async fn run(args: Args, janitor: Arc<Janitor>) -> anyhow::Result<()> {
             connection,
         };
         let outcome = soak::run(&ctx).await;
-        let _ = ctx.connection.close(200, "done".into()).await;
+        webhooks_core::amqp::close_connection(&ctx.connection, "done").await;
         return outcome;
     }
     let mut report = Report::new(command_line());
@@ -99,7 +99,7 @@ pub async fn run(args: Args, janitor: Arc<Janitor>) -> anyhow::Result<()> {
         }
     }
     general_notes(&ctx, &mut report);
-    let _ = ctx.connection.close(200, "done".into()).await;
+    webhooks_core::amqp::close_connection(&ctx.connection, "done").await;
     println!("\n{}", report.markdown());
     Ok(())
 }

@@ -268,6 +268,16 @@ pub async fn close(connection: &Connection, channel: &Channel, consumer_tag: Sho
     }
 }
 
+/// Closes a connection that consumes nothing, waiting at most as long as [`close`] does.
+pub async fn close_connection(connection: &Connection, reason: &str) {
+    if tokio::time::timeout(CLOSE_WITHIN, connection.close(200, reason.into()))
+        .await
+        .is_err()
+    {
+        tracing::warn!("the broker did not confirm the close in time; dropping the connection");
+    }
+}
+
 /// A message that need not outlive a broker restart: the dispatcher's hand-off names deliveries
 /// already committed to the database, and should it be lost the senders' scheduler finds them
 /// after `HANDOFF_GRACE`. Writing it to disk would cost the broker a disk write per batch and buy

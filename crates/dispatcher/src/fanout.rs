@@ -204,6 +204,7 @@ impl Fanout {
         let grace =
             chrono::Duration::from_std(self.handoff_grace).unwrap_or(chrono::Duration::seconds(30));
         let mut rows = Rows::default();
+        // Event ids are unique within a batch (see `prepare`).
         for m in matched {
             rows.push_event(&m.event);
             for webhook in &m.webhooks {
@@ -244,10 +245,13 @@ impl Fanout {
             .map(|m| m.event.id.as_str())
             .collect();
         if !redelivered.is_empty() {
+            // Through the due index: deliveries still waiting are in it, and there is no index by
+            // event (it cost every insert and every outcome more than this rare lookup saves).
             let waiting = client
                 .query(
-                    "SELECT id, webhook_id FROM deliveries WHERE event_id = ANY($1) AND state = 'pending'
-                     AND leased_until IS NULL AND attempt_count = 0",
+                    "SELECT id, webhook_id FROM deliveries
+                     WHERE state IN ('pending', 'retrying') AND event_id = ANY($1) AND state = 'pending'
+                       AND leased_until IS NULL AND attempt_count = 0",
                     &[&redelivered],
                 )
                 .await
@@ -319,17 +323,20 @@ impl Rows {
     }
 }
 
-/// Inserts the events, then one delivery per (event, still enabled webhook); conflicts insert nothing.
+/// Inserts the events, then one delivery per (event, still enabled webhook) for each event that
+/// was new. An event already recorded (redelivered, or published again) had its deliveries
+/// recorded with it, in the same statement, so they are not inserted again.
 const RECORD_SQL: &str = "
 WITH new_events AS (
     INSERT INTO events (id, event_name, project_code, body, received_at)
     SELECT e.id, e.name, e.project, e.body, $5
     FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[]) AS e(id, name, project, body)
     ON CONFLICT (id) DO NOTHING
+    RETURNING id
 )
 INSERT INTO deliveries (id, event_id, webhook_id, event_name, state, created_at, next_attempt_at)
 SELECT d.id, d.event_id, d.webhook_id, d.name, 'pending', $5, $10
 FROM unnest($6::uuid[], $7::text[], $8::uuid[], $9::text[]) AS d(id, event_id, webhook_id, name)
+JOIN new_events n ON n.id = d.event_id
 JOIN webhooks w ON w.id = d.webhook_id AND w.enabled AND w.deleted_at IS NULL
-ON CONFLICT (event_id, webhook_id) DO NOTHING
 RETURNING id, webhook_id";
