@@ -307,9 +307,10 @@ async fn a_claim_reads_only_its_own_rows_however_large_the_table_has_grown() {
         .expect("analyze");
 
     // A session set up the way the sender sets up its own, running the sender's statement.
-    let pool = webhooks_core::db::connect(&world.database_url, 1, webhooks_core::db::Plans::PerRun)
-        .await
-        .expect("pool");
+    let pool =
+        webhooks_core::db::connect(&world.database_url, 1, webhooks_core::db::Reads::ByIndex)
+            .await
+            .expect("pool");
     let session = pool.get().await.expect("session");
     session
         .batch_execute(&format!(

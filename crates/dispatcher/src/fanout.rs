@@ -211,29 +211,50 @@ impl Fanout {
                 rows.push_delivery(&m.event, *webhook);
             }
         }
-        let client = self.pool.get().await.context("database pool")?;
-        let record = client
-            .prepare_cached(RECORD_SQL)
+        let mut client = self.pool.get().await.context("database pool")?;
+        let insert_events = client
+            .prepare_cached(INSERT_EVENTS)
             .await
-            .context("preparing the record statement")?;
-        let inserted = client
+            .context("preparing the events insert")?;
+        let insert_deliveries = client
+            .prepare_cached(INSERT_DELIVERIES)
+            .await
+            .context("preparing the deliveries insert")?;
+        let tx = client.transaction().await.context("beginning a record")?;
+        let new_events = tx
             .query(
-                &record,
+                &insert_events,
                 &[
                     &rows.event_ids,
                     &rows.event_names,
                     &rows.projects,
                     &rows.bodies,
                     &now,
+                ],
+            )
+            .await
+            .context("recording events")?;
+        // An event recorded before (redelivered, or published again) had its deliveries recorded
+        // with it, in the same transaction: only the deliveries of new events are inserted.
+        if new_events.len() < rows.event_ids.len() {
+            let new: HashSet<&str> = new_events.iter().map(|row| row.get(0)).collect();
+            rows.keep_deliveries_of(&new);
+        }
+        let inserted = tx
+            .query(
+                &insert_deliveries,
+                &[
                     &rows.delivery_ids,
                     &rows.delivery_events,
                     &rows.delivery_webhooks,
                     &rows.delivery_names,
+                    &now,
                     &(now + grace),
                 ],
             )
             .await
             .context("recording deliveries")?;
+        tx.commit().await.context("committing a record")?;
         let handoff = |row: &tokio_postgres::Row| Handoff {
             delivery: row.get(0),
             webhook: row.get(1),
@@ -315,6 +336,19 @@ impl Rows {
         self.bodies.push(delivery_body(event));
     }
 
+    /// Drops the deliveries of events not in `events`.
+    fn keep_deliveries_of(&mut self, events: &HashSet<&str>) {
+        let keep: Vec<bool> = self
+            .delivery_events
+            .iter()
+            .map(|event| events.contains(event.as_str()))
+            .collect();
+        retain_where(&mut self.delivery_ids, &keep);
+        retain_where(&mut self.delivery_webhooks, &keep);
+        retain_where(&mut self.delivery_names, &keep);
+        retain_where(&mut self.delivery_events, &keep);
+    }
+
     fn push_delivery(&mut self, event: &Event, webhook: Uuid) {
         self.delivery_ids.push(Uuid::now_v7());
         self.delivery_events.push(event.id.clone());
@@ -323,20 +357,25 @@ impl Rows {
     }
 }
 
-/// Inserts the events, then one delivery per (event, still enabled webhook) for each event that
-/// was new. An event already recorded (redelivered, or published again) had its deliveries
-/// recorded with it, in the same statement, so they are not inserted again.
-const RECORD_SQL: &str = "
-WITH new_events AS (
-    INSERT INTO events (id, event_name, project_code, body, received_at)
-    SELECT e.id, e.name, e.project, e.body, $5
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[]) AS e(id, name, project, body)
-    ON CONFLICT (id) DO NOTHING
-    RETURNING id
-)
+/// Keeps the items whose flag (in the same position) is set.
+fn retain_where<T>(items: &mut Vec<T>, keep: &[bool]) {
+    let mut flags = keep.iter();
+    items.retain(|_| flags.next().copied().unwrap_or(false));
+}
+
+/// Inserts the events; returns the ids of those that were new.
+const INSERT_EVENTS: &str = "
+INSERT INTO events (id, event_name, project_code, body, received_at)
+SELECT e.id, e.name, e.project, e.body, $5
+FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[]) AS e(id, name, project, body)
+ON CONFLICT (id) DO NOTHING
+RETURNING id";
+
+/// Inserts one delivery per (event, webhook) whose webhook is still enabled. The webhook is read
+/// per row by primary key (a join would let the planner hash every webhook for each batch).
+const INSERT_DELIVERIES: &str = "
 INSERT INTO deliveries (id, event_id, webhook_id, event_name, state, created_at, next_attempt_at)
-SELECT d.id, d.event_id, d.webhook_id, d.name, 'pending', $5, $10
-FROM unnest($6::uuid[], $7::text[], $8::uuid[], $9::text[]) AS d(id, event_id, webhook_id, name)
-JOIN new_events n ON n.id = d.event_id
-JOIN webhooks w ON w.id = d.webhook_id AND w.enabled AND w.deleted_at IS NULL
+SELECT d.id, d.event_id, d.webhook_id, d.name, 'pending', $5, $6
+FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[]) AS d(id, event_id, webhook_id, name)
+WHERE (SELECT w.enabled AND w.deleted_at IS NULL FROM webhooks w WHERE w.id = d.webhook_id)
 RETURNING id, webhook_id";

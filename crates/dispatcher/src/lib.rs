@@ -75,9 +75,8 @@ pub async fn start(
     let pool = webhooks_core::db::connect(
         &config.common.database_url,
         config.common.database_pool_size,
-        // The record statement joins the deliveries of a batch to the events it inserted: a
-        // plan kept from a guess of ten rows a side compares every pair.
-        webhooks_core::db::Plans::PerRun,
+        // Recording inserts; the API's listings are left to the planner.
+        webhooks_core::db::Reads::Default,
     )
     .await
     .context("connecting to the database")?;

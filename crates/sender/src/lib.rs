@@ -103,8 +103,8 @@ pub async fn start(
     let pool = webhooks_core::db::connect(
         &config.common.database_url,
         config.common.database_pool_size,
-        // Claims and outcomes are driven by id arrays: see `Plans::PerRun`.
-        webhooks_core::db::Plans::PerRun,
+        // Claims, outcomes and health all reach rows by key: see `Reads::ByIndex`.
+        webhooks_core::db::Reads::ByIndex,
     )
     .await
     .context("connecting to the database")?;
