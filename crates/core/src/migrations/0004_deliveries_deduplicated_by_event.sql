@@ -1,4 +1,4 @@
--- A delivery is inserted only in the statement that inserts its event, and only when that insert
+-- A delivery is inserted only in the transaction that inserts its event, and only when that insert
 -- was new (events are unique by id), so the unique index on (event_id, webhook_id) guarded
 -- nothing the events' key does not. It cost an entry on every insert and every outcome update.
 -- The deliveries of a redelivered event that are still waiting are found through the due index.
