@@ -207,9 +207,6 @@ impl Fanout {
         // Event ids are unique within a batch (see `prepare`).
         for m in matched {
             rows.push_event(&m.event);
-            for webhook in &m.webhooks {
-                rows.push_delivery(&m.event, *webhook);
-            }
         }
         let mut client = self.pool.get().await.context("database pool")?;
         let insert_events = client
@@ -236,9 +233,18 @@ impl Fanout {
             .context("recording events")?;
         // An event recorded before (redelivered, or published again) had its deliveries recorded
         // with it, in the same transaction: only the deliveries of new events are inserted.
-        if new_events.len() < rows.event_ids.len() {
-            let new: HashSet<&str> = new_events.iter().map(|row| row.get(0)).collect();
-            rows.keep_deliveries_of(&new);
+        let all_new = new_events.len() == matched.len();
+        let new: HashSet<&str> = if all_new {
+            HashSet::new()
+        } else {
+            new_events.iter().map(|row| row.get(0)).collect()
+        };
+        for m in matched {
+            if all_new || new.contains(m.event.id.as_str()) {
+                for webhook in &m.webhooks {
+                    rows.push_delivery(&m.event, *webhook);
+                }
+            }
         }
         let inserted = tx
             .query(
@@ -336,31 +342,12 @@ impl Rows {
         self.bodies.push(delivery_body(event));
     }
 
-    /// Drops the deliveries of events not in `events`.
-    fn keep_deliveries_of(&mut self, events: &HashSet<&str>) {
-        let keep: Vec<bool> = self
-            .delivery_events
-            .iter()
-            .map(|event| events.contains(event.as_str()))
-            .collect();
-        retain_where(&mut self.delivery_ids, &keep);
-        retain_where(&mut self.delivery_webhooks, &keep);
-        retain_where(&mut self.delivery_names, &keep);
-        retain_where(&mut self.delivery_events, &keep);
-    }
-
     fn push_delivery(&mut self, event: &Event, webhook: Uuid) {
         self.delivery_ids.push(Uuid::now_v7());
         self.delivery_events.push(event.id.clone());
         self.delivery_webhooks.push(webhook);
         self.delivery_names.push(event.name.as_str());
     }
-}
-
-/// Keeps the items whose flag (in the same position) is set.
-fn retain_where<T>(items: &mut Vec<T>, keep: &[bool]) {
-    let mut flags = keep.iter();
-    items.retain(|_| flags.next().copied().unwrap_or(false));
 }
 
 /// Inserts the events; returns the ids of those that were new.
