@@ -386,15 +386,7 @@ async fn an_event_published_again_and_again_to_two_dispatchers_is_delivered_once
         (consumed >= COPIES as f64).then_some(())
     })
     .await;
-    let db = world.db().await;
-    let recorded: i64 = db
-        .query_one(
-            "SELECT count(*) FROM deliveries WHERE event_id = $1",
-            &[&event_id],
-        )
-        .await
-        .expect("count")
-        .get(0);
+    let recorded = world.deliveries_of_event(&event_id).await;
     assert_eq!(recorded, 2, "one delivery per webhook");
     for path in ["x", "y"] {
         world.receiver.wait_for(path, 1, LONG).await;

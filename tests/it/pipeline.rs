@@ -175,15 +175,7 @@ async fn fans_out_with_distinct_delivery_ids_and_delivers_replays_once() {
             "second request is the marker"
         );
     }
-    let db = world.db().await;
-    let count: i64 = db
-        .query_one(
-            "SELECT count(*) FROM deliveries WHERE event_id = $1",
-            &[&event_id],
-        )
-        .await
-        .expect("count")
-        .get(0);
+    let count = world.deliveries_of_event(&event_id).await;
     assert_eq!(count, 3, "a replayed event id creates nothing new");
     for path in ["a", "b", "c"] {
         assert_eq!(world.receiver.received(path).len(), 2);

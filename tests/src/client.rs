@@ -172,6 +172,19 @@ impl World {
         got
     }
 
+    /// How many deliveries are recorded for an event.
+    pub async fn deliveries_of_event(&self, event_id: &str) -> i64 {
+        self.db()
+            .await
+            .query_one(
+                "SELECT count(*) FROM deliveries WHERE event_id = $1",
+                &[&event_id],
+            )
+            .await
+            .expect("count")
+            .get(0)
+    }
+
     /// Opens a database connection to this world's database.
     pub async fn db(&self) -> tokio_postgres::Client {
         let (client, connection) =
