@@ -17,7 +17,7 @@ use uuid::Uuid;
 use webhooks_core::destination::{Destinations, parse_net};
 use webhooks_core::event::Event;
 use webhooks_sender::attempt::Sender;
-use webhooks_sender::claim::Job;
+use webhooks_sender::claim::{Job, Target};
 
 use crate::phase::Progress;
 use crate::publisher::{Pipeline, event_body};
@@ -121,7 +121,7 @@ fn job(url: &str, seq: u64) -> anyhow::Result<Job> {
         delivery_id: Uuid::now_v7(),
         webhook_id: Uuid::nil(),
         event_name: event.name,
-        url: url.to_owned(),
+        url: Target::parse(url),
         secret: None,
         body: webhooks_core::body::delivery_body(&event).into(),
         attempt_count: 0,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use webhooks_core::destination::Destinations;
 use webhooks_core::signing::SigningKey;
 
-use crate::claim::Job;
+use crate::claim::{Job, Target};
 use crate::resolver::{DestinationRefused, GuardedResolver};
 
 /// What happened to one attempt.
@@ -68,10 +68,16 @@ impl Sender {
     /// Makes one attempt of `job`, stamped with `timestamp` (Unix seconds).
     pub async fn attempt(&self, job: &Job, timestamp: i64) -> Attempt {
         let started = Instant::now();
-        if let Err(refused) = self.check_literal_ip(&job.url) {
+        let url = match &job.url {
+            Target::Url(url) => url,
+            Target::Invalid { error, .. } => {
+                return failure(None, format!("invalid URL: {error}"), started, false);
+            }
+        };
+        if let Err(refused) = self.check_literal_ip(url) {
             return failure(None, refused, started, false);
         }
-        let request = self.prepare(job, timestamp);
+        let request = self.prepare(job, url, timestamp);
         match tokio::time::timeout(self.timeout, self.send(request)).await {
             Ok(Ok((status, headers, response))) => {
                 let success = status.is_success();
@@ -102,9 +108,8 @@ impl Sender {
         }
     }
 
-    fn check_literal_ip(&self, url: &str) -> Result<(), String> {
-        let parsed = reqwest::Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
-        let ip = match parsed.host() {
+    fn check_literal_ip(&self, url: &reqwest::Url) -> Result<(), String> {
+        let ip = match url.host() {
             Some(url::Host::Ipv4(ip)) => std::net::IpAddr::V4(ip),
             Some(url::Host::Ipv6(ip)) => std::net::IpAddr::V6(ip),
             _ => return Ok(()),
@@ -114,7 +119,7 @@ impl Sender {
             .map_err(|refused| format!("destination refused: {refused}"))
     }
 
-    fn prepare(&self, job: &Job, timestamp: i64) -> reqwest::RequestBuilder {
+    fn prepare(&self, job: &Job, url: &reqwest::Url, timestamp: i64) -> reqwest::RequestBuilder {
         let id = job.delivery_id.to_string();
         let mut headers = HeaderMap::with_capacity(7);
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -134,7 +139,7 @@ impl Sender {
             headers.insert("webhook-signature", header(&signature));
         }
         self.client
-            .post(job.url.as_str())
+            .post(url.clone())
             .headers(headers)
             .body(Bytes::clone(&job.body))
     }

@@ -21,13 +21,46 @@ pub struct Job {
     pub delivery_id: Uuid,
     pub webhook_id: Uuid,
     pub event_name: EventName,
-    pub url: String,
+    pub url: Target,
     pub secret: Option<Secret>,
     /// The stored body, shared by the deliveries of one event.
     pub body: Bytes,
     /// Attempts made before this one.
     pub attempt_count: i32,
     pub first_attempt_at: Option<DateTime<Utc>>,
+}
+
+/// A webhook's URL, parsed once per claim for all of the claimed deliveries to it rather than
+/// once per attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    Url(reqwest::Url),
+    /// Stored but not a URL (the API accepts none such): an attempt fails with this error.
+    Invalid {
+        raw: String,
+        error: String,
+    },
+}
+
+impl Target {
+    pub fn parse(raw: &str) -> Self {
+        match reqwest::Url::parse(raw) {
+            Ok(url) => Self::Url(url),
+            Err(e) => Self::Invalid {
+                raw: raw.to_owned(),
+                error: e.to_string(),
+            },
+        }
+    }
+
+    /// The endpoint the limiter keys on: the URL in normal form (so `HTTP://Example.com:80/a`
+    /// and `http://example.com/a` are one endpoint), or as stored if it does not parse.
+    pub fn endpoint(&self) -> &str {
+        match self {
+            Self::Url(url) => url.as_str(),
+            Self::Invalid { raw, .. } => raw,
+        }
+    }
 }
 
 /// Claims fresh deliveries named by a hand-off message; ids already taken or finished are skipped
@@ -122,10 +155,13 @@ fn leasing(picked: Option<&str>, which: &str) -> String {
 /// Builds jobs from claimed rows.
 fn jobs(rows: &[tokio_postgres::Row]) -> Vec<Job> {
     let mut bodies: HashMap<String, Bytes> = HashMap::new();
+    let mut targets: HashMap<&str, Target> = HashMap::new();
     for row in rows {
         if let Some(body) = row.get::<_, Option<Vec<u8>>>(8) {
             bodies.insert(row.get(7), Bytes::from(body));
         }
+        let url: &str = row.get(5);
+        targets.entry(url).or_insert_with(|| Target::parse(url));
     }
     rows.iter()
         .filter_map(|row| {
@@ -145,10 +181,28 @@ fn jobs(rows: &[tokio_postgres::Row]) -> Vec<Job> {
                 event_name,
                 attempt_count: row.get(3),
                 first_attempt_at: row.get(4),
-                url: row.get(5),
+                url: targets[row.get::<_, &str>(5)].clone(),
                 secret: row.get::<_, Option<String>>(6).map(Secret::new),
                 body,
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Target;
+
+    #[test]
+    fn endpoint_is_the_normalised_url() {
+        assert_eq!(
+            Target::parse("HTTPS://Example.com:443/a?b").endpoint(),
+            "https://example.com/a?b"
+        );
+        assert_ne!(
+            Target::parse("http://127.0.0.1:9000/x"),
+            Target::parse("http://127.0.0.1:9000/y")
+        );
+        assert_eq!(Target::parse("not a url").endpoint(), "not a url");
+    }
 }

@@ -147,12 +147,6 @@ impl Limiter {
         }
     }
 
-    /// The endpoint of a URL: the URL in normal form (so `HTTP://Example.com:80/a` and
-    /// `http://example.com/a` are one endpoint).
-    pub fn endpoint_of(url: &str) -> String {
-        reqwest::Url::parse(url).map_or_else(|_| url.to_owned(), String::from)
-    }
-
     /// A slot at `endpoint`, or why the delivery is held back.
     pub async fn enter(&self, endpoint: &str) -> Result<Slot, HeldBack> {
         let now = Instant::now();
@@ -410,17 +404,5 @@ mod tests {
         let _busy = l.enter("ok").await.expect("slot");
         l.with("ok", |state| state.answered = true);
         assert_eq!(l.verdict(healthy), Verdict::Go);
-    }
-
-    #[test]
-    fn endpoint_is_the_normalised_url() {
-        assert_eq!(
-            Limiter::endpoint_of("HTTPS://Example.com:443/a?b"),
-            "https://example.com/a?b"
-        );
-        assert_ne!(
-            Limiter::endpoint_of("http://127.0.0.1:9000/x"),
-            Limiter::endpoint_of("http://127.0.0.1:9000/y")
-        );
     }
 }

@@ -44,9 +44,9 @@ impl Runner {
     }
 
     async fn handle(&self, job: Job) -> Outcome {
-        let endpoint = Limiter::endpoint_of(&job.url);
-        self.limiter.learn(job.webhook_id, &endpoint);
-        let slot = match self.limiter.enter(&endpoint).await {
+        let endpoint = job.url.endpoint();
+        self.limiter.learn(job.webhook_id, endpoint);
+        let slot = match self.limiter.enter(endpoint).await {
             Ok(slot) => slot,
             Err(held) => {
                 self.metrics.deferred.inc();
