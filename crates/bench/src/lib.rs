@@ -73,14 +73,17 @@ pub async fn run(args: Args, janitor: Arc<Janitor>) -> anyhow::Result<()> {
             load.join(", ")
         ));
     }
+    let mut waits = Waits::default();
     if !args.no_baselines {
         // As many receiver ports as the fan-out 10 scenario uses.
         let ports = if args.shared_endpoint { 1 } else { 10 };
+        waits.settle("http-ceiling").await;
         match baselines::http_ceiling(args.scaled(CEILING_REQUESTS), ports).await {
             Ok(baseline) => report.baseline(baseline),
             Err(e) => failed(&mut report, "http-ceiling", &e),
         }
         let messages = args.scaled(HOP_MESSAGES);
+        waits.settle("broker-hop").await;
         match baselines::broker_hop(&connection, &args.amqp_url, &janitor, messages).await {
             Ok(baseline) => report.baseline(baseline),
             Err(e) => failed(&mut report, "broker-hop", &e),
@@ -94,14 +97,50 @@ pub async fn run(args: Args, janitor: Arc<Janitor>) -> anyhow::Result<()> {
     };
     for scenario in ctx.args.selected() {
         eprintln!("== {} ==", scenario.name());
+        waits.settle(scenario.name()).await;
         if let Err(e) = scenarios::run(&ctx, scenario, &mut report).await {
             failed(&mut report, scenario.name(), &e);
         }
     }
+    waits.note(&mut report);
     general_notes(&ctx, &mut report);
     webhooks_core::amqp::close_connection(&ctx.connection, "done").await;
     println!("\n{}", report.markdown());
     Ok(())
+}
+
+/// The waits for a quiet machine before each measurement.
+#[derive(Default)]
+struct Waits(Vec<(&'static str, Option<procfs::Settled>)>);
+
+impl Waits {
+    async fn settle(&mut self, before: &'static str) {
+        let settled = procfs::settle().await;
+        if let Err(e) = &settled {
+            eprintln!("could not watch the machine's CPU: {e:#}");
+        }
+        self.0.push((before, settled.ok()));
+    }
+
+    fn note(&self, report: &mut Report) {
+        let waits: Vec<String> = self
+            .0
+            .iter()
+            .map(|(name, settled)| match settled {
+                Some(s) if s.quiet() => format!("{name} {:.1} s", s.waited.as_secs_f64()),
+                Some(s) => format!(
+                    "{name} {:.1} s, **still {:.0}% busy**",
+                    s.waited.as_secs_f64(),
+                    s.busy * 100.0
+                ),
+                None => format!("{name} not watched"),
+            })
+            .collect();
+        report.note(format!(
+            "Before each measurement the run waited for the machine to be quiet (under 25% busy over half a second, at most 20 s): {}.",
+            waits.join("; ")
+        ));
+    }
 }
 
 fn failed(report: &mut Report, what: &str, error: &anyhow::Error) {

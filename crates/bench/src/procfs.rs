@@ -111,6 +111,45 @@ impl MachineTicks {
     }
 }
 
+/// The machine counts as quiet below this busy share over [`QUIET_WINDOW`].
+const QUIET: f64 = 0.25;
+const QUIET_WINDOW: Duration = Duration::from_millis(500);
+/// Longest wait for quiet; past it the run goes on and the note says so.
+const QUIET_WAIT_MOST: Duration = Duration::from_secs(20);
+
+/// How a wait for a quiet machine went.
+#[derive(Clone, Copy, Debug)]
+pub struct Settled {
+    pub waited: Duration,
+    /// Busy share of the last window looked at.
+    pub busy: f64,
+}
+
+impl Settled {
+    pub fn quiet(&self) -> bool {
+        self.busy < QUIET
+    }
+}
+
+/// Waits until the machine is quiet, so that what one measurement left running (a database
+/// dropping its files, the broker tidying a deleted queue, a checkpoint) is not charged to the
+/// next one.
+pub async fn settle() -> anyhow::Result<Settled> {
+    let started = Instant::now();
+    loop {
+        let before = MachineTicks::now()?;
+        tokio::time::sleep(QUIET_WINDOW).await;
+        let busy = before.busy_share(&MachineTicks::now()?);
+        let settled = Settled {
+            waited: started.elapsed(),
+            busy,
+        };
+        if settled.quiet() || settled.waited >= QUIET_WAIT_MOST {
+            return Ok(settled);
+        }
+    }
+}
+
 /// Resident-set samples of one process.
 #[derive(Clone, Debug, Default)]
 pub struct Samples {
