@@ -56,8 +56,9 @@ pub struct Config {
     #[arg(long, env = "SCHEDULER_INTERVAL", default_value = "1s", value_parser = duration::parse)]
     pub scheduler_interval: Duration,
 
-    /// Hand-off messages the broker may push ahead of processing.
-    #[arg(long, env = "PREFETCH", default_value_t = 64)]
+    /// Hand-off messages the broker may push ahead of processing. A message names up to 2,000
+    /// deliveries, so 8 ahead is many times `MAX_IN_FLIGHT`; more only holds bodies in memory.
+    #[arg(long, env = "PREFETCH", default_value_t = 8)]
     pub prefetch: u16,
 
     /// Bytes of a response body kept with an attempt (the rest is not read).
