@@ -6,10 +6,10 @@
 use std::sync::Arc;
 
 use crate::args::{Args, STEADY_RATE, Scenario};
-use crate::phase::{self, Spec};
+use crate::phase::{self, Measured, Spec};
 use crate::procfs::RssSampler;
 use crate::receiver::Receiver;
-use crate::report::{Kind, Report, int};
+use crate::report::{Kind, Report, Row, int};
 use crate::services::{Janitor, Service, Settings, World};
 
 /// `DELIVERY_TIMEOUT` of the hanging scenario, so hanging attempts end (and the run finishes) quickly.
@@ -17,6 +17,8 @@ pub const HANGING_TIMEOUT: &str = "2s";
 /// Webhooks of the hanging scenario: healthy ones, then hanging ones.
 const HEALTHY: usize = 8;
 const HANGING: usize = 2;
+/// Pairs of phases (alone, then with hanging webhooks) of the hanging scenario.
+const ROUNDS: usize = 3;
 
 /// What every scenario needs.
 pub struct Ctx {
@@ -115,49 +117,64 @@ async fn fanout(
     Ok(())
 }
 
-/// 8 healthy webhooks alone, then the same 8 with 2 hanging ones added, same events each time.
+/// 8 healthy webhooks alone, then the same 8 with 2 hanging ones beside them, [`ROUNDS`] times
+/// over. Each round's hanging webhooks are new (endpoints the sender has not seen yet) and are
+/// deleted when their phase ends; alone and with are compared over all rounds together, so that
+/// one short phase disturbed by the machine cannot decide the comparison.
 async fn hanging(ctx: &Ctx, report: &mut Report, events: u64) -> anyhow::Result<()> {
-    let receiver = Receiver::start(ctx.ports(HEALTHY + HANGING)).await?;
+    let receiver = Receiver::start(ctx.ports(HEALTHY + HANGING * ROUNDS)).await?;
     let sampler = RssSampler::start();
     let mut world = ctx.world(Some(HANGING_TIMEOUT))?;
     let outcome = async {
         start_services(&mut world, &sampler).await?;
         healthy_webhooks(&world, &receiver, 0, HEALTHY).await?;
-        let alone = Spec {
-            label: Kind::HangingAlone.label().to_owned(),
-            phase: 1,
-            events,
-            rate: None,
-            healthy: HEALTHY,
-        };
-        let alone = phase::run(&world, &receiver, &sampler, &ctx.connection, alone).await?;
-        for k in HEALTHY..HEALTHY + HANGING {
-            world
-                .create_webhook(&format!("bench hanging {k}"), &receiver.url(k, true))
-                .await?;
+        let (mut alone, mut with) = (Vec::new(), Vec::new());
+        for round in 0..ROUNDS {
+            let spec = |kind: Kind, phase: usize| Spec {
+                label: format!("{} ({}/{ROUNDS})", kind.label(), round + 1),
+                phase: u32::try_from(phase).unwrap_or(u32::MAX),
+                events,
+                rate: None,
+                healthy: HEALTHY,
+            };
+            let measured = spec(Kind::HangingAlone, 2 * round + 1);
+            alone.push(phase::run(&world, &receiver, &sampler, &ctx.connection, measured).await?);
+            let mut hanging = Vec::new();
+            for k in HEALTHY + HANGING * round..HEALTHY + HANGING * (round + 1) {
+                let url = receiver.url(k, true);
+                hanging.push(
+                    world
+                        .create_webhook(&format!("bench hanging {k}"), &url)
+                        .await?,
+                );
+            }
+            let measured = spec(Kind::HangingWith, 2 * round + 2);
+            with.push(phase::run(&world, &receiver, &sampler, &ctx.connection, measured).await?);
+            for id in &hanging {
+                world.delete_webhook(id).await?;
+            }
         }
-        let with = Spec {
-            label: Kind::HangingWith.label().to_owned(),
-            phase: 2,
-            events,
-            rate: None,
-            healthy: HEALTHY,
-        };
-        let with = phase::run(&world, &receiver, &sampler, &ctx.connection, with).await?;
         Ok::<_, anyhow::Error>((alone, with))
     }
     .await;
     world.finish().await;
     let (alone, with) = outcome?;
+    let sum = |f: fn(&Measured) -> f64| with.iter().map(f).sum::<f64>();
     report.note(format!(
         "hanging: the sender ran with DELIVERY_TIMEOUT={HANGING_TIMEOUT} (instead of 15s) so hanging attempts end quickly; \
-         while the healthy deliveries of the second phase were made, {} requests reached the hanging endpoints, \
+         {ROUNDS} rounds of {} events alone then {} events with 2 new hanging webhooks, each row over all rounds; \
+         while the healthy deliveries of the phases with hanging webhooks were made, {} requests reached the hanging endpoints, \
          {} attempts failed and {} deliveries were held back (deferred) by the sender's endpoint limits.",
-        int(with.arrivals.hang_arrivals as f64),
-        int(with.stages.failed_attempts),
-        int(with.stages.deferred)
+        int(events as f64),
+        int(events as f64),
+        int(sum(|m| m.arrivals.hang_arrivals as f64)),
+        int(sum(|m| m.stages.failed_attempts)),
+        int(sum(|m| m.stages.deferred))
     ));
-    report.add(Kind::HangingAlone, &alone);
-    report.add(Kind::HangingWith, &with);
+    report.add_row(Row::combined(Kind::HangingAlone, &alone));
+    report.add_row(Row::combined(Kind::HangingWith, &with));
+    for m in alone.iter().zip(&with).flat_map(|(a, w)| [a, w]) {
+        report.add_stages(m);
+    }
     Ok(())
 }

@@ -277,8 +277,9 @@ impl World {
         }
     }
 
-    /// Creates a webhook of the benchmark project for `run.started`, pointing at `url`.
-    pub async fn create_webhook(&self, title: &str, url: &str) -> anyhow::Result<()> {
+    /// Creates a webhook of the benchmark project for `run.started`, pointing at `url`; returns
+    /// its id.
+    pub async fn create_webhook(&self, title: &str, url: &str) -> anyhow::Result<String> {
         let dispatcher = self
             .dispatcher
             .as_ref()
@@ -305,6 +306,34 @@ impl World {
         let status = response.status();
         let text = response.text().await.context("reading the API answer")?;
         anyhow::ensure!(status == 201, "creating a webhook: {status} {text}");
+        let created: serde_json::Value =
+            serde_json::from_str(&text).context("reading the created webhook")?;
+        created["id"]
+            .as_str()
+            .map(str::to_owned)
+            .with_context(|| format!("no id in the created webhook: {text}"))
+    }
+
+    /// Deletes webhook `id` of the benchmark project (its unfinished deliveries are cancelled).
+    pub async fn delete_webhook(&self, id: &str) -> anyhow::Result<()> {
+        let dispatcher = self
+            .dispatcher
+            .as_ref()
+            .context("the dispatcher is not running")?;
+        let endpoint = format!(
+            "http://{}/api/v1/projects/{}/webhooks/{id}",
+            dispatcher.addr,
+            crate::publisher::PROJECT
+        );
+        let response = self
+            .http
+            .delete(&endpoint)
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .context("deleting a webhook")?;
+        let status = response.status();
+        anyhow::ensure!(status == 204, "deleting webhook {id}: {status}");
         Ok(())
     }
 

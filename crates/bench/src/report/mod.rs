@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 
 use crate::baselines::{self, Baseline};
 use crate::dbprofile::DbProfile;
-use crate::phase::Measured;
+use crate::phase::{Cost, Measured};
 use crate::stages::Stages;
 
 /// Which figure a row is, for the ratios.
@@ -84,6 +84,63 @@ impl Row {
                 m.sender.map(|c| c.peak_rss_kib as f64 / 1024.0),
             ],
             complete: m.complete,
+        }
+    }
+
+    /// One row for several phases of one kind: their deliveries over their summed time (first
+    /// publish to last arrival of each), percentiles over all of their latencies, CPU over all of
+    /// their deliveries, and the highest peak.
+    pub fn combined(kind: Kind, phases: &[Measured]) -> Self {
+        let deliveries: u64 = phases.iter().map(|m| m.arrivals.unique).sum();
+        let events: u64 = phases.iter().map(|m| m.events).sum();
+        let wall_s: f64 = phases.iter().map(Measured::wall_s).sum();
+        let publishing_s: f64 = phases
+            .iter()
+            .map(|m| m.events as f64 / m.published_rate.max(1e-9))
+            .sum();
+        let mut latencies: Vec<u32> = phases
+            .iter()
+            .flat_map(|m| m.arrivals.latencies_us.iter().copied())
+            .collect();
+        latencies.sort_unstable();
+        let cost = |pick: fn(&Measured) -> Option<Cost>| {
+            let costs: Option<Vec<Cost>> = phases.iter().map(pick).collect();
+            costs.filter(|c| !c.is_empty())
+        };
+        let per_1k = |costs: &Option<Vec<Cost>>| {
+            costs
+                .as_ref()
+                .filter(|_| deliveries > 0)
+                .map(|c| c.iter().map(|c| c.cpu_s).sum::<f64>() * 1000.0 / deliveries as f64)
+        };
+        let peak = |costs: &Option<Vec<Cost>>| {
+            costs
+                .as_ref()
+                .and_then(|c| c.iter().map(|c| c.peak_rss_kib).max())
+                .map(|kib| kib as f64 / 1024.0)
+        };
+        let (dispatcher, sender) = (cost(|m| m.dispatcher), cost(|m| m.sender));
+        Self {
+            kind,
+            label: kind.label().to_owned(),
+            events,
+            deliveries,
+            expected: phases.iter().map(|m| m.expected).sum(),
+            published_rate: if publishing_s > 0.0 {
+                events as f64 / publishing_s
+            } else {
+                0.0
+            },
+            delivered_rate: if wall_s > 0.0 {
+                deliveries as f64 / wall_s
+            } else {
+                0.0
+            },
+            latency_ms: (!latencies.is_empty())
+                .then(|| [0.50, 0.95, 0.99].map(|p| percentile_us(&latencies, p) / 1000.0)),
+            cpu_per_1k: [per_1k(&dispatcher), per_1k(&sender)],
+            peak_rss_mib: [peak(&dispatcher), peak(&sender)],
+            complete: phases.iter().all(|m| m.complete),
         }
     }
 
