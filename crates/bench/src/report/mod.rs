@@ -366,6 +366,41 @@ mod tests {
     }
 
     #[test]
+    fn combined_phases_sum_their_deliveries_and_time_and_pool_their_latencies() {
+        let phase = |unique: u64, seconds: u64, latency_us: u32, cpu_s: f64, rss_kib: u64| {
+            let mut m = Measured {
+                events: unique,
+                expected: unique,
+                published_rate: unique as f64,
+                complete: true,
+                sender: Some(Cost {
+                    cpu_s,
+                    peak_rss_kib: rss_kib,
+                }),
+                ..Measured::default()
+            };
+            m.arrivals.unique = unique;
+            m.arrivals.latencies_us = vec![latency_us; usize::try_from(unique).unwrap()];
+            m.arrivals.last_ns = seconds * 1_000_000_000;
+            m
+        };
+        // 1,000 deliveries in 1 s and 3,000 in 2 s: 4,000 in 3 s, not the mean of two rates.
+        let row = Row::combined(
+            Kind::HangingAlone,
+            &[
+                phase(1_000, 1, 5_000, 1.0, 2048),
+                phase(3_000, 2, 9_000, 3.0, 1024),
+            ],
+        );
+        assert_eq!(row.deliveries, 4_000);
+        assert!((row.delivered_rate - 4_000.0 / 3.0).abs() < 1e-6);
+        assert_eq!(row.latency_ms, Some([9.0, 9.0, 9.0]));
+        assert_eq!(row.cpu_per_1k, [None, Some(1.0)]);
+        assert_eq!(row.peak_rss_mib, [None, Some(2.0)]);
+        assert!(row.complete);
+    }
+
+    #[test]
     fn integers_get_separators() {
         assert_eq!(int(1234567.4), "1,234,567");
         assert_eq!(int(999.0), "999");
