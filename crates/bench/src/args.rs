@@ -60,7 +60,7 @@ pub enum Scenario {
     Fanout10,
     /// 1,000 events/s for 20 s to 1 webhook, for latency.
     Steady,
-    /// 8 healthy webhooks alone, then beside 2 that never answer; three rounds of both.
+    /// 8 healthy webhooks beside 2 more healthy ones, then beside 2 that never answer; five rounds.
     Hanging,
     /// 200,000 events published while no sender runs, then drained.
     Backlog,
@@ -99,7 +99,7 @@ impl Scenario {
             Scenario::Fanout1 => 50_000,
             Scenario::Fanout10 => 10_000,
             Scenario::Steady => STEADY_RATE as u64 * 20,
-            Scenario::Hanging => 10_000,
+            Scenario::Hanging => 2_000,
             Scenario::Backlog => 200_000,
             Scenario::BrokerBacklog => 1_000_000,
             // Sized by `--minutes` and `--rate` instead (see `Args::events`).

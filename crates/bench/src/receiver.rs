@@ -1,5 +1,6 @@
 //! The benchmark's own webhook receiver: listeners on 127.0.0.1 ports chosen by the kernel,
-//! `POST /w/{k}` answers 200 at once and `POST /hang/{k}` never answers.
+//! `POST /w/{k}` answers 200 at once, `POST /hang/{k}` never answers, and `POST /beside/{k}`
+//! answers 200 at once and only counts (webhooks whose deliveries are load, not measured).
 //!
 //! Every healthy arrival is matched to its publish through the payload the publisher wrote
 //! (`phase`, `seq`, `sent_ns`): the [`Tracker`] counts each (webhook, event) once, notes duplicates
@@ -36,6 +37,7 @@ impl Receiver {
         let app = Router::new()
             .route("/w/{k}", post(healthy))
             .route("/hang/{k}", post(hang))
+            .route("/beside/{k}", post(beside))
             .with_state(tracker.clone());
         let mut bound = Vec::new();
         let mut tasks = Vec::new();
@@ -63,6 +65,12 @@ impl Receiver {
         let port = self.ports[k % self.ports.len()];
         let path = if hanging { "hang" } else { "w" };
         format!("http://127.0.0.1:{port}/{path}/{k}")
+    }
+
+    /// The URL of webhook `k` answering at once but not measured: its own port, `/beside/{k}`.
+    pub fn beside_url(&self, k: usize) -> String {
+        let port = self.ports[k % self.ports.len()];
+        format!("http://127.0.0.1:{port}/beside/{k}")
     }
 
     /// The URL of healthy webhook `k`'s path on listener `port` (round robin).
@@ -107,6 +115,11 @@ async fn healthy(
     StatusCode::OK
 }
 
+async fn beside(State(tracker): State<Arc<Tracker>>) -> StatusCode {
+    tracker.beside_arrivals.fetch_add(1, Ordering::Relaxed);
+    StatusCode::OK
+}
+
 async fn hang(State(tracker): State<Arc<Tracker>>) -> StatusCode {
     tracker.hang_arrivals.fetch_add(1, Ordering::Relaxed);
     std::future::pending::<()>().await;
@@ -118,6 +131,7 @@ async fn hang(State(tracker): State<Arc<Tracker>>) -> StatusCode {
 pub struct Tracker {
     delivered: AtomicU64,
     hang_arrivals: AtomicU64,
+    beside_arrivals: AtomicU64,
     window: Mutex<Window>,
 }
 
@@ -145,6 +159,8 @@ pub struct Arrivals {
     pub strays: u64,
     /// Requests to hanging paths since the phase began.
     pub hang_arrivals: u64,
+    /// Requests to `/beside` paths since the phase began.
+    pub beside_arrivals: u64,
     /// Publish→receive latency of each distinct delivery, in microseconds, sorted.
     pub latencies_us: Vec<u32>,
     pub first_ns: Option<u64>,
@@ -166,6 +182,7 @@ impl Tracker {
         };
         self.delivered.store(0, Ordering::Relaxed);
         self.hang_arrivals.store(0, Ordering::Relaxed);
+        self.beside_arrivals.store(0, Ordering::Relaxed);
     }
 
     /// Distinct deliveries of this phase so far.
@@ -203,6 +220,7 @@ impl Tracker {
             duplicates: window.duplicates,
             strays: window.strays,
             hang_arrivals: self.hang_arrivals.load(Ordering::Relaxed),
+            beside_arrivals: self.beside_arrivals.load(Ordering::Relaxed),
             latencies_us: latencies,
             first_ns: window.first_ns,
             last_ns: window.last_ns,

@@ -21,8 +21,8 @@ pub enum Kind {
     Fanout1,
     Fanout10,
     Steady,
-    HangingAlone,
-    HangingWith,
+    HangingNone,
+    HangingTwo,
     Backlog,
     BrokerBacklog,
 }
@@ -33,8 +33,8 @@ impl Kind {
             Kind::Fanout1 => "fanout1",
             Kind::Fanout10 => "fanout10",
             Kind::Steady => "steady 1,000 ev/s",
-            Kind::HangingAlone => "hanging: 8 healthy alone",
-            Kind::HangingWith => "hanging: 8 healthy + 2 hanging",
+            Kind::HangingNone => "hanging: 8 healthy beside 2 healthy",
+            Kind::HangingTwo => "hanging: 8 healthy beside 2 hanging",
             Kind::Backlog => "backlog drain",
             Kind::BrokerBacklog => "broker backlog: both services start",
         }
@@ -88,8 +88,9 @@ impl Row {
     }
 
     /// One row for several phases of one kind: their deliveries over their summed time (first
-    /// publish to last arrival of each), percentiles over all of their latencies, CPU over all of
-    /// their deliveries, and the highest peak.
+    /// publish to last arrival of each), each percentile the median of the phases' (so that one
+    /// phase hit by a stall of the machine does not decide it), CPU over all of their deliveries,
+    /// and the highest peak.
     pub fn combined(kind: Kind, phases: &[Measured]) -> Self {
         let deliveries: u64 = phases.iter().map(|m| m.arrivals.unique).sum();
         let events: u64 = phases.iter().map(|m| m.events).sum();
@@ -98,11 +99,12 @@ impl Row {
             .iter()
             .map(|m| m.events as f64 / m.published_rate.max(1e-9))
             .sum();
-        let mut latencies: Vec<u32> = phases
+        let percentiles: Vec<[f64; 3]> = phases
             .iter()
-            .flat_map(|m| m.arrivals.latencies_us.iter().copied())
+            .map(|m| &m.arrivals.latencies_us)
+            .filter(|l| !l.is_empty())
+            .map(|l| [0.50, 0.95, 0.99].map(|p| percentile_us(l, p) / 1000.0))
             .collect();
-        latencies.sort_unstable();
         let cost = |pick: fn(&Measured) -> Option<Cost>| {
             let costs: Option<Vec<Cost>> = phases.iter().map(pick).collect();
             costs.filter(|c| !c.is_empty())
@@ -136,8 +138,8 @@ impl Row {
             } else {
                 0.0
             },
-            latency_ms: (!latencies.is_empty())
-                .then(|| [0.50, 0.95, 0.99].map(|p| percentile_us(&latencies, p) / 1000.0)),
+            latency_ms: (!percentiles.is_empty())
+                .then(|| [0, 1, 2].map(|i| median(percentiles.iter().map(|p| p[i]).collect()))),
             cpu_per_1k: [per_1k(&dispatcher), per_1k(&sender)],
             peak_rss_mib: [peak(&dispatcher), peak(&sender)],
             complete: phases.iter().all(|m| m.complete),
@@ -151,6 +153,17 @@ impl Row {
             latency_ms: None,
             ..Self::from_measured(kind, m)
         }
+    }
+}
+
+/// The middle value (the mean of the two middle ones for an even count); 0 for none.
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => 0.0,
+        _ if n % 2 == 1 => values[n / 2],
+        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
     }
 }
 
@@ -384,20 +397,29 @@ mod tests {
             m.arrivals.last_ns = seconds * 1_000_000_000;
             m
         };
-        // 1,000 deliveries in 1 s and 3,000 in 2 s: 4,000 in 3 s, not the mean of two rates.
+        // 1,000 deliveries in 1 s, 3,000 in 2 s and 1,000 in 1 s: 5,000 in 4 s, not the mean of
+        // three rates; the phase stalled to 900 ms does not set the percentiles.
         let row = Row::combined(
-            Kind::HangingAlone,
+            Kind::HangingNone,
             &[
                 phase(1_000, 1, 5_000, 1.0, 2048),
                 phase(3_000, 2, 9_000, 3.0, 1024),
+                phase(1_000, 1, 900_000, 1.0, 1024),
             ],
         );
-        assert_eq!(row.deliveries, 4_000);
-        assert!((row.delivered_rate - 4_000.0 / 3.0).abs() < 1e-6);
+        assert_eq!(row.deliveries, 5_000);
+        assert!((row.delivered_rate - 5_000.0 / 4.0).abs() < 1e-6);
         assert_eq!(row.latency_ms, Some([9.0, 9.0, 9.0]));
         assert_eq!(row.cpu_per_1k, [None, Some(1.0)]);
         assert_eq!(row.peak_rss_mib, [None, Some(2.0)]);
         assert!(row.complete);
+    }
+
+    #[test]
+    fn median_is_the_middle() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(median(Vec::new()), 0.0);
     }
 
     #[test]
