@@ -177,7 +177,7 @@ fn general_notes(ctx: &Ctx, report: &mut Report) {
     );
     report.note(
         "CPU s/1k: utime+stime from /proc/<pid>/stat (100 ticks/s) during the phase, per 1,000 deliveries. Peak RSS: the larger \
-         of VmHWM and VmRSS sampled every 250 ms (processes are fresh per scenario; for the second hanging phase it covers both)."
+         of VmHWM and VmRSS sampled every 250 ms (processes are fresh per scenario, so a hanging row's peak covers all of its rounds)."
             .into(),
     );
     report.note(
