@@ -379,7 +379,7 @@ mod tests {
     }
 
     #[test]
-    fn combined_phases_sum_their_deliveries_and_time_and_pool_their_latencies() {
+    fn combined_phases_sum_their_deliveries_and_time_and_take_the_median_percentile() {
         let phase = |unique: u64, seconds: u64, latency_us: u32, cpu_s: f64, rss_kib: u64| {
             let mut m = Measured {
                 events: unique,
