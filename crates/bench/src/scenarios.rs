@@ -66,6 +66,37 @@ pub async fn run(ctx: &Ctx, scenario: Scenario, report: &mut Report) -> anyhow::
     }
 }
 
+/// Runs `spec` with webhooks `first..first + HANGING` beside the measured ones, which never
+/// answer if `hanging` and otherwise answer at once; they are deleted afterwards.
+async fn beside_phase(
+    ctx: &Ctx,
+    world: &World,
+    receiver: &Receiver,
+    sampler: &RssSampler,
+    first: usize,
+    hanging: bool,
+    spec: Spec,
+) -> anyhow::Result<Measured> {
+    let mut beside = Vec::new();
+    for k in first..first + HANGING {
+        let url = if hanging {
+            receiver.url(k, true)
+        } else {
+            receiver.beside_url(k)
+        };
+        beside.push(
+            world
+                .create_webhook(&format!("bench beside {k}"), &url)
+                .await?,
+        );
+    }
+    let measured = phase::run(world, receiver, sampler, &ctx.connection, spec).await?;
+    for id in &beside {
+        world.delete_webhook(id).await?;
+    }
+    Ok(measured)
+}
+
 /// A phase's p99 publish→receive latency in milliseconds.
 fn p99_ms(m: &Measured) -> f64 {
     crate::report::percentile_us(&m.arrivals.latencies_us, 0.99) / 1000.0
@@ -139,38 +170,24 @@ async fn hanging(ctx: &Ctx, report: &mut Report, events: u64) -> anyhow::Result<
         start_services(&mut world, &sampler).await?;
         healthy_webhooks(&world, &receiver, 0, HEALTHY).await?;
         let (mut healthy, mut hanging) = (Vec::new(), Vec::new());
-        let mut next = HEALTHY;
         for round in 0..ROUNDS {
             for (kind, measured) in [
                 (Kind::HangingNone, &mut healthy),
                 (Kind::HangingTwo, &mut hanging),
             ] {
-                let mut beside = Vec::new();
-                for k in next..next + HANGING {
-                    let url = if kind == Kind::HangingTwo {
-                        receiver.url(k, true)
-                    } else {
-                        receiver.beside_url(k)
-                    };
-                    beside.push(
-                        world
-                            .create_webhook(&format!("bench beside {k}"), &url)
-                            .await?,
-                    );
-                }
-                next += HANGING;
+                // Phases are numbered 1, 2, … in running order, each with 2 webhooks of its own.
+                let index = 2 * round + usize::from(kind == Kind::HangingTwo);
                 let spec = Spec {
                     label: format!("{} ({}/{ROUNDS})", kind.label(), round + 1),
-                    phase: u32::try_from(next / HANGING).unwrap_or(u32::MAX),
+                    phase: u32::try_from(index + 1).unwrap_or(u32::MAX),
                     events,
                     rate: Some(HANGING_RATE),
                     healthy: HEALTHY,
                 };
-                measured
-                    .push(phase::run(&world, &receiver, &sampler, &ctx.connection, spec).await?);
-                for id in &beside {
-                    world.delete_webhook(id).await?;
-                }
+                let first = HEALTHY + HANGING * index;
+                let hang = kind == Kind::HangingTwo;
+                let phase = beside_phase(ctx, &world, &receiver, &sampler, first, hang, spec);
+                measured.push(phase.await?);
             }
         }
         Ok::<_, anyhow::Error>((healthy, hanging))

@@ -277,18 +277,23 @@ impl World {
         }
     }
 
-    /// Creates a webhook of the benchmark project for `run.started`, pointing at `url`; returns
-    /// its id.
-    pub async fn create_webhook(&self, title: &str, url: &str) -> anyhow::Result<String> {
+    /// The address of the benchmark project's webhooks in the dispatcher's API, then `rest`.
+    fn webhooks_api(&self, rest: &str) -> anyhow::Result<String> {
         let dispatcher = self
             .dispatcher
             .as_ref()
             .context("the dispatcher is not running")?;
-        let endpoint = format!(
-            "http://{}/api/v1/projects/{}/webhooks",
+        Ok(format!(
+            "http://{}/api/v1/projects/{}/webhooks{rest}",
             dispatcher.addr,
             crate::publisher::PROJECT
-        );
+        ))
+    }
+
+    /// Creates a webhook of the benchmark project for `run.started`, pointing at `url`; returns
+    /// its id.
+    pub async fn create_webhook(&self, title: &str, url: &str) -> anyhow::Result<String> {
+        let endpoint = self.webhooks_api("")?;
         let body = serde_json::json!({
             "title": title,
             "url": url,
@@ -316,15 +321,7 @@ impl World {
 
     /// Deletes webhook `id` of the benchmark project (its unfinished deliveries are cancelled).
     pub async fn delete_webhook(&self, id: &str) -> anyhow::Result<()> {
-        let dispatcher = self
-            .dispatcher
-            .as_ref()
-            .context("the dispatcher is not running")?;
-        let endpoint = format!(
-            "http://{}/api/v1/projects/{}/webhooks/{id}",
-            dispatcher.addr,
-            crate::publisher::PROJECT
-        );
+        let endpoint = self.webhooks_api(&format!("/{id}"))?;
         let response = self
             .http
             .delete(&endpoint)

@@ -62,8 +62,7 @@ pub struct Row {
 
 impl Row {
     pub fn from_measured(kind: Kind, m: &Measured) -> Self {
-        let per_1k =
-            |cpu_s: f64| (m.arrivals.unique > 0).then(|| cpu_s * 1000.0 / m.arrivals.unique as f64);
+        let costs = [m.dispatcher, m.sender];
         let latencies = &m.arrivals.latencies_us;
         Self {
             kind,
@@ -75,14 +74,8 @@ impl Row {
             delivered_rate: m.delivered_rate(),
             latency_ms: (!latencies.is_empty())
                 .then(|| [0.50, 0.95, 0.99].map(|p| percentile_us(latencies, p) / 1000.0)),
-            cpu_per_1k: [
-                m.dispatcher.and_then(|c| per_1k(c.cpu_s)),
-                m.sender.and_then(|c| per_1k(c.cpu_s)),
-            ],
-            peak_rss_mib: [
-                m.dispatcher.map(|c| c.peak_rss_kib as f64 / 1024.0),
-                m.sender.map(|c| c.peak_rss_kib as f64 / 1024.0),
-            ],
+            cpu_per_1k: costs.map(|c| cpu_per_1k(c, m.arrivals.unique)),
+            peak_rss_mib: costs.map(peak_rss_mib),
             complete: m.complete,
         }
     }
@@ -105,23 +98,17 @@ impl Row {
             .filter(|l| !l.is_empty())
             .map(|l| [0.50, 0.95, 0.99].map(|p| percentile_us(l, p) / 1000.0))
             .collect();
-        let cost = |pick: fn(&Measured) -> Option<Cost>| {
-            let costs: Option<Vec<Cost>> = phases.iter().map(pick).collect();
-            costs.filter(|c| !c.is_empty())
+        // A service's cost over all phases: CPU summed, the highest peak; none if a phase lacks it.
+        let total = |pick: fn(&Measured) -> Option<Cost>| {
+            phases.iter().map(pick).try_fold(Cost::default(), |sum, c| {
+                c.map(|c| Cost {
+                    cpu_s: sum.cpu_s + c.cpu_s,
+                    peak_rss_kib: sum.peak_rss_kib.max(c.peak_rss_kib),
+                })
+            })
         };
-        let per_1k = |costs: &Option<Vec<Cost>>| {
-            costs
-                .as_ref()
-                .filter(|_| deliveries > 0)
-                .map(|c| c.iter().map(|c| c.cpu_s).sum::<f64>() * 1000.0 / deliveries as f64)
-        };
-        let peak = |costs: &Option<Vec<Cost>>| {
-            costs
-                .as_ref()
-                .and_then(|c| c.iter().map(|c| c.peak_rss_kib).max())
-                .map(|kib| kib as f64 / 1024.0)
-        };
-        let (dispatcher, sender) = (cost(|m| m.dispatcher), cost(|m| m.sender));
+        let costs = [total(|m| m.dispatcher), total(|m| m.sender)]
+            .map(|c| c.filter(|_| !phases.is_empty()));
         Self {
             kind,
             label: kind.label().to_owned(),
@@ -140,8 +127,8 @@ impl Row {
             },
             latency_ms: (!percentiles.is_empty())
                 .then(|| [0, 1, 2].map(|i| median(percentiles.iter().map(|p| p[i]).collect()))),
-            cpu_per_1k: [per_1k(&dispatcher), per_1k(&sender)],
-            peak_rss_mib: [peak(&dispatcher), peak(&sender)],
+            cpu_per_1k: costs.map(|c| cpu_per_1k(c, deliveries)),
+            peak_rss_mib: costs.map(peak_rss_mib),
             complete: phases.iter().all(|m| m.complete),
         }
     }
@@ -154,6 +141,16 @@ impl Row {
             ..Self::from_measured(kind, m)
         }
     }
+}
+
+/// CPU seconds per 1,000 deliveries, if both are known.
+fn cpu_per_1k(cost: Option<Cost>, deliveries: u64) -> Option<f64> {
+    cost.filter(|_| deliveries > 0)
+        .map(|c| c.cpu_s * 1000.0 / deliveries as f64)
+}
+
+fn peak_rss_mib(cost: Option<Cost>) -> Option<f64> {
+    cost.map(|c| c.peak_rss_kib as f64 / 1024.0)
 }
 
 /// The middle value (the mean of the two middle ones for an even count); 0 for none.
