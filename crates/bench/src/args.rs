@@ -26,6 +26,12 @@ pub struct Args {
     #[arg(long)]
     pub no_baselines: bool,
 
+    /// Rounds of each full-speed fan-out scenario. Each round runs right after its own
+    /// measurement of the baseline it is compared with (broker-hop for fanout1, http-ceiling for
+    /// fanout10), and the ratio checked is the median of the rounds' ratios.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: u32,
+
     /// Point every webhook at one receiver port (one endpoint) instead of one port per webhook.
     #[arg(long)]
     pub shared_endpoint: bool,

@@ -19,7 +19,8 @@ use webhooks_core::event::Event;
 use webhooks_sender::attempt::Sender;
 use webhooks_sender::claim::{Job, Target};
 
-use crate::phase::Progress;
+use crate::phase::{Progress, RABBITMQ};
+use crate::procfs;
 use crate::publisher::{Pipeline, event_body};
 use crate::receiver::{Arrivals, Receiver, now_ns};
 use crate::services::{Janitor, Names};
@@ -39,6 +40,45 @@ pub struct Baseline {
     /// Receiver ports (endpoints) the HTTP ceiling spread its requests over.
     pub ports: usize,
     pub arrivals: Option<Arrivals>,
+    /// Measurements this figure stands for (see [`Baseline::combined`]).
+    pub rounds: usize,
+    /// CPU seconds of the broker's processes while it ran (broker-hop only).
+    pub rabbitmq_cpu_s: Option<f64>,
+}
+
+impl Baseline {
+    /// One figure for several measurements of the same baseline: their count over their summed
+    /// time, and the latencies of all of them together. `None` for none.
+    pub fn combined(rounds: &[Baseline]) -> Option<Baseline> {
+        let first = rounds.first()?;
+        let count: u64 = rounds.iter().map(|b| b.count).sum();
+        let seconds: f64 = rounds
+            .iter()
+            .map(|b| b.count as f64 / b.rate.max(1e-9))
+            .sum();
+        let arrivals = first.arrivals.as_ref().map(|first| {
+            let mut latencies_us: Vec<u32> = rounds
+                .iter()
+                .filter_map(|b| b.arrivals.as_ref())
+                .flat_map(|a| a.latencies_us.iter().copied())
+                .collect();
+            latencies_us.sort_unstable();
+            Arrivals {
+                unique: count,
+                latencies_us,
+                ..first.clone()
+            }
+        });
+        Some(Baseline {
+            label: first.label,
+            count,
+            rate: count as f64 / seconds.max(1e-9),
+            ports: first.ports,
+            arrivals,
+            rounds: rounds.iter().map(|b| b.rounds).sum(),
+            rabbitmq_cpu_s: rounds.iter().map(|b| b.rabbitmq_cpu_s).sum(),
+        })
+    }
 }
 
 /// The sender's HTTP client posting `requests` delivery bodies straight to a fresh receiver with
@@ -110,6 +150,8 @@ pub async fn http_ceiling(requests: u64, ports: usize) -> anyhow::Result<Baselin
         rate: arrivals.unique as f64 / seconds.max(1e-9),
         ports,
         arrivals: Some(arrivals),
+        rounds: 1,
+        rabbitmq_cpu_s: None,
     })
 }
 
@@ -192,6 +234,7 @@ async fn hop(
     });
 
     let mut pipeline = Pipeline::open(connection).await?;
+    let rabbitmq_cpu = procfs::cpu_seconds_of_command(RABBITMQ);
     let started_ns = now_ns();
     let mut progress = Progress::new("broker-hop");
     for seq in 0..messages {
@@ -214,6 +257,7 @@ async fn hop(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let last_ns = consuming_task.await??;
+    let rabbitmq_cpu_s = procfs::cpu_seconds_of_command(RABBITMQ) - rabbitmq_cpu;
     webhooks_core::amqp::close_connection(&consuming, "done").await;
     let seconds = last_ns.saturating_sub(started_ns) as f64 / 1e9;
     Ok(Baseline {
@@ -222,5 +266,43 @@ async fn hop(
         rate: messages as f64 / seconds.max(1e-9),
         ports: 0,
         arrivals: None,
+        rounds: 1,
+        rabbitmq_cpu_s: Some(rabbitmq_cpu_s),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn combined_baselines_sum_their_counts_and_time_and_pool_their_latencies() {
+        let round = |count: u64, seconds: f64, latencies_us: Vec<u32>, cpu_s: f64| Baseline {
+            label: "http-ceiling",
+            count,
+            rate: count as f64 / seconds,
+            ports: 10,
+            arrivals: Some(Arrivals {
+                unique: count,
+                latencies_us,
+                ..Arrivals::default()
+            }),
+            rounds: 1,
+            rabbitmq_cpu_s: Some(cpu_s),
+        };
+        // 1,000 in 1 s and 3,000 in 3 s: 4,000 in 4 s.
+        let b = Baseline::combined(&[
+            round(1_000, 1.0, vec![1, 5], 0.5),
+            round(3_000, 3.0, vec![2, 3], 1.5),
+        ])
+        .unwrap();
+        assert_eq!(b.count, 4_000);
+        assert!((b.rate - 1_000.0).abs() < 1e-6, "{}", b.rate);
+        assert_eq!(b.rounds, 2);
+        assert_eq!(b.rabbitmq_cpu_s, Some(2.0));
+        let arrivals = b.arrivals.unwrap();
+        assert_eq!(arrivals.latencies_us, vec![1, 2, 3, 5]);
+        assert_eq!(arrivals.unique, 4_000);
+        assert!(Baseline::combined(&[]).is_none());
+    }
 }

@@ -44,12 +44,9 @@ use crate::report::Report;
 use crate::scenarios::Ctx;
 use crate::services::{Janitor, Settings, TUNING_VARIABLES};
 
-/// Requests of the HTTP ceiling and messages of the broker hop, before `--quick`.
-const CEILING_REQUESTS: u64 = 100_000;
-const HOP_MESSAGES: u64 = 50_000;
-
-/// Runs the baselines and the selected scenarios, then prints the report to stdout; or, when
-/// asked for, the soak alone.
+/// Runs the selected scenarios (the full-speed fan-outs in rounds, each round beside a fresh
+/// measurement of its baseline), then prints the report to stdout; or, when asked for, the soak
+/// alone.
 pub async fn run(args: Args, janitor: Arc<Janitor>) -> anyhow::Result<()> {
     let settings = Arc::new(Settings::locate(&args.amqp_url, &args.postgres)?);
     eprintln!("services from {}", settings.bin_dir.display());
@@ -73,22 +70,6 @@ pub async fn run(args: Args, janitor: Arc<Janitor>) -> anyhow::Result<()> {
             load.join(", ")
         ));
     }
-    let mut waits = Waits::default();
-    if !args.no_baselines {
-        // As many receiver ports as the fan-out 10 scenario uses.
-        let ports = if args.shared_endpoint { 1 } else { 10 };
-        waits.settle("http-ceiling").await;
-        match baselines::http_ceiling(args.scaled(CEILING_REQUESTS), ports).await {
-            Ok(baseline) => report.baseline(baseline),
-            Err(e) => failed(&mut report, "http-ceiling", &e),
-        }
-        let messages = args.scaled(HOP_MESSAGES);
-        waits.settle("broker-hop").await;
-        match baselines::broker_hop(&connection, &args.amqp_url, &janitor, messages).await {
-            Ok(baseline) => report.baseline(baseline),
-            Err(e) => failed(&mut report, "broker-hop", &e),
-        }
-    }
     let ctx = Ctx {
         args,
         settings,
@@ -97,53 +78,27 @@ pub async fn run(args: Args, janitor: Arc<Janitor>) -> anyhow::Result<()> {
     };
     for scenario in ctx.args.selected() {
         eprintln!("== {} ==", scenario.name());
-        waits.settle(scenario.name()).await;
         if let Err(e) = scenarios::run(&ctx, scenario, &mut report).await {
             failed(&mut report, scenario.name(), &e);
         }
     }
-    waits.note(&mut report);
+    report.note_waits();
     general_notes(&ctx, &mut report);
     webhooks_core::amqp::close_connection(&ctx.connection, "done").await;
     println!("\n{}", report.markdown());
     Ok(())
 }
 
-/// The waits for a quiet machine before each measurement.
-#[derive(Default)]
-struct Waits(Vec<(&'static str, Option<procfs::Settled>)>);
-
-impl Waits {
-    async fn settle(&mut self, before: &'static str) {
-        let settled = procfs::settle().await;
-        if let Err(e) = &settled {
-            eprintln!("could not watch the machine's CPU: {e:#}");
-        }
-        self.0.push((before, settled.ok()));
+/// Waits for a quiet machine before the measurement `before`, and keeps the wait for the notes.
+pub async fn settle(report: &mut Report, before: String) {
+    let settled = procfs::settle().await;
+    if let Err(e) = &settled {
+        eprintln!("could not watch the machine's CPU: {e:#}");
     }
-
-    fn note(&self, report: &mut Report) {
-        let waits: Vec<String> = self
-            .0
-            .iter()
-            .map(|(name, settled)| match settled {
-                Some(s) if s.quiet() => format!("{name} {:.1} s", s.waited.as_secs_f64()),
-                Some(s) => format!(
-                    "{name} {:.1} s, **still {:.0}% busy**",
-                    s.waited.as_secs_f64(),
-                    s.busy * 100.0
-                ),
-                None => format!("{name} not watched"),
-            })
-            .collect();
-        report.note(format!(
-            "Before each measurement the run waited for the machine to be quiet (under 25% busy over half a second, at most 20 s): {}.",
-            waits.join("; ")
-        ));
-    }
+    report.waited(before, settled.ok());
 }
 
-fn failed(report: &mut Report, what: &str, error: &anyhow::Error) {
+pub fn failed(report: &mut Report, what: &str, error: &anyhow::Error) {
     eprintln!("{what} failed: {error:#}");
     report.note(format!("{what} failed: {error:#}"));
 }

@@ -148,7 +148,7 @@ pub struct Probe {
 
 /// Command names of the database's and the broker's processes.
 const POSTGRES: &str = "postgres";
-const RABBITMQ: &str = "beam.smp";
+pub const RABBITMQ: &str = "beam.smp";
 
 const SERVICES: [Service; 2] = [Service::Dispatcher, Service::Sender];
 

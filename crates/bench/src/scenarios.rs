@@ -6,11 +6,13 @@
 use std::sync::Arc;
 
 use crate::args::{Args, STEADY_RATE, Scenario};
+use crate::baselines::{self, Baseline};
 use crate::phase::{self, Measured, Spec};
 use crate::procfs::RssSampler;
 use crate::receiver::Receiver;
-use crate::report::{Kind, Report, Row, int};
+use crate::report::{Kind, Pair, Report, Row, int};
 use crate::services::{Janitor, Service, Settings, World};
+use crate::{failed, settle};
 
 /// `DELIVERY_TIMEOUT` of the hanging scenario, so hanging attempts end (and the run finishes) quickly.
 pub const HANGING_TIMEOUT: &str = "2s";
@@ -23,6 +25,9 @@ const HANGING: usize = 2;
 const HANGING_RATE: f64 = 500.0;
 /// Pairs of phases (2 healthy beside, then 2 hanging beside) of the hanging scenario.
 const ROUNDS: usize = 5;
+/// Requests of the HTTP ceiling and messages of the broker hop, before `--quick`.
+const CEILING_REQUESTS: u64 = 100_000;
+const HOP_MESSAGES: u64 = 50_000;
 
 /// What every scenario needs.
 pub struct Ctx {
@@ -55,14 +60,109 @@ impl Ctx {
 /// Runs `scenario` and adds its rows to `report`.
 pub async fn run(ctx: &Ctx, scenario: Scenario, report: &mut Report) -> anyhow::Result<()> {
     let events = ctx.args.events(scenario);
+    // The full-speed fan-outs wait for a quiet machine before each of their measurements, the
+    // others once before they start.
     match scenario {
-        Scenario::Fanout1 => fanout(ctx, report, Kind::Fanout1, 1, events, None).await,
-        Scenario::Fanout10 => fanout(ctx, report, Kind::Fanout10, 10, events, None).await,
-        Scenario::Steady => fanout(ctx, report, Kind::Steady, 1, events, Some(STEADY_RATE)).await,
+        Scenario::Fanout1 => return rounds(ctx, report, Kind::Fanout1, events).await,
+        Scenario::Fanout10 => return rounds(ctx, report, Kind::Fanout10, events).await,
+        _ => settle(report, scenario.name().to_owned()).await,
+    }
+    match scenario {
+        Scenario::Fanout1 | Scenario::Fanout10 => Ok(()),
+        Scenario::Steady => {
+            let spec = fanout_spec(Kind::Steady, Kind::Steady.label().to_owned(), events);
+            let steady = fanout(
+                ctx,
+                Spec {
+                    rate: Some(STEADY_RATE),
+                    ..spec
+                },
+            );
+            report.add(Kind::Steady, &steady.await?);
+            Ok(())
+        }
         Scenario::Hanging => hanging(ctx, report, events).await,
         Scenario::Backlog => crate::backlog::run(ctx, report, events).await,
         Scenario::BrokerBacklog => crate::backlog::run_in_broker(ctx, report, events).await,
         Scenario::Soak => anyhow::bail!("the soak runs on its own, not as a measured scenario"),
+    }
+}
+
+/// The baseline a full-speed scenario is read against: the broker's one-hop rate for fan-out 1
+/// (one message per delivery at most), the plain-HTTP ceiling for fan-out 10 (ten requests per
+/// message).
+fn baseline_of(kind: Kind) -> &'static str {
+    if kind == Kind::Fanout1 {
+        "broker-hop"
+    } else {
+        "http-ceiling"
+    }
+}
+
+async fn measure_baseline(ctx: &Ctx, kind: Kind) -> anyhow::Result<Baseline> {
+    if kind == Kind::Fanout1 {
+        let messages = ctx.args.scaled(HOP_MESSAGES);
+        baselines::broker_hop(&ctx.connection, &ctx.args.amqp_url, &ctx.janitor, messages).await
+    } else {
+        baselines::http_ceiling(ctx.args.scaled(CEILING_REQUESTS), ctx.ports(10)).await
+    }
+}
+
+/// `--rounds` rounds of a full-speed fan-out scenario, each in a world of its own and (unless
+/// `--no-baselines`) right after a fresh measurement of its baseline, so that each round's ratio
+/// compares two figures taken under the same conditions of the machine. One row for the rounds
+/// together ([`Row::combined`]), one for the baseline's, and the ratio checked is the median
+/// round's: one round hit by something else on the machine moves neither.
+async fn rounds(ctx: &Ctx, report: &mut Report, kind: Kind, events: u64) -> anyhow::Result<()> {
+    let total = ctx.args.rounds;
+    let (mut measured, mut baselines, mut pairs) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 1..=total {
+        let baseline = if ctx.args.no_baselines {
+            None
+        } else {
+            let name = baseline_of(kind);
+            settle(report, format!("{name} ({round}/{total})")).await;
+            match measure_baseline(ctx, kind).await {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    failed(report, name, &e);
+                    None
+                }
+            }
+        };
+        let label = format!("{} ({round}/{total})", kind.label());
+        settle(report, label.clone()).await;
+        let m = fanout(ctx, fanout_spec(kind, label, events)).await?;
+        if let Some(b) = baseline {
+            pairs.push(Pair {
+                kind,
+                baseline: b.label,
+                rate: m.delivered_rate(),
+                baseline_rate: b.rate,
+            });
+            baselines.push(b);
+        }
+        measured.push(m);
+    }
+    if let Some(b) = Baseline::combined(&baselines) {
+        report.baseline(b);
+    }
+    report.pairs(&pairs);
+    report.add_row(Row::combined(kind, &measured));
+    for m in &measured {
+        report.add_stages(m);
+    }
+    Ok(())
+}
+
+/// A full-speed phase of `kind` (its webhooks all healthy).
+fn fanout_spec(kind: Kind, label: String, events: u64) -> Spec {
+    Spec {
+        label,
+        phase: 1,
+        events,
+        rate: None,
+        healthy: if kind == Kind::Fanout10 { 10 } else { 1 },
     }
 }
 
@@ -128,33 +228,20 @@ pub async fn healthy_webhooks(
     Ok(())
 }
 
-async fn fanout(
-    ctx: &Ctx,
-    report: &mut Report,
-    kind: Kind,
-    webhooks: usize,
-    events: u64,
-    rate: Option<f64>,
-) -> anyhow::Result<()> {
+/// One phase of `spec` in a world of its own, with `spec.healthy` webhooks.
+async fn fanout(ctx: &Ctx, spec: Spec) -> anyhow::Result<Measured> {
+    let webhooks = spec.healthy;
     let receiver = Receiver::start(ctx.ports(webhooks)).await?;
     let sampler = RssSampler::start();
     let mut world = ctx.world(None)?;
     let outcome = async {
         start_services(&mut world, &sampler).await?;
         healthy_webhooks(&world, &receiver, 0, webhooks).await?;
-        let spec = Spec {
-            label: kind.label().to_owned(),
-            phase: 1,
-            events,
-            rate,
-            healthy: webhooks,
-        };
         phase::run(&world, &receiver, &sampler, &ctx.connection, spec).await
     }
     .await;
     world.finish().await;
-    report.add(kind, &outcome?);
-    Ok(())
+    outcome
 }
 
 /// 8 measured healthy webhooks beside 2 more healthy ones, then beside 2 hanging ones instead,

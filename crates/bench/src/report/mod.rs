@@ -13,6 +13,7 @@ use std::fmt::Write as _;
 use crate::baselines::{self, Baseline};
 use crate::dbprofile::DbProfile;
 use crate::phase::{Cost, Measured};
+use crate::procfs::Settled;
 use crate::stages::Stages;
 
 /// Which figure a row is, for the ratios.
@@ -184,12 +185,31 @@ struct StageRow {
     rabbitmq_per_1k: f64,
 }
 
+/// One round of a full-speed scenario beside the baseline measured right before it.
+#[derive(Clone, Copy, Debug)]
+pub struct Pair {
+    pub kind: Kind,
+    pub baseline: &'static str,
+    pub rate: f64,
+    pub baseline_rate: f64,
+}
+
+impl Pair {
+    pub fn ratio(&self) -> f64 {
+        self.rate / self.baseline_rate.max(1e-9)
+    }
+}
+
 pub struct Report {
     command: String,
     rows: Vec<Row>,
     stages: Vec<StageRow>,
     baselines: Vec<Baseline>,
+    pairs: Vec<Pair>,
     db: Vec<(String, DbProfile)>,
+    /// Each wait for a quiet machine, named by the measurement it came before (`None`: the
+    /// machine's CPU could not be read).
+    waits: Vec<(String, Option<Settled>)>,
     notes: Vec<String>,
 }
 
@@ -200,7 +220,9 @@ impl Report {
             rows: Vec::new(),
             stages: Vec::new(),
             baselines: Vec::new(),
+            pairs: Vec::new(),
             db: Vec::new(),
+            waits: Vec::new(),
             notes: Vec::new(),
         }
     }
@@ -238,7 +260,66 @@ impl Report {
     }
 
     pub fn baseline(&mut self, baseline: Baseline) {
+        if let Some(cpu_s) = baseline.rabbitmq_cpu_s {
+            self.note(format!(
+                "{}: RabbitMQ used {:.3} CPU s per 1,000 messages (its cost per delivery in a scenario is in the stages table).",
+                baseline.label,
+                cpu_s * 1000.0 / baseline.count.max(1) as f64
+            ));
+        }
         self.baselines.push(baseline);
+    }
+
+    /// Rounds of `kind`, each beside the `baseline` measured right before it; the ratio checked
+    /// is the median round's.
+    pub fn pairs(&mut self, pairs: &[Pair]) {
+        let Some(first) = pairs.first() else { return };
+        let rounds: Vec<String> = pairs
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} / {} = {:.2}",
+                    int(p.rate),
+                    int(p.baseline_rate),
+                    p.ratio()
+                )
+            })
+            .collect();
+        self.note(format!(
+            "{} ÷ {}, round by round (deliveries/s over the baseline's rate measured right before): {}; the median is checked.",
+            first.kind.label(),
+            first.baseline,
+            rounds.join(", ")
+        ));
+        self.pairs.extend_from_slice(pairs);
+    }
+
+    pub fn waited(&mut self, before: String, settled: Option<Settled>) {
+        self.waits.push((before, settled));
+    }
+
+    /// Notes the waits for a quiet machine so far.
+    pub fn note_waits(&mut self) {
+        let waits: Vec<String> = self
+            .waits
+            .iter()
+            .map(|(name, settled)| match settled {
+                Some(s) if s.quiet() => format!("{name} {:.1} s", s.waited.as_secs_f64()),
+                Some(s) => format!(
+                    "{name} {:.1} s, **still {:.0}% busy**",
+                    s.waited.as_secs_f64(),
+                    s.busy * 100.0
+                ),
+                None => format!("{name} not watched"),
+            })
+            .collect();
+        if waits.is_empty() {
+            return;
+        }
+        self.note(format!(
+            "Before each measurement the run waited for the machine to be quiet (under 25% busy over half a second, at most 20 s): {}.",
+            waits.join("; ")
+        ));
     }
 
     pub fn note(&mut self, text: String) {
@@ -254,6 +335,22 @@ impl Report {
             .iter()
             .find(|b| b.label == label)
             .map(|b| b.rate)
+    }
+
+    /// `kind`'s rate over `baseline`'s: the median of its rounds' ratios where it ran in rounds
+    /// beside that baseline, else the ratio of the two rows.
+    fn ratio(&self, kind: Kind, baseline: &str) -> Option<f64> {
+        let rounds: Vec<f64> = self
+            .pairs
+            .iter()
+            .filter(|p| p.kind == kind && p.baseline == baseline)
+            .map(Pair::ratio)
+            .collect();
+        if !rounds.is_empty() {
+            return Some(median(rounds));
+        }
+        let rate = self.row(kind)?.delivered_rate;
+        Some(rate / self.baseline_rate(baseline)?)
     }
 
     pub fn markdown(&self) -> String {
@@ -301,6 +398,11 @@ impl Report {
                     ),
                     None,
                 ),
+            };
+            let label = if b.rounds > 1 {
+                format!("{label}, {} rounds", b.rounds)
+            } else {
+                label
             };
             let _ = writeln!(
                 out,
@@ -410,6 +512,47 @@ mod tests {
         assert_eq!(row.cpu_per_1k, [None, Some(1.0)]);
         assert_eq!(row.peak_rss_mib, [None, Some(2.0)]);
         assert!(row.complete);
+    }
+
+    #[test]
+    fn a_ratio_against_rounds_is_the_median_rounds_not_the_ratio_of_the_totals() {
+        let mut report = Report::new("webhooks-bench".into());
+        let pair = |rate, baseline_rate| Pair {
+            kind: Kind::Fanout1,
+            baseline: "broker-hop",
+            rate,
+            baseline_rate,
+        };
+        // One round's baseline ran while the machine was busy elsewhere (0.95); the totals would
+        // give 27,000 / 39,000 = 0.69.
+        report.pairs(&[
+            pair(9_000.0, 15_000.0),
+            pair(8_000.0, 8_421.0),
+            pair(10_000.0, 15_625.0),
+        ]);
+        report.add_row(Row {
+            delivered_rate: 9_000.0,
+            ..Row::combined(Kind::Fanout1, &[])
+        });
+        let ratio = report.ratio(Kind::Fanout1, "broker-hop").unwrap();
+        assert!((ratio - 0.64).abs() < 1e-9, "{ratio}");
+        assert!(report.notes[0].contains("9,000 / 15,000 = 0.60"));
+        // Without rounds beside it, a baseline is read against the scenario's row.
+        report.baseline(Baseline {
+            label: "http-ceiling",
+            count: 100,
+            rate: 30_000.0,
+            ports: 10,
+            arrivals: None,
+            rounds: 1,
+            rabbitmq_cpu_s: None,
+        });
+        report.add_row(Row {
+            delivered_rate: 15_000.0,
+            ..Row::combined(Kind::Fanout10, &[])
+        });
+        assert_eq!(report.ratio(Kind::Fanout10, "http-ceiling"), Some(0.5));
+        assert_eq!(report.ratio(Kind::Fanout10, "broker-hop"), None);
     }
 
     #[test]

@@ -58,7 +58,7 @@ impl Report {
             ),
             Check::new(
                 "fanout1 ÷ broker-hop",
-                ratio(rate(Kind::Fanout1), self.baseline_rate("broker-hop")),
+                self.ratio(Kind::Fanout1, "broker-hop"),
                 2,
                 "≥ 0.60",
                 |v| v >= 0.60,
@@ -72,7 +72,7 @@ impl Report {
             ),
             Check::new(
                 "fanout10 ÷ http-ceiling",
-                ratio(rate(Kind::Fanout10), self.baseline_rate("http-ceiling")),
+                self.ratio(Kind::Fanout10, "http-ceiling"),
                 2,
                 "≥ 0.30",
                 |v| v >= 0.30,
