@@ -207,60 +207,35 @@ impl Fanout {
         // Event ids are unique within a batch (see `prepare`).
         for m in matched {
             rows.push_event(&m.event);
+            for webhook in &m.webhooks {
+                rows.push_delivery(&m.event, *webhook);
+            }
         }
-        let mut client = self.pool.get().await.context("database pool")?;
-        let insert_events = client
-            .prepare_cached(INSERT_EVENTS)
+        let client = self.pool.get().await.context("database pool")?;
+        let record = client
+            .prepare_cached(RECORD)
             .await
-            .context("preparing the events insert")?;
-        let insert_deliveries = client
-            .prepare_cached(INSERT_DELIVERIES)
-            .await
-            .context("preparing the deliveries insert")?;
-        let tx = client.transaction().await.context("beginning a record")?;
-        let new_events = tx
+            .context("preparing the record")?;
+        // One statement, so one round trip and its own transaction: the events and their
+        // deliveries are committed together or not at all.
+        let inserted = client
             .query(
-                &insert_events,
+                &record,
                 &[
                     &rows.event_ids,
                     &rows.event_names,
                     &rows.projects,
                     &rows.bodies,
                     &now,
-                ],
-            )
-            .await
-            .context("recording events")?;
-        // An event recorded before (redelivered, or published again) had its deliveries recorded
-        // with it, in the same transaction: only the deliveries of new events are inserted.
-        let all_new = new_events.len() == matched.len();
-        let new: HashSet<&str> = if all_new {
-            HashSet::new()
-        } else {
-            new_events.iter().map(|row| row.get(0)).collect()
-        };
-        for m in matched {
-            if all_new || new.contains(m.event.id.as_str()) {
-                for webhook in &m.webhooks {
-                    rows.push_delivery(&m.event, *webhook);
-                }
-            }
-        }
-        let inserted = tx
-            .query(
-                &insert_deliveries,
-                &[
+                    &(now + grace),
                     &rows.delivery_ids,
                     &rows.delivery_events,
                     &rows.delivery_webhooks,
                     &rows.delivery_names,
-                    &now,
-                    &(now + grace),
                 ],
             )
             .await
-            .context("recording deliveries")?;
-        tx.commit().await.context("committing a record")?;
+            .context("recording events and deliveries")?;
         let handoff = |row: &tokio_postgres::Row| Handoff {
             delivery: row.get(0),
             webhook: row.get(1),
@@ -350,19 +325,23 @@ impl Rows {
     }
 }
 
-/// Inserts the events; returns the ids of those that were new.
-const INSERT_EVENTS: &str = "
-INSERT INTO events (id, event_name, project_code, body, received_at)
-SELECT e.id, e.name, e.project, e.body, $5
-FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[]) AS e(id, name, project, body)
-ON CONFLICT (id) DO NOTHING
-RETURNING id";
-
-/// Inserts one delivery per (event, webhook) whose webhook is still enabled. The webhook is read
-/// per row by primary key (a join would let the planner hash every webhook for each batch).
-const INSERT_DELIVERIES: &str = "
+/// Records a batch in one statement: inserts the events (`$1`–`$4`, received at `$5`), and one
+/// delivery (`$7`–`$10`, due at `$6` should its hand-off be lost) per (event, webhook) whose event
+/// was new here and whose webhook is still enabled; returns the deliveries inserted. An event
+/// recorded before (redelivered, or published again) had its deliveries recorded with it, in the
+/// same statement, so it gets none now. The webhook is read per row by primary key (a join would
+/// let the planner hash every webhook for each batch).
+const RECORD: &str = "
+WITH new_events AS (
+    INSERT INTO events (id, event_name, project_code, body, received_at)
+    SELECT e.id, e.name, e.project, e.body, $5
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[]) AS e(id, name, project, body)
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+)
 INSERT INTO deliveries (id, event_id, webhook_id, event_name, state, created_at, next_attempt_at)
 SELECT d.id, d.event_id, d.webhook_id, d.name, 'pending', $5, $6
-FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[]) AS d(id, event_id, webhook_id, name)
-WHERE (SELECT w.enabled AND w.deleted_at IS NULL FROM webhooks w WHERE w.id = d.webhook_id)
+FROM unnest($7::uuid[], $8::text[], $9::uuid[], $10::text[]) AS d(id, event_id, webhook_id, name)
+WHERE d.event_id IN (SELECT id FROM new_events)
+  AND (SELECT w.enabled AND w.deleted_at IS NULL FROM webhooks w WHERE w.id = d.webhook_id)
 RETURNING id, webhook_id";
