@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_drop_redundant_foreign_keys.sql"),
     include_str!("migrations/0003_heap_only_leases.sql"),
     include_str!("migrations/0004_deliveries_deduplicated_by_event.sql"),
+    include_str!("migrations/0005_deliveries_leave_half_a_page.sql"),
 ];
 
 /// An arbitrary constant naming the migration lock.
