@@ -90,7 +90,7 @@ pub async fn run(args: Args, janitor: Arc<Janitor>) -> anyhow::Result<()> {
 }
 
 /// Waits for a quiet machine before the measurement `before`, and keeps the wait for the notes.
-pub async fn settle(report: &mut Report, before: String) {
+pub(crate) async fn settle(report: &mut Report, before: String) {
     let settled = procfs::settle().await;
     if let Err(e) = &settled {
         eprintln!("could not watch the machine's CPU: {e:#}");
@@ -98,7 +98,7 @@ pub async fn settle(report: &mut Report, before: String) {
     report.waited(before, settled.ok());
 }
 
-pub fn failed(report: &mut Report, what: &str, error: &anyhow::Error) {
+pub(crate) fn failed(report: &mut Report, what: &str, error: &anyhow::Error) {
     eprintln!("{what} failed: {error:#}");
     report.note(format!("{what} failed: {error:#}"));
 }

@@ -57,33 +57,35 @@ impl Ctx {
     }
 }
 
-/// Runs `scenario` and adds its rows to `report`.
+/// Runs `scenario` and adds its rows to `report`. The full-speed fan-outs wait for a quiet
+/// machine before each of their measurements, the others once before they start.
 pub async fn run(ctx: &Ctx, scenario: Scenario, report: &mut Report) -> anyhow::Result<()> {
     let events = ctx.args.events(scenario);
-    // The full-speed fan-outs wait for a quiet machine before each of their measurements, the
-    // others once before they start.
+    let name = scenario.name().to_owned();
     match scenario {
-        Scenario::Fanout1 => return rounds(ctx, report, Kind::Fanout1, events).await,
-        Scenario::Fanout10 => return rounds(ctx, report, Kind::Fanout10, events).await,
-        _ => settle(report, scenario.name().to_owned()).await,
-    }
-    match scenario {
-        Scenario::Fanout1 | Scenario::Fanout10 => Ok(()),
+        Scenario::Fanout1 => rounds(ctx, report, Kind::Fanout1, events).await,
+        Scenario::Fanout10 => rounds(ctx, report, Kind::Fanout10, events).await,
         Scenario::Steady => {
-            let spec = fanout_spec(Kind::Steady, Kind::Steady.label().to_owned(), events);
-            let steady = fanout(
-                ctx,
-                Spec {
-                    rate: Some(STEADY_RATE),
-                    ..spec
-                },
-            );
-            report.add(Kind::Steady, &steady.await?);
+            settle(report, name).await;
+            let spec = Spec {
+                rate: Some(STEADY_RATE),
+                ..fanout_spec(Kind::Steady, Kind::Steady.label().to_owned(), events)
+            };
+            report.add(Kind::Steady, &fanout(ctx, spec).await?);
             Ok(())
         }
-        Scenario::Hanging => hanging(ctx, report, events).await,
-        Scenario::Backlog => crate::backlog::run(ctx, report, events).await,
-        Scenario::BrokerBacklog => crate::backlog::run_in_broker(ctx, report, events).await,
+        Scenario::Hanging => {
+            settle(report, name).await;
+            hanging(ctx, report, events).await
+        }
+        Scenario::Backlog => {
+            settle(report, name).await;
+            crate::backlog::run(ctx, report, events).await
+        }
+        Scenario::BrokerBacklog => {
+            settle(report, name).await;
+            crate::backlog::run_in_broker(ctx, report, events).await
+        }
         Scenario::Soak => anyhow::bail!("the soak runs on its own, not as a measured scenario"),
     }
 }
@@ -155,7 +157,7 @@ async fn rounds(ctx: &Ctx, report: &mut Report, kind: Kind, events: u64) -> anyh
     Ok(())
 }
 
-/// A full-speed phase of `kind` (its webhooks all healthy).
+/// A phase of `kind` at full speed, to its webhooks (all healthy).
 fn fanout_spec(kind: Kind, label: String, events: u64) -> Spec {
     Spec {
         label,
