@@ -21,6 +21,7 @@ const READY_WITHIN: Duration = Duration::from_secs(60);
 pub const TUNING_VARIABLES: &[&str] = &[
     "PREFETCH",
     "BATCH_SIZE",
+    "BATCH_LINGER",
     "DATABASE_POOL_SIZE",
     "MAX_IN_FLIGHT",
     "MAX_PER_ENDPOINT",

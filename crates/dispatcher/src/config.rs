@@ -40,6 +40,12 @@ pub struct Config {
     #[arg(long, env = "BATCH_SIZE", default_value_t = 500)]
     pub batch_size: usize,
 
+    /// How long a batch may wait, after its first event, for more events to arrive.
+    /// At a moderate rate a batch would otherwise hold one or two events, each batch costing a
+    /// commit, a hand-off message and a claim.
+    #[arg(long, env = "BATCH_LINGER", default_value = "2ms", value_parser = duration::parse)]
+    pub batch_linger: Duration,
+
     /// Full reload of the in-memory webhook index, on top of change notifications.
     #[arg(long, env = "INDEX_RELOAD", default_value = "30s", value_parser = duration::parse)]
     pub index_reload: Duration,

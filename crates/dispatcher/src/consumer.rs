@@ -3,7 +3,7 @@
 //! [`webhooks_core::amqp::reconnect_loop`] starts a new one.
 
 use anyhow::Context;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use lapin::options::BasicNackOptions;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -72,11 +72,13 @@ pub async fn session(
         anyhow::Ok(())
     };
     let preparer = async {
-        let mut batches = consumer.ready_chunks(config.batch_size.max(1));
+        // Fused: a batch may end at the end of the stream, and the next call asks again.
+        let mut consumer = consumer.fuse();
+        let (most, linger) = (config.batch_size.max(1), config.batch_linger);
         loop {
             let batch = tokio::select! {
                 _ = shutdown.cancelled() => break,
-                batch = batches.next() => batch,
+                batch = next_batch(&mut consumer, most, linger) => batch,
             };
             let batch = amqp::received(batch, "events")?;
             match fanout.prepare(&batch).await {
@@ -99,6 +101,34 @@ pub async fn session(
     // messages go back to the queue when the channel closes.
     amqp::close(&connection, &channel, consumer_tag).await;
     Ok(())
+}
+
+/// The next batch: the first event to arrive, then every event already waiting, up to `most`; then,
+/// for up to `linger` after the first, those that arrive meanwhile. `None` when the stream has
+/// ended.
+///
+/// At a moderate rate events arrive one at a time, and each batch costs a database commit, a
+/// hand-off message and a sender's claim whatever its size, so a short linger divides those costs
+/// among several events.
+async fn next_batch<S, T>(stream: &mut S, most: usize, linger: Duration) -> Option<Vec<T>>
+where
+    S: futures::stream::FusedStream<Item = T> + Unpin,
+{
+    let first = stream.next().await?;
+    let deadline = tokio::time::Instant::now() + linger;
+    let mut batch = vec![first];
+    while batch.len() < most {
+        match stream.next().now_or_never() {
+            Some(Some(item)) => batch.push(item),
+            Some(None) => break,
+            None if linger.is_zero() => break,
+            None => match tokio::time::timeout_at(deadline, stream.next()).await {
+                Ok(Some(item)) => batch.push(item),
+                Ok(None) | Err(_) => break,
+            },
+        }
+    }
+    Some(batch)
 }
 
 /// A batch failed. If the database is away, everything goes back to the queue for later. Otherwise
@@ -143,4 +173,59 @@ async fn recover(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_batch;
+    use futures::StreamExt;
+    use std::time::Duration;
+    use tokio::time::Instant;
+
+    /// Items arriving at the given milliseconds after the start (time is paused, so exactly then).
+    fn arriving(at_ms: &'static [u64]) -> impl futures::stream::FusedStream<Item = u64> + Unpin {
+        let start = Instant::now();
+        let stream = futures::stream::unfold(0, move |i| async move {
+            let at = *at_ms.get(i)?;
+            tokio::time::sleep_until(start + Duration::from_millis(at)).await;
+            Some((at, i + 1))
+        });
+        Box::pin(stream.fuse())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_linger_a_batch_is_what_has_already_arrived() {
+        let mut events = arriving(&[0, 0, 0, 1, 7]);
+        let none = Duration::ZERO;
+        assert_eq!(next_batch(&mut events, 2, none).await, Some(vec![0, 0]));
+        assert_eq!(next_batch(&mut events, 2, none).await, Some(vec![0]));
+        assert_eq!(next_batch(&mut events, 2, none).await, Some(vec![1]));
+        assert_eq!(next_batch(&mut events, 2, none).await, Some(vec![7]));
+        assert_eq!(next_batch(&mut events, 2, none).await, None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_linger_gathers_what_arrives_soon_after_the_first_and_no_more() {
+        let mut events = arriving(&[0, 1, 2, 4, 10, 11, 12, 13, 14]);
+        let linger = Duration::from_millis(3);
+        let started = Instant::now();
+        // 4 arrives 1 ms after the deadline (0 + 3): it opens the next batch.
+        assert_eq!(
+            next_batch(&mut events, 10, linger).await,
+            Some(vec![0, 1, 2])
+        );
+        assert_eq!(started.elapsed(), Duration::from_millis(3));
+        assert_eq!(next_batch(&mut events, 10, linger).await, Some(vec![4]));
+        // A full batch does not wait out the linger.
+        assert_eq!(
+            next_batch(&mut events, 3, linger).await,
+            Some(vec![10, 11, 12])
+        );
+        assert_eq!(started.elapsed(), Duration::from_millis(12));
+        assert_eq!(
+            next_batch(&mut events, 10, linger).await,
+            Some(vec![13, 14])
+        );
+        assert_eq!(next_batch(&mut events, 10, linger).await, None);
+    }
 }
