@@ -62,21 +62,23 @@ impl Receiver {
 
     /// The URL of webhook `k`: its own port (round robin over the listeners) and path.
     pub fn url(&self, k: usize, hanging: bool) -> String {
-        let port = self.ports[k % self.ports.len()];
-        let path = if hanging { "hang" } else { "w" };
-        format!("http://127.0.0.1:{port}/{path}/{k}")
+        self.at(k, if hanging { "hang" } else { "w" }, k)
     }
 
     /// The URL of webhook `k` answering at once but not measured: its own port, `/beside/{k}`.
     pub fn beside_url(&self, k: usize) -> String {
-        let port = self.ports[k % self.ports.len()];
-        format!("http://127.0.0.1:{port}/beside/{k}")
+        self.at(k, "beside", k)
     }
 
     /// The URL of healthy webhook `k`'s path on listener `port` (round robin).
     pub fn port_url(&self, port: usize, k: usize) -> String {
+        self.at(port, "w", k)
+    }
+
+    /// `/{path}/{k}` on listener `port` (round robin over the listeners).
+    fn at(&self, port: usize, path: &str, k: usize) -> String {
         let port = self.ports[port % self.ports.len()];
-        format!("http://127.0.0.1:{port}/w/{k}")
+        format!("http://127.0.0.1:{port}/{path}/{k}")
     }
 
     pub fn tracker(&self) -> &Arc<Tracker> {
