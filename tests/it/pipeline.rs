@@ -423,3 +423,66 @@ async fn every_lease_of_a_freshly_inserted_batch_fits_on_its_rows_page() {
     pool.close();
     world.finish().await;
 }
+
+/// The record and the hand-off claim commit without waiting for the disk; what must survive a
+/// crash of the database is flushed before anything depends on it (an event's ack). A flush from
+/// one session covers every commit before it, from any session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_puts_every_earlier_unflushed_commit_on_disk() {
+    use webhooks_core::db::{self, Reads};
+    let world = World::start().await;
+    let unflushed = db::connect_unflushed(&world.database_url, 1, Reads::Default).expect("pool");
+    let flushing = db::connect(&world.database_url, 1, Reads::Default)
+        .await
+        .expect("pool");
+    let writer = unflushed.get().await.expect("session");
+    assert_eq!(synchronous_commit(&writer).await, "off");
+    assert_eq!(
+        synchronous_commit(&flushing.get().await.expect("session")).await,
+        "on"
+    );
+
+    // The server's log writer flushes on its own every 200 ms: each round checks right away, so
+    // a flush that waited for nothing would be caught in most rounds.
+    for round in 0..20 {
+        writer
+            .execute(
+                "INSERT INTO events VALUES ('flush-' || $1::int, 'run.started', 'DEMO', '\\x7b7d', now())",
+                &[&round],
+            )
+            .await
+            .expect("an unflushed commit");
+        let written: String = writer
+            .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
+            .await
+            .expect("lsn")
+            .get(0);
+        db::flush(&flushing).await.expect("flush");
+        let (on_disk, flushed_to): (bool, String) = {
+            let row = writer
+                .query_one(
+                    "SELECT pg_current_wal_flush_lsn() >= $1::text::pg_lsn, pg_current_wal_flush_lsn()::text",
+                    &[&written],
+                )
+                .await
+                .expect("flush lsn");
+            (row.get(0), row.get(1))
+        };
+        assert!(
+            on_disk,
+            "round {round}: committed up to {written}, but on disk only up to {flushed_to} after the flush"
+        );
+    }
+    drop(writer);
+    unflushed.close();
+    flushing.close();
+    world.finish().await;
+}
+
+async fn synchronous_commit(client: &tokio_postgres::Client) -> String {
+    client
+        .query_one("SHOW synchronous_commit", &[])
+        .await
+        .expect("show")
+        .get(0)
+}

@@ -12,6 +12,7 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+    PublisherConfirm,
 };
 use std::time::Duration;
 
@@ -325,7 +326,13 @@ impl ConfirmedPublisher {
 
     /// Publishes all messages, then waits for every confirm; fails if any is nacked or unroutable.
     pub async fn publish_all(&self, messages: Vec<Outgoing<'_>>) -> Result<(), QueueError> {
-        let mut confirms = Vec::with_capacity(messages.len());
+        self.send_all(messages).await?.confirmed().await
+    }
+
+    /// Publishes all messages without waiting for their confirms: the broker routes each message
+    /// as it arrives, and [`Confirms::confirmed`] says later whether it took them all.
+    pub async fn send_all(&self, messages: Vec<Outgoing<'_>>) -> Result<Confirms, QueueError> {
+        let mut pending = Vec::with_capacity(messages.len());
         for message in messages {
             let confirm = self
                 .channel
@@ -341,9 +348,22 @@ impl ConfirmedPublisher {
                     message.properties,
                 )
                 .await?;
-            confirms.push((confirm, message.routing_key.to_owned()));
+            pending.push((confirm, message.routing_key.to_owned()));
         }
-        for (confirm, routing_key) in confirms {
+        Ok(Confirms { pending })
+    }
+}
+
+/// The broker's answers still to come for messages sent by [`ConfirmedPublisher::send_all`].
+#[must_use = "a message is only known to be taken once its confirm has arrived"]
+pub struct Confirms {
+    pending: Vec<(PublisherConfirm, String)>,
+}
+
+impl Confirms {
+    /// Waits for every confirm; fails if any message was nacked or unroutable.
+    pub async fn confirmed(self) -> Result<(), QueueError> {
+        for (confirm, routing_key) in self.pending {
             match confirm.await? {
                 Confirmation::Ack(None) | Confirmation::NotRequested => {}
                 Confirmation::Ack(Some(_)) => return Err(QueueError::Unroutable(routing_key)),

@@ -59,15 +59,56 @@ pub enum Reads {
 
 /// Creates the database if needed, migrates it and returns a pool of at most `size` connections.
 pub async fn connect(url: &str, size: usize, reads: Reads) -> Result<Pool, StoreError> {
+    let config = session(url, reads, false)?;
+    create_database_if_missing(&config).await?;
+    let pool = pool(config, size)?;
+    migrate(&pool).await?;
+    Ok(pool)
+}
+
+/// A pool onto a database that [`connect`] has already set up, whose commits return as soon as
+/// they are written, before they reach the disk (`synchronous_commit=off`). For writes that a
+/// delivery waits for but whose loss in a database crash costs at most a repeated attempt: what
+/// must survive a crash is made durable by a [`flush`] before anything depends on it (an event is
+/// acked only after one). A crash of the client loses nothing: only the server's own crash can
+/// drop the last fraction of a second of such commits.
+pub fn connect_unflushed(url: &str, size: usize, reads: Reads) -> Result<Pool, StoreError> {
+    pool(session(url, reads, true)?, size)
+}
+
+/// Returns once everything committed before it, on any connection and however committed, is on
+/// disk. It writes a record of its own (a logical decoding message, which decoders that do not
+/// ask for messages skip) and commits it with the session's `synchronous_commit`, which flushes the
+/// write-ahead log up to that record; the log is written in order, so every earlier commit is
+/// flushed with it. (A transaction that writes nothing, `SELECT txid_current()` say, is not
+/// flushed at commit.)
+pub async fn flush(pool: &Pool) -> Result<(), StoreError> {
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached("SELECT pg_logical_emit_message(true, 'webhooks.flush', '')::text")
+        .await?;
+    client.query_one(&statement, &[]).await?;
+    Ok(())
+}
+
+/// The connection settings of a pool's sessions.
+fn session(url: &str, reads: Reads, unflushed: bool) -> Result<tokio_postgres::Config, StoreError> {
     let mut config: tokio_postgres::Config = url.parse().map_err(StoreError::Url)?;
+    let mut options: Vec<&str> = config.get_options().into_iter().collect();
     if reads == Reads::ByIndex {
-        let options = match config.get_options() {
-            Some(given) => format!("{given} -c enable_seqscan=off"),
-            None => "-c enable_seqscan=off".to_owned(),
-        };
+        options.push("-c enable_seqscan=off");
+    }
+    if unflushed {
+        options.push("-c synchronous_commit=off");
+    }
+    let options = options.join(" ");
+    if !options.is_empty() {
         config.options(options);
     }
-    create_database_if_missing(&config).await?;
+    Ok(config)
+}
+
+fn pool(config: tokio_postgres::Config, size: usize) -> Result<Pool, StoreError> {
     let manager = Manager::from_config(
         config,
         NoTls,
@@ -75,14 +116,12 @@ pub async fn connect(url: &str, size: usize, reads: Reads) -> Result<Pool, Store
             recycling_method: RecyclingMethod::Fast,
         },
     );
-    let pool = Pool::builder(manager)
+    Ok(Pool::builder(manager)
         .max_size(size)
         .wait_timeout(Some(Duration::from_secs(10)))
         .create_timeout(Some(Duration::from_secs(5)))
         .runtime(deadpool_postgres::Runtime::Tokio1)
-        .build()?;
-    migrate(&pool).await?;
-    Ok(pool)
+        .build()?)
 }
 
 async fn create_database_if_missing(config: &tokio_postgres::Config) -> Result<(), StoreError> {
