@@ -10,11 +10,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use webhooks_core::amqp::{self, ConfirmedPublisher};
 
-use crate::fanout::{Fanout, Prepared};
+use crate::fanout::{Fanout, Sent};
 
 /// What the preparing stage hands to the finishing stage.
 enum Stage {
-    Finish(Prepared),
+    Finish(Sent),
     /// Answered once every batch before it has finished.
     Flushed(oneshot::Sender<()>),
 }
@@ -37,6 +37,7 @@ pub async fn session(
     amqp::declare_deliveries(&setup, &shared.topology).await?;
     let fanout = Fanout {
         pool: shared.pool.clone(),
+        record_pool: shared.record_pool.clone(),
         index: shared.index.clone(),
         publisher: ConfirmedPublisher::open(&connection).await?,
         topology: shared.topology.clone(),
@@ -57,9 +58,10 @@ pub async fn session(
     shared.readiness.set_broker_up(true);
     tracing::info!(queue = %shared.topology.dispatcher_queue(), "consuming domain events");
 
-    // Two stages: while one batch's hand-off waits for the broker's confirm, the next batch is
-    // parsed and recorded. Batches are finished (handed off, acked) strictly in order.
-    let (to_finish, mut finishing) = mpsc::channel::<Stage>(2);
+    // Two stages: one parses, records and hands off batch after batch; the other waits for each
+    // batch's hand-off confirm and flush to disk, then acks it. Batches are finished strictly in
+    // order.
+    let (to_finish, mut finishing) = mpsc::channel::<Stage>(FINISHING_AHEAD);
     let finisher = async {
         while let Some(stage) = finishing.recv().await {
             match stage {
@@ -82,7 +84,10 @@ pub async fn session(
             };
             let batch = amqp::received(batch, "events")?;
             match fanout.prepare(&batch).await {
-                Ok(Some(prepared)) => to_finish.send(Stage::Finish(prepared)).await?,
+                Ok(Some(prepared)) => {
+                    let sent = fanout.hand_off(prepared).await?;
+                    to_finish.send(Stage::Finish(sent)).await?;
+                }
                 Ok(None) => {}
                 Err(e) => {
                     // Let the batches before this one finish, then deal with this one alone.
@@ -102,6 +107,11 @@ pub async fn session(
     amqp::close(&connection, &channel, consumer_tag).await;
     Ok(())
 }
+
+/// Batches handed off and waiting for their ack. A flush to disk now and then takes tens of
+/// milliseconds; this many batches keep being recorded and handed off meanwhile. The events they
+/// hold are bounded by the prefetch, as all unacked events are.
+const FINISHING_AHEAD: usize = 32;
 
 /// The next batch: the first event to arrive, then every event already waiting, up to `most`; then,
 /// for up to `linger` after the first, those that arrive meanwhile. `None` when the stream has

@@ -2,9 +2,16 @@
 //!
 //! For each batch: parse every message at the edge; dead-letter the rejects (with confirms); match
 //! the rest against the in-memory index; record events and deliveries in one statement (a replayed
-//! event id inserts nothing new); hand the new delivery ids to the senders in one confirmed
-//! message; only then ack the whole batch. A crash anywhere before the ack makes the broker
-//! redeliver the batch, and recording is idempotent, so nothing is lost and nothing doubles.
+//! event id inserts nothing new); hand the new delivery ids to the senders in one message; then,
+//! once the broker has confirmed the hand-off and the record is on disk, ack the whole batch. A
+//! crash anywhere before the ack makes the broker redeliver the batch, and recording is
+//! idempotent, so nothing is lost and nothing doubles.
+//!
+//! The record's commit does not wait for the disk (see [`webhooks_core::db::connect_unflushed`]):
+//! the hand-off goes out as soon as the record is visible, and the wait for the disk moves to the
+//! ack, off the way to the receiver. Should the database itself crash before that flush, the
+//! batch is still unacked: the broker redelivers it and it is recorded again. A delivery already
+//! attempted from the lost record is then attempted again, under a new delivery id.
 
 use anyhow::Context;
 use deadpool_postgres::Pool;
@@ -29,6 +36,8 @@ const IDS_PER_MESSAGE: usize = 2000;
 /// Everything a batch needs; one per broker session.
 pub struct Fanout {
     pub pool: Pool,
+    /// Sessions whose commits do not wait for the disk, for the record.
+    pub record_pool: Pool,
     pub index: WebhookIndex,
     pub publisher: ConfirmedPublisher,
     pub topology: Topology,
@@ -38,9 +47,21 @@ pub struct Fanout {
     pub handoff_grace: Duration,
 }
 
-/// A recorded batch waiting for its hand-off and ack.
+/// A recorded batch waiting for its hand-off.
 pub struct Prepared {
     handoff: Vec<Handoff>,
+    /// Whether the batch recorded anything (or found it recorded), which must be on disk before
+    /// its events are acked.
+    recorded: bool,
+    last_tag: u64,
+    started: Instant,
+}
+
+/// A handed-off batch waiting for the broker's confirm and the disk, then its ack.
+pub struct Sent {
+    handed_off: usize,
+    confirms: Option<amqp::Confirms>,
+    recorded: bool,
     last_tag: u64,
     started: Instant,
 }
@@ -63,13 +84,16 @@ impl Fanout {
     /// Handles one batch and acks it; an error leaves the batch unacked for redelivery.
     pub async fn handle(&self, channel: &Channel, batch: &[Delivery]) -> anyhow::Result<()> {
         match self.prepare(batch).await? {
-            Some(prepared) => self.finish(channel, prepared).await,
+            Some(prepared) => {
+                let sent = self.hand_off(prepared).await?;
+                self.finish(channel, sent).await
+            }
             None => Ok(()),
         }
     }
 
-    /// The first half of a batch: parse, dead-letter the rejects, record. What is left — the
-    /// hand-off and the ack — can overlap with the next batch's first half.
+    /// The first part of a batch: parse, dead-letter the rejects, record. An error may be one
+    /// message's fault (see the consumer's recovery).
     pub async fn prepare(&self, batch: &[Delivery]) -> anyhow::Result<Option<Prepared>> {
         let Some(last_tag) = batch.last().map(|d| d.delivery_tag) else {
             return Ok(None);
@@ -112,25 +136,47 @@ impl Fanout {
         self.metrics.batch_events.observe(batch.len() as f64);
         Ok(Some(Prepared {
             handoff,
+            recorded: !matched.is_empty(),
             last_tag,
             started,
         }))
     }
 
-    /// The second half of a batch: hand the new deliveries to the senders, then ack every message
-    /// of the batch. Batches must be finished in the order they were prepared.
-    pub async fn finish(&self, channel: &Channel, prepared: Prepared) -> anyhow::Result<()> {
-        self.hand_off(&prepared.handoff).await?;
+    /// The last part of a batch: once the broker has taken the hand-off and the record is on
+    /// disk, ack every message of the batch. Batches must be finished in the order they were
+    /// prepared.
+    ///
+    /// An event found already recorded is flushed too: another session's commit of it may not
+    /// have reached the disk yet.
+    pub async fn finish(&self, channel: &Channel, sent: Sent) -> anyhow::Result<()> {
+        let confirmed = async {
+            match sent.confirms {
+                Some(confirms) => confirms
+                    .confirmed()
+                    .await
+                    .context("handing deliveries to the senders"),
+                None => Ok(()),
+            }
+        };
+        let flushed = async {
+            if sent.recorded {
+                webhooks_core::db::flush(&self.pool)
+                    .await
+                    .context("flushing the record to disk")?;
+            }
+            anyhow::Ok(())
+        };
+        futures::try_join!(confirmed, flushed)?;
         channel
-            .basic_ack(prepared.last_tag, BasicAckOptions { multiple: true })
+            .basic_ack(sent.last_tag, BasicAckOptions { multiple: true })
             .await
             .context("acking a batch of events")?;
         self.metrics
             .deliveries_created
-            .inc_by(prepared.handoff.len() as u64);
+            .inc_by(sent.handed_off as u64);
         self.metrics
             .batch_seconds
-            .observe(prepared.started.elapsed().as_secs_f64());
+            .observe(sent.started.elapsed().as_secs_f64());
         Ok(())
     }
 
@@ -211,7 +257,7 @@ impl Fanout {
                 rows.push_delivery(&m.event, *webhook);
             }
         }
-        let client = self.pool.get().await.context("database pool")?;
+        let client = self.record_pool.get().await.context("database pool")?;
         let record = client
             .prepare_cached(RECORD)
             .await
@@ -264,9 +310,23 @@ impl Fanout {
         Ok(ids)
     }
 
-    async fn hand_off(&self, ids: &[Handoff]) -> anyhow::Result<()> {
+    /// The second part of a batch: send the new delivery ids to the senders. The broker's
+    /// confirms are waited for by [`Fanout::finish`], so the next batches can go on meanwhile. An
+    /// error is the broker's: the batch is left unacked, to come again.
+    pub async fn hand_off(&self, prepared: Prepared) -> anyhow::Result<Sent> {
+        let confirms = self.send(&prepared.handoff).await?;
+        Ok(Sent {
+            handed_off: prepared.handoff.len(),
+            confirms,
+            recorded: prepared.recorded,
+            last_tag: prepared.last_tag,
+            started: prepared.started,
+        })
+    }
+
+    async fn send(&self, ids: &[Handoff]) -> anyhow::Result<Option<amqp::Confirms>> {
         if ids.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let queue = self.topology.deliveries_queue();
         let bodies: Vec<Vec<u8>> = ids
@@ -288,10 +348,12 @@ impl Fanout {
                 properties: amqp::transient_json(),
             })
             .collect();
-        self.publisher
-            .publish_all(messages)
+        let confirms = self
+            .publisher
+            .send_all(messages)
             .await
-            .context("handing deliveries to the senders")
+            .context("handing deliveries to the senders")?;
+        Ok(Some(confirms))
     }
 }
 

@@ -37,6 +37,8 @@ use crate::metrics::Metrics;
 #[derive(Clone)]
 pub struct Shared {
     pub pool: Pool,
+    /// For the record of a batch: commits that do not wait for the disk (the ack does).
+    pub record_pool: Pool,
     pub index: WebhookIndex,
     pub topology: Topology,
     pub clock: Clock,
@@ -80,6 +82,12 @@ pub async fn start(
     )
     .await
     .context("connecting to the database")?;
+    // The preparing stage records one batch at a time; a second connection covers a reconnect.
+    let record_pool = webhooks_core::db::connect_unflushed(
+        &config.common.database_url,
+        2,
+        webhooks_core::db::Reads::Default,
+    )?;
     let metrics = Metrics::new();
     let index = WebhookIndex::default();
     // Loaded before consuming: an event must never be matched against an empty index.
@@ -87,6 +95,7 @@ pub async fn start(
     metrics.index_webhooks.set(index.len() as i64);
     let shared = Shared {
         pool: pool.clone(),
+        record_pool,
         index: index.clone(),
         topology: Topology::new(&config.common.amqp_prefix, &config.events_exchange),
         clock: clock.clone(),
