@@ -65,6 +65,11 @@ impl Target {
 
 /// Claims fresh deliveries named by a hand-off message; ids already taken or finished are skipped
 /// (one that another sender is taking at that moment once it has been taken).
+///
+/// The sender runs it on sessions whose commits do not wait for the disk: the attempt follows
+/// the claim at once. A lease lost in a crash of the database is the only thing at stake, and
+/// without it the delivery is merely taken again and attempted once more under the same id. The
+/// outcome's commit flushes the lease with it, the log being written in order.
 pub async fn by_ids(
     pool: &Pool,
     ids: &[Uuid],

@@ -241,7 +241,7 @@ async fn claim_and_run(
         rest = later;
         let now = shared.clock.now();
         let jobs =
-            crate::claim::by_ids(&shared.pool, now_ids, lease_end(now, shared.lease)).await?;
+            crate::claim::by_ids(&shared.claim_pool, now_ids, lease_end(now, shared.lease)).await?;
         shared
             .metrics
             .claimed

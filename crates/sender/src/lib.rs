@@ -53,6 +53,9 @@ use crate::retry::RetryPolicy;
 #[derive(Clone)]
 pub struct Shared {
     pub pool: Pool,
+    /// For claims of handed-off deliveries: commits that do not wait for the disk (see
+    /// [`claim::by_ids`]).
+    pub claim_pool: Pool,
     pub topology: Topology,
     pub clock: Clock,
     pub metrics: Metrics,
@@ -108,9 +111,16 @@ pub async fn start(
     )
     .await
     .context("connecting to the database")?;
+    // The consumer claims one chunk at a time; a second connection covers a reconnect.
+    let claim_pool = webhooks_core::db::connect_unflushed(
+        &config.common.database_url,
+        2,
+        webhooks_core::db::Reads::ByIndex,
+    )?;
     let metrics = Metrics::new();
     let shared = Shared {
         pool: pool.clone(),
+        claim_pool,
         topology: Topology::new(&config.common.amqp_prefix, ""),
         clock: clock.clone(),
         metrics: metrics.clone(),
