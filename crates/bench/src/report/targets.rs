@@ -26,6 +26,16 @@ impl Check {
         let shown = if decimals == 0 {
             int(v)
         } else {
+            // One more decimal while the rounded figure would seem to meet the goal the value
+            // misses, or the other way round (0.598 is not shown as 0.60 against "≥ 0.60").
+            let mut decimals = decimals;
+            while decimals < 4
+                && format!("{v:.decimals$}")
+                    .parse::<f64>()
+                    .is_ok_and(|rounded| met(rounded) != met(v))
+            {
+                decimals += 1;
+            }
             format!("{v:.decimals$}")
         };
         Some(Self {
@@ -126,5 +136,22 @@ impl Report {
             let _ = writeln!(out, "| {} | {} | {} | {met} |", c.what, c.value, c.goal);
         }
         out.push('\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Check;
+
+    #[test]
+    fn a_value_is_never_rounded_onto_the_other_side_of_its_goal() {
+        let at_least = |v: f64| v >= 0.60;
+        let shown = |v: f64| {
+            let c = Check::new("ratio", Some(v), 2, "≥ 0.60", at_least).expect("measured");
+            (c.value, c.met)
+        };
+        assert_eq!(shown(0.5976), ("0.598".to_owned(), false));
+        assert_eq!(shown(0.6012), ("0.60".to_owned(), true));
+        assert_eq!(shown(0.55), ("0.55".to_owned(), false));
     }
 }
