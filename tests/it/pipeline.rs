@@ -426,12 +426,13 @@ async fn every_lease_of_a_freshly_inserted_batch_fits_on_its_rows_page() {
 
 /// The record and the hand-off claim commit without waiting for the disk; what must survive a
 /// crash of the database is flushed before anything depends on it (an event's ack). A flush from
-/// one session covers every commit before it, from any session.
+/// one session covers every commit before it, from any session, and flushes even from a session
+/// (or on a server) set not to wait for the disk.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flush_puts_every_earlier_unflushed_commit_on_disk() {
     use webhooks_core::db::{self, Reads};
     let world = World::start().await;
-    let unflushed = db::connect_unflushed(&world.database_url, 1, Reads::Default).expect("pool");
+    let unflushed = db::connect_unflushed(&world.database_url, 2, Reads::Default).expect("pool");
     let flushing = db::connect(&world.database_url, 1, Reads::Default)
         .await
         .expect("pool");
@@ -444,7 +445,13 @@ async fn a_flush_puts_every_earlier_unflushed_commit_on_disk() {
 
     // The server's log writer flushes on its own every 200 ms: each round checks right away, so
     // a flush that waited for nothing would be caught in most rounds.
-    for round in 0..20 {
+    for round in 0..40 {
+        // Half of the flushes from a session that does not wait for the disk.
+        let flusher = if round % 2 == 0 {
+            &flushing
+        } else {
+            &unflushed
+        };
         writer
             .execute(
                 "INSERT INTO events VALUES ('flush-' || $1::int, 'run.started', 'DEMO', '\\x7b7d', now())",
@@ -457,7 +464,7 @@ async fn a_flush_puts_every_earlier_unflushed_commit_on_disk() {
             .await
             .expect("lsn")
             .get(0);
-        db::flush(&flushing).await.expect("flush");
+        db::flush(flusher).await.expect("flush");
         let (on_disk, flushed_to): (bool, String) = {
             let row = writer
                 .query_one(

@@ -78,14 +78,19 @@ pub fn connect_unflushed(url: &str, size: usize, reads: Reads) -> Result<Pool, S
 
 /// Returns once everything committed before it, on any connection and however committed, is on
 /// disk. It writes a record of its own (a logical decoding message, which decoders that do not
-/// ask for messages skip) and commits it with the session's `synchronous_commit`, which flushes the
-/// write-ahead log up to that record; the log is written in order, so every earlier commit is
-/// flushed with it. (A transaction that writes nothing, `SELECT txid_current()` say, is not
-/// flushed at commit.)
+/// ask for messages skip) and commits it with the session's `synchronous_commit`, raised to
+/// `local` for this one transaction should the session or the server have it `off`. That commit
+/// flushes the write-ahead log up to the record; the log is written in order, so every earlier
+/// commit is flushed with it. (A transaction that writes nothing, `SELECT txid_current()` say, is
+/// not flushed at commit.)
 pub async fn flush(pool: &Pool) -> Result<(), StoreError> {
     let client = pool.get().await?;
     let statement = client
-        .prepare_cached("SELECT pg_logical_emit_message(true, 'webhooks.flush', '')::text")
+        .prepare_cached(
+            "SELECT CASE WHEN current_setting('synchronous_commit') = 'off'
+                         THEN set_config('synchronous_commit', 'local', true) END,
+                    pg_logical_emit_message(true, 'webhooks.flush', '')::text",
+        )
         .await?;
     client.query_one(&statement, &[]).await?;
     Ok(())
