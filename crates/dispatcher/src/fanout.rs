@@ -50,17 +50,20 @@ pub struct Fanout {
 /// A recorded batch waiting for its hand-off.
 pub struct Prepared {
     handoff: Vec<Handoff>,
-    /// Whether the batch recorded anything (or found it recorded), which must be on disk before
-    /// its events are acked.
-    recorded: bool,
-    last_tag: u64,
-    started: Instant,
+    ack: Ack,
 }
 
 /// A handed-off batch waiting for the broker's confirm and the disk, then its ack.
 pub struct Sent {
     handed_off: usize,
     confirms: Option<amqp::Confirms>,
+    ack: Ack,
+}
+
+/// What acking a batch takes, from its first part to its last.
+struct Ack {
+    /// Whether the batch recorded anything (or found it recorded), which must be on disk before
+    /// its events are acked.
     recorded: bool,
     last_tag: u64,
     started: Instant,
@@ -136,9 +139,11 @@ impl Fanout {
         self.metrics.batch_events.observe(batch.len() as f64);
         Ok(Some(Prepared {
             handoff,
-            recorded: !matched.is_empty(),
-            last_tag,
-            started,
+            ack: Ack {
+                recorded: !matched.is_empty(),
+                last_tag,
+                started,
+            },
         }))
     }
 
@@ -159,7 +164,7 @@ impl Fanout {
             }
         };
         let flushed = async {
-            if sent.recorded {
+            if sent.ack.recorded {
                 webhooks_core::db::flush(&self.pool)
                     .await
                     .context("flushing the record to disk")?;
@@ -168,7 +173,7 @@ impl Fanout {
         };
         futures::try_join!(confirmed, flushed)?;
         channel
-            .basic_ack(sent.last_tag, BasicAckOptions { multiple: true })
+            .basic_ack(sent.ack.last_tag, BasicAckOptions { multiple: true })
             .await
             .context("acking a batch of events")?;
         self.metrics
@@ -176,7 +181,7 @@ impl Fanout {
             .inc_by(sent.handed_off as u64);
         self.metrics
             .batch_seconds
-            .observe(sent.started.elapsed().as_secs_f64());
+            .observe(sent.ack.started.elapsed().as_secs_f64());
         Ok(())
     }
 
@@ -318,9 +323,7 @@ impl Fanout {
         Ok(Sent {
             handed_off: prepared.handoff.len(),
             confirms,
-            recorded: prepared.recorded,
-            last_tag: prepared.last_tag,
-            started: prepared.started,
+            ack: prepared.ack,
         })
     }
 
