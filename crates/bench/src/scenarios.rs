@@ -61,12 +61,16 @@ impl Ctx {
 /// machine before each of their measurements, the others once before they start.
 pub async fn run(ctx: &Ctx, scenario: Scenario, report: &mut Report) -> anyhow::Result<()> {
     let events = ctx.args.events(scenario);
-    let name = scenario.name().to_owned();
+    if !matches!(
+        scenario,
+        Scenario::Fanout1 | Scenario::Fanout10 | Scenario::Soak
+    ) {
+        settle(report, scenario.name().to_owned()).await;
+    }
     match scenario {
         Scenario::Fanout1 => rounds(ctx, report, Kind::Fanout1, events).await,
         Scenario::Fanout10 => rounds(ctx, report, Kind::Fanout10, events).await,
         Scenario::Steady => {
-            settle(report, name).await;
             let spec = Spec {
                 rate: Some(STEADY_RATE),
                 ..fanout_spec(Kind::Steady, Kind::Steady.label().to_owned(), events)
@@ -74,18 +78,9 @@ pub async fn run(ctx: &Ctx, scenario: Scenario, report: &mut Report) -> anyhow::
             report.add(Kind::Steady, &fanout(ctx, spec).await?);
             Ok(())
         }
-        Scenario::Hanging => {
-            settle(report, name).await;
-            hanging(ctx, report, events).await
-        }
-        Scenario::Backlog => {
-            settle(report, name).await;
-            crate::backlog::run(ctx, report, events).await
-        }
-        Scenario::BrokerBacklog => {
-            settle(report, name).await;
-            crate::backlog::run_in_broker(ctx, report, events).await
-        }
+        Scenario::Hanging => hanging(ctx, report, events).await,
+        Scenario::Backlog => crate::backlog::run(ctx, report, events).await,
+        Scenario::BrokerBacklog => crate::backlog::run_in_broker(ctx, report, events).await,
         Scenario::Soak => anyhow::bail!("the soak runs on its own, not as a measured scenario"),
     }
 }
