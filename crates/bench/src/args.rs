@@ -32,6 +32,12 @@ pub struct Args {
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub rounds: u32,
 
+    /// Milliseconds broker-hop's consumer holds each batch before acking it, as a consumer that
+    /// commits what it consumed before acking does (default 0: acks at once). The fan-out 1
+    /// target is read against acks at once, so with a delay its ratio is only in the notes.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub hop_ack_delay: u64,
+
     /// Point every webhook at one receiver port (one endpoint) instead of one port per webhook.
     #[arg(long)]
     pub shared_endpoint: bool,

@@ -99,7 +99,15 @@ fn baseline_of(kind: Kind) -> &'static str {
 async fn measure_baseline(ctx: &Ctx, kind: Kind) -> anyhow::Result<Baseline> {
     if kind == Kind::Fanout1 {
         let messages = ctx.args.scaled(HOP_MESSAGES);
-        baselines::broker_hop(&ctx.connection, &ctx.args.amqp_url, &ctx.janitor, messages).await
+        let ack_delay = std::time::Duration::from_millis(ctx.args.hop_ack_delay);
+        baselines::broker_hop(
+            &ctx.connection,
+            &ctx.args.amqp_url,
+            &ctx.janitor,
+            messages,
+            ack_delay,
+        )
+        .await
     } else {
         baselines::http_ceiling(ctx.args.scaled(CEILING_REQUESTS), ctx.ports(10)).await
     }

@@ -209,6 +209,13 @@ impl Report {
             .map(|b| b.rate)
     }
 
+    /// Whether every broker-hop measured acked at once (no `--hop-ack-delay`).
+    fn hop_acked_at_once(&self) -> bool {
+        self.baselines
+            .iter()
+            .all(|b| b.label != "broker-hop" || b.ack_delay.is_zero())
+    }
+
     /// `kind`'s rate over `baseline`'s: the median of its rounds' ratios where it ran in rounds
     /// beside that baseline, else the ratio of the two rows.
     fn ratio(&self, kind: Kind, baseline: &str) -> Option<f64> {
@@ -265,7 +272,8 @@ impl Report {
                 ),
                 None => (
                     format!(
-                        "baseline broker-hop (persistent + confirms → acks, prefetch {})",
+                        "baseline broker-hop (persistent + confirms → acks{}, prefetch {})",
+                        held_for(b.ack_delay),
                         baselines::PREFETCH
                     ),
                     None,
@@ -317,6 +325,15 @@ fn latencies(l: Option<[f64; 3]>) -> String {
     match l {
         Some([p50, p95, p99]) => format!("{p50:.1} | {p95:.1} | {p99:.1}"),
         None => "– | – | –".into(),
+    }
+}
+
+/// How long broker-hop's consumer held each batch before acking, as its row says it.
+fn held_for(delay: std::time::Duration) -> String {
+    if delay.is_zero() {
+        String::new()
+    } else {
+        format!(" {} ms after delivery", delay.as_millis())
     }
 }
 
@@ -373,6 +390,7 @@ mod tests {
             arrivals: None,
             rounds: 1,
             rabbitmq_cpu_s: None,
+            ack_delay: std::time::Duration::ZERO,
         });
         report.add_row(Row {
             delivered_rate: 15_000.0,
@@ -380,6 +398,41 @@ mod tests {
         });
         assert_eq!(report.ratio(Kind::Fanout10, "http-ceiling"), Some(0.5));
         assert_eq!(report.ratio(Kind::Fanout10, "broker-hop"), None);
+    }
+
+    #[test]
+    fn a_hop_acked_late_is_labelled_and_leaves_the_fan_out_1_target_unjudged() {
+        let run = |ack_delay_ms: u64| {
+            let mut report = Report::new("webhooks-bench".into());
+            report.baseline(Baseline {
+                label: "broker-hop",
+                count: 1_000,
+                rate: 15_000.0,
+                ports: 0,
+                arrivals: None,
+                rounds: 1,
+                rabbitmq_cpu_s: Some(0.06),
+                ack_delay: std::time::Duration::from_millis(ack_delay_ms),
+            });
+            report.add_row(Row {
+                delivered_rate: 9_000.0,
+                ..Row::combined(Kind::Fanout1, &[])
+            });
+            report.markdown()
+        };
+        let at_once = run(0);
+        assert!(at_once.contains("| baseline broker-hop (persistent + confirms → acks, prefetch"));
+        assert!(
+            at_once.contains("| fanout1 ÷ broker-hop | 0.60 |"),
+            "{at_once}"
+        );
+        let late = run(40);
+        assert!(
+            late.contains("→ acks 40 ms after delivery, prefetch"),
+            "{late}"
+        );
+        assert!(!late.contains("| fanout1 ÷ broker-hop |"), "{late}");
+        assert!(late.contains("| fanout1 deliveries/s | 9,000 |"), "{late}");
     }
 
     #[test]
