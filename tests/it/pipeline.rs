@@ -6,6 +6,7 @@ use hmac::{Hmac, Mac};
 use lapin::BasicProperties;
 use serde_json::json;
 use sha2::Sha256;
+use webhooks_tests::receiver::Behaviour;
 use webhooks_tests::world::World;
 
 use crate::SOON;
@@ -492,4 +493,46 @@ async fn synchronous_commit(client: &tokio_postgres::Client) -> String {
         .await
         .expect("show")
         .get(0)
+}
+
+/// A sender keeps every connection of a burst to an endpoint for the next burst, instead of closing
+/// those past a pool of 64 and opening them again (a TCP and, for https, a TLS handshake each).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bursts_to_one_endpoint_reuse_their_connections() {
+    const PER_ENDPOINT: usize = 96;
+    const BURSTS: usize = 6;
+    let world = World::start_with(|o| o.sender.max_per_endpoint = PER_ENDPOINT).await;
+    world.receiver.set(
+        "burst",
+        Behaviour::Slow(std::time::Duration::from_millis(100)),
+    );
+    world.webhook("DEMO", "burst", &["run.started"], None).await;
+
+    for burst in 1..=BURSTS {
+        let publishes = (0..PER_ENDPOINT).map(|_| world.publish("DEMO", "run.started", json!({})));
+        futures::future::join_all(publishes).await;
+        // Every request of the burst answered: its connections are all idle before the next.
+        let answered = (burst * PER_ENDPOINT) as f64;
+        webhooks_tests::wait::until("the burst answered", SOON, || async {
+            let attempts = world
+                .metric(world.sender_addr, "webhooks_sender_attempts_total")
+                .await;
+            (attempts >= answered).then_some(())
+        })
+        .await;
+    }
+    assert_eq!(
+        world.receiver.received("burst").len(),
+        BURSTS * PER_ENDPOINT
+    );
+
+    // One connection per request in flight, opened in the first burst (96 in every run so far),
+    // with room for a few opened while another one was coming free. A pool of 64, the client's
+    // former setting, closed 32 of them after each burst and the next burst opened 32 anew: 256.
+    let connections = world.receiver.connections();
+    assert!(
+        connections <= PER_ENDPOINT + PER_ENDPOINT / 4,
+        "{connections} connections"
+    );
+    world.finish().await;
 }

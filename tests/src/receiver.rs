@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -59,7 +60,29 @@ struct Inner {
 pub struct Receiver {
     pub addr: SocketAddr,
     inner: Arc<Mutex<Inner>>,
+    accepted: Arc<AtomicUsize>,
     _stop: Arc<tokio_util::sync::DropGuard>,
+}
+
+/// The receiver's listener, counting the connections it accepts.
+struct Counting {
+    listener: tokio::net::TcpListener,
+    accepted: Arc<AtomicUsize>,
+}
+
+impl axum::serve::Listener for Counting {
+    type Io = tokio::net::TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let accepted = axum::serve::Listener::accept(&mut self.listener).await;
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+        accepted
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.listener.local_addr()
+    }
 }
 
 impl Receiver {
@@ -73,6 +96,11 @@ impl Receiver {
             .await
             .expect("bind receiver");
         let addr = listener.local_addr().expect("receiver address");
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let listener = Counting {
+            listener,
+            accepted: accepted.clone(),
+        };
         let until = stop.clone();
         tokio::spawn(async move {
             let _ = axum::serve(listener, app)
@@ -82,8 +110,14 @@ impl Receiver {
         Self {
             addr,
             inner,
+            accepted,
             _stop: Arc::new(stop.drop_guard()),
         }
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.accepted.load(Ordering::Relaxed)
     }
 
     /// The URL of `path` on this receiver.

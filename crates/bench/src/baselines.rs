@@ -91,11 +91,13 @@ pub async fn http_ceiling(requests: u64, ports: usize) -> anyhow::Result<Baselin
     let receiver = Receiver::start(ports).await?;
     receiver.tracker().begin(0, 1, requests);
     let allowed = parse_net("127.0.0.0/8").map_err(anyhow::Error::msg)?;
-    // The sender's defaults: DELIVERY_TIMEOUT 15s, 1 KiB of response kept.
+    // The sender's defaults: DELIVERY_TIMEOUT 15s, 1 KiB of response kept, and a pool with room
+    // for every request in flight.
     let sender = Sender::new(
         Destinations::new(vec![allowed]),
         Duration::from_secs(15),
         1024,
+        CONCURRENCY,
     )
     .context("building the sender's HTTP client")?;
     // Webhook 0's path on every port, so the tracker counts each request once.

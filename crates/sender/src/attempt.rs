@@ -41,10 +41,15 @@ pub struct Sender {
 }
 
 impl Sender {
+    /// A client that keeps up to `idle_per_host` idle connections per host for reuse. The sender
+    /// passes `MAX_IN_FLIGHT`, as many as can be in use at once, so that no connection of a burst
+    /// is closed for want of room in the pool only for the next burst to open it again (a TCP
+    /// and, for https, a TLS handshake each). Idle connections close after a minute.
     pub fn new(
         destinations: Destinations,
         timeout: Duration,
         snippet_bytes: usize,
+        idle_per_host: usize,
     ) -> reqwest::Result<Self> {
         let client = reqwest::Client::builder()
             // A customer URL must never make us follow it elsewhere or through a proxy.
@@ -54,7 +59,7 @@ impl Sender {
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(64)
+            .pool_max_idle_per_host(idle_per_host)
             .user_agent(concat!("webhooks-sender/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self {

@@ -150,6 +150,7 @@ pub async fn start(
             Destinations::new(config.allowed_targets.clone()),
             config.delivery_timeout,
             config.response_snippet_bytes,
+            config.max_in_flight.max(1),
         )
         .context("building the HTTP client")?,
         limiter: Limiter::new(LimiterConfig {
