@@ -83,7 +83,10 @@ impl Janitor {
         webhooks_core::amqp::delete_topology(
             &connection,
             &names.topology(),
-            &[format!("{}bench.hop", names.prefix)],
+            &[
+                format!("{}bench.hop", names.prefix),
+                crate::stalls::queue(names),
+            ],
         )
         .await?;
         webhooks_core::amqp::close_connection(&connection, "cleaned up").await;

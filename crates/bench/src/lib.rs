@@ -36,6 +36,7 @@ pub mod schedule;
 pub mod services;
 pub mod soak;
 pub mod stages;
+pub mod stalls;
 
 use std::sync::Arc;
 

@@ -12,6 +12,7 @@ use crate::procfs::RssSampler;
 use crate::receiver::Receiver;
 use crate::report::{Kind, Pair, Report, Row, int};
 use crate::services::{Janitor, Service, Settings, World};
+use crate::stalls;
 use crate::{failed, settle};
 
 /// `DELIVERY_TIMEOUT` of the hanging scenario, so hanging attempts end (and the run finishes) quickly.
@@ -75,7 +76,8 @@ pub async fn run(ctx: &Ctx, scenario: Scenario, report: &mut Report) -> anyhow::
                 rate: Some(STEADY_RATE),
                 ..fanout_spec(Kind::Steady, Kind::Steady.label().to_owned(), events)
             };
-            report.add(Kind::Steady, &fanout(ctx, spec).await?);
+            let measured = fanout(ctx, spec, report).await?;
+            report.add(Kind::Steady, &measured);
             Ok(())
         }
         Scenario::Hanging => hanging(ctx, report, events).await,
@@ -137,7 +139,7 @@ async fn rounds(ctx: &Ctx, report: &mut Report, kind: Kind, events: u64) -> anyh
         };
         let label = format!("{} ({round}/{total})", kind.label());
         settle(report, label.clone()).await;
-        let m = fanout(ctx, fanout_spec(kind, label, events)).await?;
+        let m = fanout(ctx, fanout_spec(kind, label, events), report).await?;
         if let Some(b) = baseline {
             pairs.push(Pair {
                 kind,
@@ -234,7 +236,7 @@ pub async fn healthy_webhooks(
 }
 
 /// One phase of `spec` in a world of its own, with `spec.healthy` webhooks.
-async fn fanout(ctx: &Ctx, spec: Spec) -> anyhow::Result<Measured> {
+async fn fanout(ctx: &Ctx, spec: Spec, report: &mut Report) -> anyhow::Result<Measured> {
     let webhooks = spec.healthy;
     let receiver = Receiver::start(ctx.ports(webhooks)).await?;
     let sampler = RssSampler::start();
@@ -242,7 +244,19 @@ async fn fanout(ctx: &Ctx, spec: Spec) -> anyhow::Result<Measured> {
     let outcome = async {
         start_services(&mut world, &sampler).await?;
         healthy_webhooks(&world, &receiver, 0, webhooks).await?;
-        phase::run(&world, &receiver, &sampler, &ctx.connection, spec).await
+        if !ctx.args.stall_probe {
+            return phase::run(&world, &receiver, &sampler, &ctx.connection, spec).await;
+        }
+        let label = spec.label.clone();
+        let probe = stalls::Probe::start(
+            &ctx.connection,
+            stalls::queue(&world.names),
+            &format!("{}/{}", ctx.settings.postgres, world.names.database),
+        )
+        .await?;
+        let measured = phase::run(&world, &receiver, &sampler, &ctx.connection, spec).await;
+        report.note(stalls::describe(&label, &probe.finish().await?));
+        measured
     }
     .await;
     world.finish().await;
