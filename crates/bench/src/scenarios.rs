@@ -183,7 +183,7 @@ async fn beside_phase(
     first: usize,
     hanging: bool,
     spec: Spec,
-) -> anyhow::Result<Measured> {
+) -> anyhow::Result<(Measured, Option<String>)> {
     let mut beside = Vec::new();
     for k in first..first + HANGING {
         let url = if hanging {
@@ -197,11 +197,36 @@ async fn beside_phase(
                 .await?,
         );
     }
-    let measured = phase::run(world, receiver, sampler, &ctx.connection, spec).await?;
+    let measured = probed(ctx, world, receiver, sampler, spec).await?;
     for id in &beside {
         world.delete_webhook(id).await?;
     }
     Ok(measured)
+}
+
+/// Runs one phase, with the stall probe beside it under `--stall-probe`; returns the probe's line
+/// for the notes too.
+async fn probed(
+    ctx: &Ctx,
+    world: &World,
+    receiver: &Receiver,
+    sampler: &RssSampler,
+    spec: Spec,
+) -> anyhow::Result<(Measured, Option<String>)> {
+    if !ctx.args.stall_probe {
+        let measured = phase::run(world, receiver, sampler, &ctx.connection, spec).await?;
+        return Ok((measured, None));
+    }
+    let label = spec.label.clone();
+    let probe = stalls::Probe::start(
+        &ctx.connection,
+        stalls::queue(&world.names),
+        &format!("{}/{}", ctx.settings.postgres, world.names.database),
+    )
+    .await?;
+    let measured = phase::run(world, receiver, sampler, &ctx.connection, spec).await;
+    let line = stalls::describe(&label, &probe.finish().await?);
+    Ok((measured?, Some(line)))
 }
 
 /// A phase's p99 publish→receive latency in milliseconds.
@@ -244,23 +269,15 @@ async fn fanout(ctx: &Ctx, spec: Spec, report: &mut Report) -> anyhow::Result<Me
     let outcome = async {
         start_services(&mut world, &sampler).await?;
         healthy_webhooks(&world, &receiver, 0, webhooks).await?;
-        if !ctx.args.stall_probe {
-            return phase::run(&world, &receiver, &sampler, &ctx.connection, spec).await;
-        }
-        let label = spec.label.clone();
-        let probe = stalls::Probe::start(
-            &ctx.connection,
-            stalls::queue(&world.names),
-            &format!("{}/{}", ctx.settings.postgres, world.names.database),
-        )
-        .await?;
-        let measured = phase::run(&world, &receiver, &sampler, &ctx.connection, spec).await;
-        report.note(stalls::describe(&label, &probe.finish().await?));
-        measured
+        probed(ctx, &world, &receiver, &sampler, spec).await
     }
     .await;
     world.finish().await;
-    outcome
+    let (measured, probe) = outcome?;
+    if let Some(line) = probe {
+        report.note(line);
+    }
+    Ok(measured)
 }
 
 /// 8 measured healthy webhooks beside 2 more healthy ones, then beside 2 hanging ones instead,
@@ -275,7 +292,7 @@ async fn hanging(ctx: &Ctx, report: &mut Report, events: u64) -> anyhow::Result<
     let outcome = async {
         start_services(&mut world, &sampler).await?;
         healthy_webhooks(&world, &receiver, 0, HEALTHY).await?;
-        let (mut healthy, mut hanging) = (Vec::new(), Vec::new());
+        let (mut healthy, mut hanging, mut probes) = (Vec::new(), Vec::new(), Vec::new());
         for round in 0..ROUNDS {
             for (kind, measured) in [
                 (Kind::HangingNone, &mut healthy),
@@ -293,14 +310,19 @@ async fn hanging(ctx: &Ctx, report: &mut Report, events: u64) -> anyhow::Result<
                 let first = HEALTHY + HANGING * index;
                 let hang = kind == Kind::HangingTwo;
                 let phase = beside_phase(ctx, &world, &receiver, &sampler, first, hang, spec);
-                measured.push(phase.await?);
+                let (phase, probe) = phase.await?;
+                measured.push(phase);
+                probes.extend(probe);
             }
         }
-        Ok::<_, anyhow::Error>((healthy, hanging))
+        Ok::<_, anyhow::Error>((healthy, hanging, probes))
     }
     .await;
     world.finish().await;
-    let (healthy, hanging) = outcome?;
+    let (healthy, hanging, probes) = outcome?;
+    for line in probes {
+        report.note(line);
+    }
     let sum = |phases: &[Measured], f: fn(&Measured) -> f64| phases.iter().map(f).sum::<f64>();
     report.note(format!(
         "hanging: {ROUNDS} rounds of {} events at {} events/s to 8 measured webhooks and 2 more, which answered at once \
