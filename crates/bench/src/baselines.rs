@@ -8,7 +8,7 @@
 
 use anyhow::Context;
 use futures::StreamExt;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions};
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -209,14 +209,7 @@ async fn hop(
     // The consumer gets a connection of its own, as a service would have.
     let consuming = crate::publisher::connect(amqp_url, "webhooks-bench-hop").await?;
     let channel = consuming.create_channel().await?;
-    let durable = QueueDeclareOptions {
-        durable: true,
-        ..QueueDeclareOptions::default()
-    };
-    channel
-        .queue_declare(queue.as_str().into(), durable, FieldTable::default())
-        .await
-        .context("declaring the broker-hop queue")?;
+    crate::publisher::declare_durable(&channel, &queue).await?;
     // The dispatcher's default prefetch: enough to keep the consumer busy between acks.
     channel
         .basic_qos(PREFETCH, BasicQosOptions::default())

@@ -35,6 +35,19 @@ pub async fn connect(url: &str, name: &str) -> anyhow::Result<Connection> {
     .with_context(|| format!("connecting to the broker as {name}"))
 }
 
+/// Declares the durable queue `name` (kept across broker restarts, as the services' are).
+pub async fn declare_durable(channel: &Channel, name: &str) -> anyhow::Result<()> {
+    let durable = lapin::options::QueueDeclareOptions {
+        durable: true,
+        ..lapin::options::QueueDeclareOptions::default()
+    };
+    channel
+        .queue_declare(name.into(), durable, lapin::types::FieldTable::default())
+        .await
+        .with_context(|| format!("declaring the queue {name}"))?;
+    Ok(())
+}
+
 /// A confirm-mode channel that keeps up to [`WINDOW`] publishes unconfirmed.
 pub struct Pipeline {
     channel: Channel,

@@ -7,9 +7,9 @@
 //! the database at once while the timer stays on time points at the disk they share.
 
 use anyhow::Context;
-use lapin::options::{BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions};
-use lapin::options::{QueueDeclareOptions, QueuePurgeOptions};
-use lapin::types::FieldTable;
+use lapin::options::{
+    BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueuePurgeOptions,
+};
 use lapin::{BasicProperties, Connection};
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -136,14 +136,7 @@ async fn broker(
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
-    let durable = QueueDeclareOptions {
-        durable: true,
-        ..QueueDeclareOptions::default()
-    };
-    channel
-        .queue_declare(queue.as_str().into(), durable, FieldTable::default())
-        .await
-        .context("declaring the stall probe's queue")?;
+    crate::publisher::declare_durable(&channel, &queue).await?;
     channel
         .queue_purge(queue.as_str().into(), QueuePurgeOptions::default())
         .await?;
