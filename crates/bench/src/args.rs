@@ -38,10 +38,10 @@ pub struct Args {
     #[arg(long, value_name = "MS", default_value_t = 0)]
     pub hop_ack_delay: u64,
 
-    /// Beside each phase of fan-out 1, fan-out 10, steady and hanging, time every 10 ms a persistent
-    /// publish-confirm-get through the broker, a synchronous commit in the database and a 2 ms
-    /// sleep, and list in the notes every sample over 20 ms: shows whether a stall was the disk
-    /// the broker and the database share, or the CPU. It adds load of its own.
+    /// Beside each phase of fan-out 1, fan-out 10, steady and hanging, time every 10 ms a
+    /// persistent and a transient publish-confirm-get through the broker, a synchronous commit in
+    /// the database and a 2 ms sleep, and list in the notes every sample over 20 ms: shows whether
+    /// a stall was the disk the broker and the database share, or the CPU. It adds load of its own.
     #[arg(long)]
     pub stall_probe: bool,
 

@@ -84,9 +84,10 @@ impl Janitor {
             &connection,
             &names.topology(),
             &[
-                format!("{}bench.hop", names.prefix),
-                crate::stalls::queue(names),
-            ],
+                vec![format!("{}bench.hop", names.prefix)],
+                crate::stalls::queues(names).to_vec(),
+            ]
+            .concat(),
         )
         .await?;
         webhooks_core::amqp::close_connection(&connection, "cleaned up").await;

@@ -220,7 +220,7 @@ async fn probed(
     let label = spec.label.clone();
     let probe = stalls::Probe::start(
         &ctx.connection,
-        stalls::queue(&world.names),
+        &world.names,
         &format!("{}/{}", ctx.settings.postgres, world.names.database),
     )
     .await?;

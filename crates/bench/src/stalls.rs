@@ -1,10 +1,11 @@
 //! `--stall-probe`: what the machine's broker, database and scheduler were doing when a phase
 //! stalled. Beside the phase, every 10 ms each: a persistent message published with a confirm into
-//! a durable queue of its own and taken back (what the broker's disk writes cost an event), a
+//! a durable queue of its own and taken back (what the broker's disk writes cost an event), the
+//! same with a transient message on a second queue (whether the broker kept serving meanwhile), a
 //! synchronous commit of one row into a table of its own in the scenario's database (what the
 //! database's disk writes cost a commit), and a 2 ms sleep (how late a timer fires: CPU and
-//! scheduling). None of the three touches the services, so a slow sample seen by the broker and
-//! the database at once while the timer stays on time points at the disk they share.
+//! scheduling). None of them touches the services, so a slow sample seen by the broker and the
+//! database at once while the timer stays on time points at the disk they share.
 
 use anyhow::Context;
 use lapin::options::{
@@ -18,9 +19,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::janitor::Names;
 
-/// The broker probe's queue in the world named `names` (deleted with the world's other names).
-pub fn queue(names: &Names) -> String {
-    format!("{}bench.probe", names.prefix)
+/// The broker probes' queues in the world named `names`, persistent and transient (deleted with
+/// the world's other names).
+pub fn queues(names: &Names) -> [String; 2] {
+    [
+        format!("{}bench.probe", names.prefix),
+        format!("{}bench.probe.transient", names.prefix),
+    ]
 }
 
 /// Time between two samples of one probe.
@@ -57,29 +62,30 @@ impl Samples {
     }
 }
 
-/// The three probes, running until [`Probe::finish`].
+/// The probes, running until [`Probe::finish`].
 pub struct Probe {
     stop: CancellationToken,
     tasks: Vec<JoinHandle<anyhow::Result<Samples>>>,
 }
 
 impl Probe {
-    /// Starts the probes: the broker's on `connection` with queue `queue`, the database's on
-    /// `database_url` with table `stall_probe`.
+    /// Starts the probes: the broker's on `connection` with the world's [`queues`], the
+    /// database's on `database_url` with table `stall_probe`.
     pub async fn start(
         connection: &Connection,
-        queue: String,
+        names: &Names,
         database_url: &str,
     ) -> anyhow::Result<Self> {
         let stop = CancellationToken::new();
         let started = Instant::now();
-        let broker = broker(connection, queue, started, stop.clone()).await?;
-        let database = database(database_url, started, stop.clone()).await?;
-        let timer = tokio::spawn(timer(started, stop.clone()));
-        Ok(Self {
-            stop,
-            tasks: vec![broker, database, timer],
-        })
+        let [persistent, transient] = queues(names);
+        let mut tasks = Vec::new();
+        for (queue, mode) in [(persistent, Mode::Persistent), (transient, Mode::Transient)] {
+            tasks.push(broker(connection, queue, mode, started, stop.clone()).await?);
+        }
+        tasks.push(database(database_url, started, stop.clone()).await?);
+        tasks.push(tokio::spawn(timer(started, stop.clone())));
+        Ok(Self { stop, tasks })
     }
 
     /// Stops the probes and returns their samples.
@@ -126,9 +132,19 @@ async fn timed(
     Ok(began.elapsed())
 }
 
+/// How the broker probe publishes. A transient message is confirmed without a disk write: if its
+/// round trip stalls with the persistent one's, the broker stopped serving its queues, not only
+/// confirming.
+#[derive(Clone, Copy)]
+enum Mode {
+    Persistent,
+    Transient,
+}
+
 async fn broker(
     connection: &Connection,
     queue: String,
+    mode: Mode,
     started: Instant,
     stop: CancellationToken,
 ) -> anyhow::Result<JoinHandle<anyhow::Result<Samples>>> {
@@ -143,7 +159,11 @@ async fn broker(
     Ok(tokio::spawn(async move {
         let round_trip = || {
             timed(async {
-                let properties = BasicProperties::default().with_delivery_mode(2);
+                let delivery_mode = match mode {
+                    Mode::Persistent => 2,
+                    Mode::Transient => 1,
+                };
+                let properties = BasicProperties::default().with_delivery_mode(delivery_mode);
                 channel
                     .basic_publish(
                         "".into(),
@@ -162,13 +182,11 @@ async fn broker(
                 Ok(())
             })
         };
-        let samples = every(
-            "broker: persistent publish, confirm, get",
-            started,
-            stop,
-            round_trip,
-        )
-        .await;
+        let what = match mode {
+            Mode::Persistent => "broker: persistent publish, confirm, get",
+            Mode::Transient => "broker, transient: publish, confirm, get on another queue",
+        };
+        let samples = every(what, started, stop, round_trip).await;
         let _ = channel.close(200, "done".into()).await;
         samples
     }))
