@@ -141,6 +141,23 @@ enum Mode {
     Transient,
 }
 
+impl Mode {
+    fn properties(self) -> BasicProperties {
+        let delivery_mode = match self {
+            Self::Persistent => 2,
+            Self::Transient => 1,
+        };
+        BasicProperties::default().with_delivery_mode(delivery_mode)
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Self::Persistent => "broker: persistent publish, confirm, get",
+            Self::Transient => "broker, transient: publish, confirm, get on another queue",
+        }
+    }
+}
+
 async fn broker(
     connection: &Connection,
     queue: String,
@@ -156,21 +173,17 @@ async fn broker(
     channel
         .queue_purge(queue.as_str().into(), QueuePurgeOptions::default())
         .await?;
+    let properties = mode.properties();
     Ok(tokio::spawn(async move {
         let round_trip = || {
             timed(async {
-                let delivery_mode = match mode {
-                    Mode::Persistent => 2,
-                    Mode::Transient => 1,
-                };
-                let properties = BasicProperties::default().with_delivery_mode(delivery_mode);
                 channel
                     .basic_publish(
                         "".into(),
                         queue.as_str().into(),
                         BasicPublishOptions::default(),
                         b"stall probe",
-                        properties,
+                        properties.clone(),
                     )
                     .await?
                     .await?;
@@ -182,11 +195,7 @@ async fn broker(
                 Ok(())
             })
         };
-        let what = match mode {
-            Mode::Persistent => "broker: persistent publish, confirm, get",
-            Mode::Transient => "broker, transient: publish, confirm, get on another queue",
-        };
-        let samples = every(what, started, stop, round_trip).await;
+        let samples = every(mode.what(), started, stop, round_trip).await;
         let _ = channel.close(200, "done".into()).await;
         samples
     }))
