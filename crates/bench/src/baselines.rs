@@ -1,10 +1,12 @@
-//! The two baselines measured in the same run, so that the scenarios' figures can be read as
+//! The baselines measured in the same run, so that the scenarios' figures can be read as
 //! ratios that hold on a noisy machine:
 //! - `http-ceiling`: the sender's own HTTP client code ([`webhooks_sender::attempt::Sender`], same
 //!   client settings, same headers, same body size) posting straight to the receiver with
 //!   [`CONCURRENCY`] requests in flight: no broker, no database. No delivery pipeline can beat it.
 //! - `broker-hop`: RabbitMQ alone, one hop: persistent publishes with confirms into a durable
-//!   queue and a consumer acking (multiple) with a prefetch of [`PREFETCH`].
+//!   queue and a consumer acking (multiple) with a prefetch of [`PREFETCH`]. At full speed it is
+//!   the bound of fan-out 1's rate; paced at the steady scenario's rate, its publish→consume
+//!   latency is the broker's own share of the steady scenario's.
 
 use anyhow::Context;
 use futures::StreamExt;
@@ -23,7 +25,7 @@ use webhooks_sender::claim::{Job, Target};
 use crate::phase::{Progress, RABBITMQ};
 use crate::procfs;
 use crate::publisher::{Pipeline, event_body};
-use crate::receiver::{Arrivals, Receiver, now_ns};
+use crate::receiver::{Arrivals, Receiver, latency_us, now_ns};
 use crate::services::{Janitor, Names};
 
 /// Requests in flight in the HTTP ceiling.
@@ -178,33 +180,51 @@ fn job(url: &str, seq: u64) -> anyhow::Result<Job> {
     })
 }
 
+/// The label of broker-hop published at a steady rate ([`Hop::paced`]), whose latency is the
+/// broker's own share of a steady scenario's.
+pub const BROKER_HOP_STEADY: &str = "broker-hop-steady";
+
+/// How broker-hop runs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Hop {
+    /// How long the consumer holds each batch before acking it (zero: acks at once).
+    pub ack_delay: Duration,
+    /// Messages per second to publish at, measuring each message's publish→consume latency;
+    /// `None`: as fast as confirms allow, rate only.
+    pub paced: Option<f64>,
+}
+
 /// RabbitMQ alone: `messages` persistent publishes with confirms → one consumer with acks, sent
-/// `ack_delay` after each batch arrived (zero: at once).
+/// `hop.ack_delay` after each batch arrived (zero: at once).
 ///
 /// A consumer that commits what it consumed before acking (the dispatcher, whose ack waits for the
 /// event's record to be on disk) holds each message for a while, and the broker spends more CPU per
 /// message on such a consumer than on one that acks at once: `--hop-ack-delay` measures how much.
+///
+/// Paced, it is the steady scenario's first leg alone: the events' own publisher and body, the
+/// same broker path, a consumer that does nothing else. A delay it shows, no service caused.
 pub async fn broker_hop(
     connection: &lapin::Connection,
     amqp_url: &str,
     janitor: &Janitor,
     messages: u64,
-    ack_delay: Duration,
+    hop: Hop,
 ) -> anyhow::Result<Baseline> {
     let names = Names::fresh();
     janitor.register(&names);
-    let outcome = hop(connection, amqp_url, &names, messages, ack_delay).await;
+    let outcome = one_hop(connection, amqp_url, &names, messages, hop).await;
     janitor.clean(&names).await;
     outcome
 }
 
-async fn hop(
+async fn one_hop(
     connection: &lapin::Connection,
     amqp_url: &str,
     names: &Names,
     messages: u64,
-    ack_delay: Duration,
+    hop: Hop,
 ) -> anyhow::Result<Baseline> {
+    let Hop { ack_delay, paced } = hop;
     let queue = format!("{}bench.hop", names.prefix);
     // The consumer gets a connection of its own, as a service would have.
     let consuming = crate::publisher::connect(amqp_url, "webhooks-bench-hop").await?;
@@ -236,12 +256,17 @@ async fn hop(
     });
     let consuming_task = tokio::spawn(async move {
         let mut chunks = consumer.ready_chunks(usize::from(PREFETCH));
+        let mut latencies_us = Vec::new();
         while counter.load(Ordering::Relaxed) < messages {
             let chunk = chunks
                 .next()
                 .await
                 .context("the broker ended the consumer")?;
             let chunk = chunk.into_iter().collect::<Result<Vec<_>, _>>()?;
+            if paced.is_some() {
+                let arrived = now_ns();
+                latencies_us.extend(chunk.iter().filter_map(|d| latency_us(&d.data, arrived)));
+            }
             if let Some(last) = chunk.last() {
                 if ack_delay.is_zero() {
                     last.acker.ack(BasicAckOptions { multiple: true }).await?;
@@ -251,14 +276,23 @@ async fn hop(
             }
             counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         }
-        Ok::<_, anyhow::Error>(now_ns())
+        Ok::<_, anyhow::Error>((now_ns(), latencies_us))
     });
 
     let mut pipeline = Pipeline::open(connection).await?;
     let rabbitmq_cpu = procfs::cpu_seconds_of_command(RABBITMQ);
     let started_ns = now_ns();
-    let mut progress = Progress::new("broker-hop");
+    let label = if paced.is_some() {
+        BROKER_HOP_STEADY
+    } else {
+        "broker-hop"
+    };
+    let mut progress = Progress::new(label);
+    let started = Instant::now();
     for seq in 0..messages {
+        if let Some(rate) = paced {
+            tokio::time::sleep_until(started + Duration::from_secs_f64(seq as f64 / rate)).await;
+        }
         pipeline.publish("", &queue, &event_body(0, seq)).await?;
         progress.tick(
             "published",
@@ -277,18 +311,28 @@ async fn hop(
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let last_ns = consuming_task.await??;
+    let (last_ns, mut latencies_us) = consuming_task.await??;
     // The consumer is done, so the channel closes once the last held ack has gone out.
     acking_task.await??;
     let rabbitmq_cpu_s = procfs::cpu_seconds_of_command(RABBITMQ) - rabbitmq_cpu;
     webhooks_core::amqp::close_connection(&consuming, "done").await;
     let seconds = last_ns.saturating_sub(started_ns) as f64 / 1e9;
+    let arrivals = paced.map(|_| {
+        latencies_us.sort_unstable();
+        Arrivals {
+            unique: messages,
+            latencies_us,
+            first_ns: Some(started_ns),
+            last_ns,
+            ..Arrivals::default()
+        }
+    });
     Ok(Baseline {
-        label: "broker-hop",
+        label,
         count: messages,
         rate: messages as f64 / seconds.max(1e-9),
         ports: 0,
-        arrivals: None,
+        arrivals,
         rounds: 1,
         rabbitmq_cpu_s: Some(rabbitmq_cpu_s),
         ack_delay,

@@ -139,7 +139,9 @@ fn general_notes(ctx: &Ctx, report: &mut Report) {
     report.note(
         "Baselines: http-ceiling runs the sender's own attempt code (webhooks_sender::attempt::Sender: same client settings, \
          headers and body size) straight against this benchmark's receiver; broker-hop publishes persistent messages with \
-         confirms into a durable queue that one consumer acks in batches (multiple)."
+         confirms into a durable queue that one consumer acks in batches (multiple); broker-hop at the steady rate does so at \
+         1,000 messages/s right before the steady scenario, and times each message from publish to consume: the broker's own share of \
+         the steady latency."
             .into(),
     );
     report.note(

@@ -108,6 +108,13 @@ struct Marks {
     sent_ns: u64,
 }
 
+/// Microseconds from an event's publish (the `sent_ns` the publisher wrote into its payload) to
+/// `arrived_ns`; `None` for a body without the marks.
+pub fn latency_us(body: &[u8], arrived_ns: u64) -> Option<u32> {
+    let marks = serde_json::from_slice::<Body>(body).ok()?.payload;
+    Some(u32::try_from(arrived_ns.saturating_sub(marks.sent_ns) / 1_000).unwrap_or(u32::MAX))
+}
+
 async fn healthy(
     State(tracker): State<Arc<Tracker>>,
     Path(k): Path<usize>,
@@ -262,6 +269,17 @@ mod tests {
     fn body(phase: u32, seq: u64) -> Vec<u8> {
         format!(r#"{{"event_name":"run.started","timestamp":1,"payload":{{"phase":{phase},"seq":{seq},"sent_ns":{}}},"team_member_id":null,"project_code":"B"}}"#, now_ns())
             .into_bytes()
+    }
+
+    #[test]
+    fn latency_is_read_from_the_publish_mark() {
+        let body = body(1, 0);
+        let sent_ns = serde_json::from_slice::<Body>(&body)
+            .unwrap()
+            .payload
+            .sent_ns;
+        assert_eq!(latency_us(&body, sent_ns + 2_500_000), Some(2_500));
+        assert_eq!(latency_us(b"not json", sent_ns), None);
     }
 
     #[test]

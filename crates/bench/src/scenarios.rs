@@ -62,16 +62,22 @@ impl Ctx {
 /// machine before each of their measurements, the others once before they start.
 pub async fn run(ctx: &Ctx, scenario: Scenario, report: &mut Report) -> anyhow::Result<()> {
     let events = ctx.args.events(scenario);
-    if !matches!(
-        scenario,
-        Scenario::Fanout1 | Scenario::Fanout10 | Scenario::Soak
-    ) {
+    let hop_first = scenario == Scenario::Steady && !ctx.args.no_baselines;
+    if !hop_first
+        && !matches!(
+            scenario,
+            Scenario::Fanout1 | Scenario::Fanout10 | Scenario::Soak
+        )
+    {
         settle(report, scenario.name().to_owned()).await;
     }
     match scenario {
         Scenario::Fanout1 => rounds(ctx, report, Kind::Fanout1, events).await,
         Scenario::Fanout10 => rounds(ctx, report, Kind::Fanout10, events).await,
         Scenario::Steady => {
+            if hop_first {
+                steady_hop(ctx, report, events).await;
+            }
             let spec = Spec {
                 rate: Some(STEADY_RATE),
                 ..fanout_spec(Kind::Steady, Kind::Steady.label().to_owned(), events)
@@ -101,18 +107,45 @@ fn baseline_of(kind: Kind) -> &'static str {
 async fn measure_baseline(ctx: &Ctx, kind: Kind) -> anyhow::Result<Baseline> {
     if kind == Kind::Fanout1 {
         let messages = ctx.args.scaled(HOP_MESSAGES);
-        let ack_delay = std::time::Duration::from_millis(ctx.args.hop_ack_delay);
+        let hop = baselines::Hop {
+            ack_delay: std::time::Duration::from_millis(ctx.args.hop_ack_delay),
+            paced: None,
+        };
         baselines::broker_hop(
             &ctx.connection,
             &ctx.args.amqp_url,
             &ctx.janitor,
             messages,
-            ack_delay,
+            hop,
         )
         .await
     } else {
         baselines::http_ceiling(ctx.args.scaled(CEILING_REQUESTS), ctx.ports(10)).await
     }
+}
+
+/// The broker's own publish→consume latency at the steady rate, as many messages as the steady
+/// scenario has events, measured right before it: what the broker alone adds to each event. Each
+/// of the two waits for a quiet machine.
+async fn steady_hop(ctx: &Ctx, report: &mut Report, events: u64) {
+    settle(report, baselines::BROKER_HOP_STEADY.to_owned()).await;
+    let hop = baselines::Hop {
+        ack_delay: std::time::Duration::ZERO,
+        paced: Some(STEADY_RATE),
+    };
+    let measured = baselines::broker_hop(
+        &ctx.connection,
+        &ctx.args.amqp_url,
+        &ctx.janitor,
+        events,
+        hop,
+    )
+    .await;
+    match measured {
+        Ok(b) => report.baseline(b),
+        Err(e) => failed(report, baselines::BROKER_HOP_STEADY, &e),
+    }
+    settle(report, Kind::Steady.label().to_owned()).await;
 }
 
 /// `--rounds` rounds of a full-speed fan-out scenario, each in a world of its own and (unless

@@ -258,27 +258,22 @@ impl Report {
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         for b in &self.baselines {
-            let (label, latency) = match &b.arrivals {
-                Some(arrivals) => (
-                    format!(
-                        "baseline http-ceiling ({} concurrent over {} ports, no broker or database)",
-                        baselines::CONCURRENCY,
-                        b.ports
-                    ),
-                    Some(
-                        [0.50, 0.95, 0.99]
-                            .map(|p| percentile_us(&arrivals.latencies_us, p) / 1000.0),
-                    ),
+            let label = match b.label {
+                "http-ceiling" => format!(
+                    "baseline http-ceiling ({} concurrent over {} ports, no broker or database)",
+                    baselines::CONCURRENCY,
+                    b.ports
                 ),
-                None => (
-                    format!(
-                        "baseline broker-hop (persistent + confirms → acks{}, prefetch {})",
-                        held_for(b.ack_delay),
-                        baselines::PREFETCH
-                    ),
-                    None,
+                baselines::BROKER_HOP_STEADY => "baseline broker-hop at the steady rate (its events' publisher → a consumer acking at once; publish→consume latency)".to_owned(),
+                _ => format!(
+                    "baseline broker-hop (persistent + confirms → acks{}, prefetch {})",
+                    held_for(b.ack_delay),
+                    baselines::PREFETCH
                 ),
             };
+            let latency = b.arrivals.as_ref().map(|arrivals| {
+                [0.50, 0.95, 0.99].map(|p| percentile_us(&arrivals.latencies_us, p) / 1000.0)
+            });
             let label = if b.rounds > 1 {
                 format!("{label}, {} rounds", b.rounds)
             } else {
@@ -433,6 +428,33 @@ mod tests {
         );
         assert!(!late.contains("| fanout1 ÷ broker-hop |"), "{late}");
         assert!(late.contains("| fanout1 deliveries/s | 9,000 |"), "{late}");
+    }
+
+    #[test]
+    fn the_steady_hop_is_labelled_by_its_rate_and_shows_its_latency() {
+        let mut report = Report::new("webhooks-bench".into());
+        report.baseline(Baseline {
+            label: baselines::BROKER_HOP_STEADY,
+            count: 4,
+            rate: 999.6,
+            ports: 0,
+            arrivals: Some(crate::receiver::Arrivals {
+                unique: 4,
+                latencies_us: vec![400, 500, 1_500, 42_900],
+                ..crate::receiver::Arrivals::default()
+            }),
+            rounds: 1,
+            rabbitmq_cpu_s: Some(0.4),
+            ack_delay: std::time::Duration::ZERO,
+        });
+        let table = report.markdown();
+        let row = table
+            .lines()
+            .find(|l| l.starts_with("| baseline broker-hop at the steady rate ("))
+            .unwrap_or_else(|| panic!("{table}"));
+        let p99 = percentile_us(&[400, 500, 1_500, 42_900], 0.99) / 1000.0;
+        assert!(row.contains(&format!("| {p99:.1} |")), "{row}");
+        assert!(!row.contains("| – | – | – | – | – | – | – | – |"), "{row}");
     }
 
     #[test]
