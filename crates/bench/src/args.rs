@@ -22,7 +22,8 @@ pub struct Args {
     #[arg(long)]
     pub quick: bool,
 
-    /// Skip the two baselines (http-ceiling, broker-hop); the ratios are then left out.
+    /// Skip the baselines (http-ceiling, broker-hop, and broker-hop at the steady rate); the ratios
+    /// are then left out.
     #[arg(long)]
     pub no_baselines: bool,
 

@@ -1,7 +1,7 @@
 //! The benchmark of the webhook pipeline: it starts the real `webhooks-dispatcher` and
 //! `webhooks-sender` binaries against the real RabbitMQ and PostgreSQL, delivers to a receiver of
 //! its own, and prints a markdown table of rates, publish→receive latencies, CPU per 1,000
-//! deliveries and peak memory per service, next to two baselines measured in the same run. On
+//! deliveries and peak memory per service, next to baselines measured in the same run. On
 //! request (`--scenario soak`) it runs instead a long soak with faults injected at random.
 //!
 //! # Layout
