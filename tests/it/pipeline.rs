@@ -536,3 +536,37 @@ async fn bursts_to_one_endpoint_reuse_their_connections() {
     );
     world.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_flow_through_a_quorum_queue_when_one_is_asked_for() {
+    use webhooks_core::amqp::QueueType;
+    let world = World::start_with(|o| o.dispatcher.events_queue_type = QueueType::Quorum).await;
+    world.webhook("DEMO", "q", &["run.started"], None).await;
+    world.publish("DEMO", "run.started", json!({"n": 7})).await;
+    let got = world.receiver.wait_for("q", 1, SOON).await;
+    let body: serde_json::Value = serde_json::from_slice(&got[0].body).expect("json");
+    assert_eq!(body["payload"]["n"], 7);
+
+    // The broker takes a quorum declaration of an existing queue only if it is a quorum queue.
+    let connection = lapin::Connection::connect(
+        webhooks_tests::world::AMQP_URL,
+        lapin::ConnectionProperties::default(),
+    )
+    .await
+    .expect("broker");
+    let channel = connection.create_channel().await.expect("channel");
+    let durable = lapin::options::QueueDeclareOptions {
+        durable: true,
+        ..lapin::options::QueueDeclareOptions::default()
+    };
+    channel
+        .queue_declare(
+            world.topology.dispatcher_queue().as_str().into(),
+            durable,
+            QueueType::Quorum.arguments(),
+        )
+        .await
+        .expect("the dispatcher's queue is a quorum queue");
+    let _ = connection.close(200, "done".into()).await;
+    world.finish().await;
+}

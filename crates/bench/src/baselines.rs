@@ -229,7 +229,8 @@ async fn one_hop(
     // The consumer gets a connection of its own, as a service would have.
     let consuming = crate::publisher::connect(amqp_url, "webhooks-bench-hop").await?;
     let channel = consuming.create_channel().await?;
-    crate::publisher::declare_durable(&channel, &queue).await?;
+    crate::publisher::declare_durable(&channel, &queue, crate::services::events_queue_type()?)
+        .await?;
     // The dispatcher's default prefetch: enough to keep the consumer busy between acks.
     channel
         .basic_qos(PREFETCH, BasicQosOptions::default())

@@ -35,14 +35,19 @@ pub async fn connect(url: &str, name: &str) -> anyhow::Result<Connection> {
     .with_context(|| format!("connecting to the broker as {name}"))
 }
 
-/// Declares the durable queue `name` (kept across broker restarts, as the services' are).
-pub async fn declare_durable(channel: &Channel, name: &str) -> anyhow::Result<()> {
+/// Declares the durable queue `name` (kept across broker restarts, as the services' are) of
+/// `queue_type`.
+pub async fn declare_durable(
+    channel: &Channel,
+    name: &str,
+    queue_type: webhooks_core::amqp::QueueType,
+) -> anyhow::Result<()> {
     let durable = lapin::options::QueueDeclareOptions {
         durable: true,
         ..lapin::options::QueueDeclareOptions::default()
     };
     channel
-        .queue_declare(name.into(), durable, lapin::types::FieldTable::default())
+        .queue_declare(name.into(), durable, queue_type.arguments())
         .await
         .with_context(|| format!("declaring the queue {name}"))?;
     Ok(())

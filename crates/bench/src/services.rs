@@ -34,7 +34,19 @@ pub const TUNING_VARIABLES: &[&str] = &[
     "RETRY_MAX",
     "RESPONSE_SNIPPET_BYTES",
     "DELIVERY_TIMEOUT",
+    "EVENTS_QUEUE_TYPE",
 ];
+
+/// The kind of queue the dispatcher's events wait in, as `EVENTS_QUEUE_TYPE` (which passes through
+/// to the dispatcher) sets it; broker-hop declares its queue the same way, so that the hop it
+/// measures is the one the events take.
+pub fn events_queue_type() -> anyhow::Result<webhooks_core::amqp::QueueType> {
+    match std::env::var("EVENTS_QUEUE_TYPE") {
+        Ok(value) => clap::ValueEnum::from_str(&value, true)
+            .map_err(|e| anyhow::anyhow!("EVENTS_QUEUE_TYPE={value}: {e}")),
+        Err(_) => Ok(webhooks_core::amqp::QueueType::default()),
+    }
+}
 
 /// Where the binaries, the broker and the database server are.
 pub struct Settings {

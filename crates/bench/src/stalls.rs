@@ -169,7 +169,7 @@ async fn broker(
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
-    crate::publisher::declare_durable(&channel, &queue).await?;
+    crate::publisher::declare_durable(&channel, &queue, Default::default()).await?;
     channel
         .queue_purge(queue.as_str().into(), QueuePurgeOptions::default())
         .await?;

@@ -100,10 +100,40 @@ fn durable_exchange() -> ExchangeDeclareOptions {
     }
 }
 
+/// The kind of durable queue the dispatcher's events wait in (`EVENTS_QUEUE_TYPE`).
+///
+/// A quorum queue writes every message to the broker's log, whether its consumer keeps up or not,
+/// and hands it out once it is on disk; a classic queue skips the write for a message consumed and
+/// acked at once but spends more per message while a backlog stands (the benchmark's findings in
+/// the README). The broker refuses to declare an existing queue with another type: switching an
+/// installation means draining and deleting `webhooks.dispatcher` first.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum QueueType {
+    #[default]
+    Classic,
+    Quorum,
+}
+
+impl QueueType {
+    /// The arguments of a queue declaration. A classic queue is declared with none, as it always
+    /// has been: an installation's existing queue stays equivalent to the declaration.
+    pub fn arguments(self) -> FieldTable {
+        let mut arguments = FieldTable::default();
+        if self == Self::Quorum {
+            arguments.insert(
+                "x-queue-type".into(),
+                AMQPValue::LongString("quorum".into()),
+            );
+        }
+        arguments
+    }
+}
+
 async fn declare_bound_queue(
     channel: &Channel,
     exchange: &str,
     queue: &str,
+    arguments: FieldTable,
 ) -> Result<(), QueueError> {
     // Topic exchanges: publishers route by event name, we take everything with `#`.
     channel
@@ -115,7 +145,7 @@ async fn declare_bound_queue(
         )
         .await?;
     channel
-        .queue_declare(queue.into(), durable_queue(), FieldTable::default())
+        .queue_declare(queue.into(), durable_queue(), arguments)
         .await?;
     channel
         .queue_bind(
@@ -129,12 +159,18 @@ async fn declare_bound_queue(
     Ok(())
 }
 
-/// Declares the events exchange, the dispatcher's queue bound with `#`, and the dead-letter queue.
-pub async fn declare_events(channel: &Channel, topology: &Topology) -> Result<(), QueueError> {
+/// Declares the events exchange, the dispatcher's queue (of `queue_type`) bound with `#`, and the
+/// dead-letter queue.
+pub async fn declare_events(
+    channel: &Channel,
+    topology: &Topology,
+    queue_type: QueueType,
+) -> Result<(), QueueError> {
     declare_bound_queue(
         channel,
         topology.events_exchange(),
         &topology.dispatcher_queue(),
+        queue_type.arguments(),
     )
     .await?;
     channel
@@ -169,6 +205,7 @@ pub async fn declare_notifications(
         channel,
         &topology.notifications_exchange(),
         &topology.notifications_queue(),
+        FieldTable::default(),
     )
     .await
 }

@@ -32,6 +32,12 @@ pub struct Config {
     #[arg(long, env = "ALLOWED_TARGETS", value_delimiter = ',', value_parser = webhooks_core::destination::parse_net)]
     pub allowed_targets: Vec<IpNet>,
 
+    /// The kind of durable queue `webhooks.dispatcher` is declared as: `classic` or `quorum`. The
+    /// broker keeps a queue's type for its life, so an existing queue must be drained and deleted
+    /// before it can change.
+    #[arg(long, env = "EVENTS_QUEUE_TYPE", value_enum, default_value_t = webhooks_core::amqp::QueueType::Classic)]
+    pub events_queue_type: webhooks_core::amqp::QueueType,
+
     /// Unacknowledged events the broker may push ahead of processing (bounds memory).
     #[arg(long, env = "PREFETCH", default_value_t = 1000)]
     pub prefetch: u16,

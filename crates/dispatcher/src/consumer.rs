@@ -33,7 +33,7 @@ pub async fn session(
     )
     .await?;
     let setup = connection.create_channel().await?;
-    amqp::declare_events(&setup, &shared.topology).await?;
+    amqp::declare_events(&setup, &shared.topology, config.events_queue_type).await?;
     amqp::declare_deliveries(&setup, &shared.topology).await?;
     let fanout = Fanout {
         pool: shared.pool.clone(),
