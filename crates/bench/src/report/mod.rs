@@ -431,7 +431,7 @@ mod tests {
     }
 
     #[test]
-    fn the_steady_hop_is_labelled_by_its_rate_and_shows_its_latency() {
+    fn the_steady_hop_is_labelled_as_the_steady_rate_and_shows_its_latency() {
         let mut report = Report::new("webhooks-bench".into());
         report.baseline(Baseline {
             label: baselines::BROKER_HOP_STEADY,
