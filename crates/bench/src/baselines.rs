@@ -185,7 +185,7 @@ fn job(url: &str, seq: u64) -> anyhow::Result<Job> {
 pub const BROKER_HOP_STEADY: &str = "broker-hop-steady";
 
 /// How broker-hop runs.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct Hop {
     /// How long the consumer holds each batch before acking it (zero: acks at once).
     pub ack_delay: Duration,

@@ -49,6 +49,18 @@ impl Ctx {
         }
     }
 
+    /// Broker-hop run `hop`'s way with `messages` messages, in names of its own.
+    async fn broker_hop(&self, messages: u64, hop: baselines::Hop) -> anyhow::Result<Baseline> {
+        baselines::broker_hop(
+            &self.connection,
+            &self.args.amqp_url,
+            &self.janitor,
+            messages,
+            hop,
+        )
+        .await
+    }
+
     pub fn world(&self, delivery_timeout: Option<&'static str>) -> anyhow::Result<World> {
         World::new(
             self.settings.clone(),
@@ -111,14 +123,7 @@ async fn measure_baseline(ctx: &Ctx, kind: Kind) -> anyhow::Result<Baseline> {
             ack_delay: std::time::Duration::from_millis(ctx.args.hop_ack_delay),
             paced: None,
         };
-        baselines::broker_hop(
-            &ctx.connection,
-            &ctx.args.amqp_url,
-            &ctx.janitor,
-            messages,
-            hop,
-        )
-        .await
+        ctx.broker_hop(messages, hop).await
     } else {
         baselines::http_ceiling(ctx.args.scaled(CEILING_REQUESTS), ctx.ports(10)).await
     }
@@ -133,15 +138,7 @@ async fn steady_hop(ctx: &Ctx, report: &mut Report, events: u64) {
         ack_delay: std::time::Duration::ZERO,
         paced: Some(STEADY_RATE),
     };
-    let measured = baselines::broker_hop(
-        &ctx.connection,
-        &ctx.args.amqp_url,
-        &ctx.janitor,
-        events,
-        hop,
-    )
-    .await;
-    match measured {
+    match ctx.broker_hop(events, hop).await {
         Ok(b) => report.baseline(b),
         Err(e) => failed(report, baselines::BROKER_HOP_STEADY, &e),
     }
