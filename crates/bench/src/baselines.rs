@@ -30,8 +30,8 @@ use crate::services::{Janitor, Names};
 
 /// Requests in flight in the HTTP ceiling.
 pub const CONCURRENCY: usize = 256;
-/// Unacknowledged messages the broker-hop consumer may hold.
-pub const PREFETCH: u16 = 1_000;
+/// Unacknowledged messages the broker-hop consumer may hold: the dispatcher's default.
+pub const PREFETCH: u16 = webhooks_core::amqp::EVENTS_PREFETCH;
 
 /// A baseline's rate and (where it has one) its latency.
 #[derive(Clone, Debug)]
@@ -231,7 +231,7 @@ async fn one_hop(
     let channel = consuming.create_channel().await?;
     crate::publisher::declare_durable(&channel, &queue, crate::services::events_queue_type()?)
         .await?;
-    // The dispatcher's default prefetch: enough to keep the consumer busy between acks.
+    // The dispatcher's default prefetch, so that the hop measured is the one the events take.
     channel
         .basic_qos(PREFETCH, BasicQosOptions::default())
         .await?;

@@ -39,7 +39,7 @@ pub struct Config {
     pub events_queue_type: webhooks_core::amqp::QueueType,
 
     /// Unacknowledged events the broker may push ahead of processing (bounds memory).
-    #[arg(long, env = "PREFETCH", default_value_t = 1000)]
+    #[arg(long, env = "PREFETCH", default_value_t = webhooks_core::amqp::EVENTS_PREFETCH)]
     pub prefetch: u16,
 
     /// Most events handled in one database transaction and one hand-off message.
