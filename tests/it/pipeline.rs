@@ -66,6 +66,41 @@ async fn delivers_exact_body_and_headers() {
     world.finish().await;
 }
 
+/// The services ask the broker for frames of at most 32 KiB (their buffers take 32 frames each
+/// way); an event four frames long is still recorded and delivered byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_several_frames_long_arrives_whole() {
+    use webhooks_core::amqp::{FRAME_MAX, Topology, close_connection, connect};
+
+    let connection = connect(
+        webhooks_tests::world::AMQP_URL,
+        "frame-check",
+        &Topology::new("", "frame-check"),
+    )
+    .await
+    .expect("a broker connection");
+    assert_eq!(connection.configuration().frame_max(), FRAME_MAX);
+    close_connection(&connection, "checked").await;
+
+    let world = World::start().await;
+    world.webhook("DEMO", "long", &["run.started"], None).await;
+    let payload = format!(r#"{{"notes":"{}"}}"#, "n".repeat(4 * FRAME_MAX as usize));
+    let event_id = uuid::Uuid::new_v4().to_string();
+    world
+        .publish_event(&event_id, "DEMO", "run.started", &payload)
+        .await;
+    let got = world.receiver.wait_for("long", 1, SOON).await;
+    let expected = format!(
+        r#"{{"event_name":"run.started","timestamp":1650540069,"payload":{payload},"team_member_id":40,"project_code":"DEMO"}}"#
+    );
+    assert!(got[0].body.len() > 4 * FRAME_MAX as usize);
+    assert!(
+        got[0].body == expected.as_bytes(),
+        "the body changed on the way"
+    );
+    world.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signs_whsec_secrets_as_standard_webhooks_specifies() {
     let world = World::start().await;

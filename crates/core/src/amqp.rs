@@ -26,6 +26,8 @@ pub enum QueueError {
     Nacked,
     #[error("broker could not route a message to {0}")]
     Unroutable(String),
+    #[error("AMQP_URL is not a broker URL: {0}")]
+    Url(String),
 }
 
 /// The names of everything the services declare.
@@ -80,10 +82,26 @@ pub async fn connect(url: &str, name: &str, topology: &Topology) -> Result<Conne
         format!("{name} {}", topology.prefix)
     };
     let properties = ConnectionProperties::default().with_connection_name(name.into());
-    tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(url, properties))
+    let uri = broker_uri(url)?;
+    tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect_uri(uri, properties))
         .await
         .map_err(|_| QueueError::Timeout(CONNECT_TIMEOUT))?
         .map_err(QueueError::from)
+}
+
+/// The largest frame the services ask the broker for, unless `AMQP_URL` names one (`frame_max`).
+///
+/// The client keeps 32 frames of buffer each way per connection, so the broker's default of
+/// 128 KiB costs 8 MiB of memory per connection; at 32 KiB it is 2 MiB. Events are far smaller
+/// than a frame, and a larger message (a big event, a hand-off of many deliveries) is carried in
+/// several frames.
+pub const FRAME_MAX: u32 = 32 * 1024;
+
+/// Parses the broker URL and asks for frames of at most [`FRAME_MAX`] unless it says otherwise.
+pub fn broker_uri(url: &str) -> Result<lapin::uri::AMQPUri, QueueError> {
+    let mut uri: lapin::uri::AMQPUri = url.parse().map_err(QueueError::Url)?;
+    uri.query.frame_max.get_or_insert(FRAME_MAX);
+    Ok(uri)
 }
 
 fn durable_queue() -> QueueDeclareOptions {
@@ -474,5 +492,26 @@ pub async fn reconnect_loop<F, Fut>(
             _ = tokio::time::sleep(wait) => {}
         }
         wait = (wait * 2).min(MAX);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_are_capped_unless_the_url_names_a_size() {
+        let default = broker_uri("amqp://guest:guest@127.0.0.1:5672/%2f").expect("a broker URL");
+        assert_eq!(default.query.frame_max, Some(FRAME_MAX));
+        let named =
+            broker_uri("amqp://127.0.0.1:5672/%2f?frame_max=131072&heartbeat=10").expect("a URL");
+        assert_eq!(named.query.frame_max, Some(131_072));
+        assert_eq!(named.query.heartbeat, Some(10));
+        let error = broker_uri("127.0.0.1:5672").expect_err("no scheme");
+        assert!(
+            error
+                .to_string()
+                .starts_with("AMQP_URL is not a broker URL")
+        );
     }
 }
