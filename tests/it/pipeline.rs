@@ -6,6 +6,7 @@ use hmac::{Hmac, Mac};
 use lapin::BasicProperties;
 use serde_json::json;
 use sha2::Sha256;
+use std::time::Duration;
 use webhooks_tests::receiver::Behaviour;
 use webhooks_tests::world::World;
 
@@ -342,7 +343,7 @@ async fn a_claim_reads_only_its_own_rows_however_large_the_table_has_grown() {
     let session = pool.get().await.expect("session");
     session
         .batch_execute(&format!(
-            "PREPARE claim(uuid[], timestamptz) AS {}",
+            "PREPARE claim(uuid[], timestamptz, timestamptz, timestamptz) AS {}",
             webhooks_sender::claim::by_ids_statement()
         ))
         .await
@@ -352,7 +353,10 @@ async fn a_claim_reads_only_its_own_rows_however_large_the_table_has_grown() {
         let from = batch * 5 + 1;
         let claimed = session
             .query(
-                &format!("EXECUTE claim({}, now())", ids(from, from + 4).await),
+                &format!(
+                    "EXECUTE claim({}, now() + interval '1 minute', now(), NULL)",
+                    ids(from, from + 4).await
+                ),
                 &[],
             )
             .await
@@ -366,7 +370,7 @@ async fn a_claim_reads_only_its_own_rows_however_large_the_table_has_grown() {
     let explained = session
         .query_one(
             &format!(
-                "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE claim({}, now())",
+                "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE claim({}, now() + interval '1 minute', now(), NULL)",
                 ids(30_001, 30_010).await
             ),
             &[],
@@ -433,7 +437,12 @@ async fn every_lease_of_a_freshly_inserted_batch_fits_on_its_rows_page() {
     let claimed = tx
         .query(
             &webhooks_sender::claim::by_ids_statement(),
-            &[&ids, &(chrono::Utc::now() + chrono::Duration::minutes(5))],
+            &[
+                &ids,
+                &(chrono::Utc::now() + chrono::Duration::minutes(5)),
+                &chrono::Utc::now(),
+                &None::<chrono::DateTime<chrono::Utc>>,
+            ],
         )
         .await
         .expect("claim");
@@ -603,5 +612,120 @@ async fn events_flow_through_a_quorum_queue_when_one_is_asked_for() {
         .await
         .expect("the dispatcher's queue is a quorum queue");
     let _ = connection.close(200, "done".into()).await;
+    world.finish().await;
+}
+
+const HANDOFF: &str = "webhooks_sender_deliveries_claimed_total{source=\"handoff\"}";
+const CLAIMED_QUEUE: &str = "webhooks_sender_deliveries_claimed_total{source=\"queue\"}";
+const CLAIMED_SCHEDULER: &str = "webhooks_sender_deliveries_claimed_total{source=\"scheduler\"}";
+
+/// A fresh delivery comes to the sender whole with its hand-off message, reserved by the lease it
+/// was recorded with: the sender attempts it with no claim, reading only its webhook.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fresh_deliveries_are_carried_by_their_hand_off_not_claimed() {
+    let world = World::start().await;
+    world
+        .webhook("DEMO", "carried", &["run.started"], None)
+        .await;
+    for seq in 0..20 {
+        world
+            .publish("DEMO", "run.started", json!({"seq": seq}))
+            .await;
+    }
+    let duplicates = world.receiver.wait_for_seqs("carried", 20, SOON).await;
+    assert_eq!(duplicates, 0);
+    let sender = world.sender_addr;
+    webhooks_tests::wait::until("every attempt counted", SOON, || async {
+        (world.metric(sender, HANDOFF).await == 20.0).then_some(())
+    })
+    .await;
+    assert_eq!(world.metric(sender, CLAIMED_QUEUE).await, 0.0);
+    assert_eq!(world.metric(sender, CLAIMED_SCHEDULER).await, 0.0);
+    world.finish().await;
+}
+
+/// A hand-off message that comes again, redelivered, may have been taken before by a sender that
+/// is attempting its deliveries under their reservation right now. So its deliveries are left
+/// alone until their lease runs out, and then taken by the scheduler, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_hand_off_leaves_its_deliveries_to_the_scheduler() {
+    let mut world = World::start().await;
+    world.webhook("DEMO", "again", &["run.started"], None).await;
+    let marker = world
+        .webhook("DEMO", "marker", &["run.completed"], None)
+        .await;
+    world.stop_senders().await;
+    world
+        .publish("DEMO", "run.started", json!({"seq": 0}))
+        .await;
+    let queue = world.topology.deliveries_queue();
+    let kind = world.hand_back(&queue, SOON).await;
+    assert_eq!(kind.as_deref(), Some("deliver.v2"));
+    world.start_sender().await;
+    // Queued behind the redelivered message: once it has arrived, that one has been seen.
+    world
+        .publish("DEMO", "run.completed", json!({"seq": 0}))
+        .await;
+    world.receiver.wait_for("marker", 1, SOON).await;
+    assert!(
+        world.receiver.received("again").is_empty(),
+        "a redelivered hand-off took a delivery still reserved"
+    );
+    let sender = world.sender_addr;
+    assert_eq!(world.metric(sender, CLAIMED_QUEUE).await, 0.0);
+
+    // The dispatcher's lease (10 s here) runs out, once the marker's outcome is in (before, its
+    // own lease would run out too, and the scheduler would send it again).
+    crate::wait_state(&world, "DEMO", &marker, "succeeded").await;
+    world.clock.advance(Duration::from_secs(11));
+    world.receiver.wait_for("again", 1, SOON).await;
+    assert_eq!(world.metric(sender, CLAIMED_SCHEDULER).await, 1.0);
+    assert_eq!(world.metric(sender, HANDOFF).await, 1.0, "the marker");
+    assert_eq!(world.receiver.received("again").len(), 1);
+    world.finish().await;
+}
+
+/// Disabling a webhook cancels its pending deliveries, including one already handed off. Should the
+/// webhook be enabled again before a sender takes that hand-off, the cancelled delivery must still
+/// not go out: a webhook changed since its deliveries were recorded has them claimed, and the claim
+/// skips what is cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_cancelled_after_its_hand_off_is_not_sent() {
+    let mut world = World::start().await;
+    let flip = world.webhook("DEMO", "flip", &["run.started"], None).await;
+    world
+        .webhook("DEMO", "marker", &["run.completed"], None)
+        .await;
+    world.stop_senders().await;
+    let event = world
+        .publish("DEMO", "run.started", json!({"seq": 0}))
+        .await;
+    webhooks_tests::wait::until("the delivery recorded", SOON, || async {
+        (world.deliveries_of_event(&event).await == 1).then_some(())
+    })
+    .await;
+    for enabled in [false, true] {
+        let (status, _) = world
+            .api(
+                reqwest::Method::PATCH,
+                &format!("/projects/DEMO/webhooks/{flip}"),
+                Some(json!({"enabled": enabled})),
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+    world.start_sender().await;
+    // Queued behind the first hand-off: once it has arrived, that one has been seen.
+    world
+        .publish("DEMO", "run.completed", json!({"seq": 0}))
+        .await;
+    world.receiver.wait_for("marker", 1, SOON).await;
+    assert!(
+        world.receiver.received("flip").is_empty(),
+        "a cancelled delivery was sent"
+    );
+    let sender = world.sender_addr;
+    assert_eq!(world.metric(sender, HANDOFF).await, 1.0, "the marker");
+    assert_eq!(world.metric(sender, CLAIMED_QUEUE).await, 0.0);
     world.finish().await;
 }

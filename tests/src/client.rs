@@ -2,7 +2,7 @@
 //! the queues our services fill, the database and the metrics.
 
 use lapin::BasicProperties;
-use lapin::options::{BasicGetOptions, BasicPublishOptions};
+use lapin::options::{BasicGetOptions, BasicNackOptions, BasicPublishOptions};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -146,6 +146,34 @@ impl World {
             .basic_get(queue.into(), BasicGetOptions { no_ack: true })
             .await
             .expect("basic.get")
+    }
+
+    /// Waits for a message on `queue` and hands it back unacked, as a consumer that dies holding
+    /// it does: the broker then delivers it again, marked redelivered. Returns its `type` property.
+    pub async fn hand_back(&self, queue: &str, deadline: Duration) -> Option<String> {
+        let message = crate::wait::until(&format!("a message on {queue}"), deadline, || async {
+            self.channel
+                .basic_get(queue.into(), BasicGetOptions { no_ack: false })
+                .await
+                .expect("basic.get")
+        })
+        .await;
+        self.channel
+            .basic_nack(
+                message.delivery.delivery_tag,
+                BasicNackOptions {
+                    multiple: false,
+                    requeue: true,
+                },
+            )
+            .await
+            .expect("basic.nack");
+        message
+            .delivery
+            .properties
+            .kind()
+            .as_ref()
+            .map(|k| k.to_string())
     }
 
     /// Waits for `count` messages on `queue` and takes them.

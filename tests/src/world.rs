@@ -84,7 +84,9 @@ impl World {
         dispatcher.admin_token = Some(TOKEN.into());
         dispatcher.events_exchange = events_exchange.clone();
         dispatcher.allowed_targets = vec!["127.0.0.0/8".parse().expect("cidr")];
-        dispatcher.handoff_grace = Duration::from_secs(2);
+        // Room for an attempt (2 s) and the sender's slack (5 s) after a hand-off's wait in the
+        // queue, so that fresh deliveries are carried to the sender as in production.
+        dispatcher.handoff_grace = Duration::from_secs(10);
 
         let mut sender = webhooks_sender::Config::parse_from(["webhooks-sender"]);
         sender.common = dispatcher.common.clone();

@@ -89,7 +89,9 @@ impl Stages {
             attempts,
             failed_attempts: s_label("attempts_total", "outcome", "failure"),
             ms_per_attempt: ratio(s("attempt_seconds_sum") * 1e3, attempts),
-            claimed_queue: s_label("deliveries_claimed_total", "source", "queue"),
+            // Carried whole or claimed, both taken from the queue.
+            claimed_queue: s_label("deliveries_claimed_total", "source", "queue")
+                + s_label("deliveries_claimed_total", "source", "handoff"),
             claimed_scheduler: s_label("deliveries_claimed_total", "source", "scheduler"),
             deferred: s("deliveries_deferred_total"),
             retries: s("retries_scheduled_total"),

@@ -15,6 +15,12 @@ struct DeliveryBody<'a> {
 
 /// Serialises the contract's delivery body; the payload's bytes are copied as published.
 pub fn delivery_body(event: &Event) -> Vec<u8> {
+    String::from(Box::<str>::from(raw_delivery_body(event))).into_bytes()
+}
+
+/// The delivery body as a JSON value that serialises byte for byte, as it is carried to the
+/// senders; serialised once and never parsed again.
+pub fn raw_delivery_body(event: &Event) -> Box<RawValue> {
     let body = DeliveryBody {
         event_name: event.name,
         timestamp: event.timestamp,
@@ -22,10 +28,8 @@ pub fn delivery_body(event: &Event) -> Vec<u8> {
         team_member_id: event.team_member_id,
         project_code: &event.project_code,
     };
-    let mut out = Vec::with_capacity(event.payload.get().len() + 128);
     // Serialising plain strings, integers and an already-valid raw value cannot fail.
-    serde_json::to_writer(&mut out, &body).expect("delivery body serialises");
-    out
+    serde_json::value::to_raw_value(&body).expect("delivery body serialises")
 }
 
 #[cfg(test)]

@@ -3,7 +3,10 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use uuid::Uuid;
+
+use crate::event::EventName;
 
 /// Dispatcher → sender, on `webhooks.deliveries`: deliveries recorded and ready for a first attempt.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,6 +22,47 @@ pub enum SenderMessage {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         webhooks: Vec<Uuid>,
     },
+}
+
+/// The `type` of a [`HandoffV2`], in its body and in the message's `type` property: a sender
+/// reads the property to know how to read the body.
+pub const HANDOFF_V2: &str = "deliver.v2";
+
+/// Dispatcher → sender, on `webhooks.deliveries`: the new deliveries of one dispatcher batch with
+/// what their first attempt needs but the webhook's URL and secret, reserved for whoever takes the
+/// message first.
+///
+/// The dispatcher records each delivery leased until `leased_until` (when the scheduler would take
+/// it up as a lost hand-off). The first sender to receive the message (not redelivered) owns the
+/// deliveries until then: it may attempt them without a claim while that leaves it time for an
+/// attempt, and claims them otherwise by that lease (see the sender's `claim::by_ids`).
+///
+/// Its own struct rather than a variant of [`SenderMessage`], so that bodies are borrowed from the
+/// message as they are, not copied through serde's buffer for tagged enums.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct HandoffV2<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'a str,
+    /// When the deliveries were recorded: a webhook changed since then (disabled, say, which
+    /// cancels its pending deliveries) has its deliveries claimed, not carried.
+    pub recorded_at: DateTime<Utc>,
+    /// The lease every delivery of the message was recorded with, to the microsecond, as stored.
+    pub leased_until: DateTime<Utc>,
+    #[serde(borrow)]
+    pub events: Vec<HandoffEvent<'a>>,
+}
+
+/// One event of a [`HandoffV2`] and its deliveries.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct HandoffEvent<'a> {
+    pub name: EventName,
+    /// The delivery body, byte for byte as recorded; absent for a body too large to carry, which
+    /// the sender then reads with its claim.
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<&'a RawValue>,
+    pub deliveries: Vec<Uuid>,
+    /// The webhook of each delivery, in the same order.
+    pub webhooks: Vec<Uuid>,
 }
 
 /// Sender → e-mail service, on `webhooks.notifications`: a webhook was disabled (contract §5).
@@ -95,6 +139,43 @@ mod tests {
                 webhooks: Vec::new()
             }
         );
+    }
+
+    #[test]
+    fn handoff_v2_carries_bodies_byte_for_byte_and_its_lease_to_the_microsecond() {
+        let body = RawValue::from_string(r#"{"a": [1, 2],"b":"\u00e9"}"#.to_owned()).expect("raw");
+        let leased_until = DateTime::parse_from_rfc3339("2026-12-05T10:00:03.123456Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        let id = Uuid::now_v7();
+        let message = HandoffV2 {
+            kind: HANDOFF_V2,
+            recorded_at: leased_until,
+            leased_until,
+            events: vec![
+                HandoffEvent {
+                    name: EventName::RunStarted,
+                    body: Some(&body),
+                    deliveries: vec![id],
+                    webhooks: vec![Uuid::nil()],
+                },
+                HandoffEvent {
+                    name: EventName::RunStarted,
+                    body: None,
+                    deliveries: vec![id],
+                    webhooks: vec![Uuid::nil()],
+                },
+            ],
+        };
+        let json = serde_json::to_vec(&message).expect("json");
+        let read: HandoffV2 = serde_json::from_slice(&json).expect("read");
+        assert_eq!(read.kind, "deliver.v2");
+        assert_eq!(read.leased_until, leased_until);
+        assert_eq!(read.events[0].body.map(RawValue::get), Some(body.get()));
+        assert_eq!(read.events[0].deliveries, vec![id]);
+        assert!(read.events[1].body.is_none());
+        // An older sender reads it as a message it does not know, and drops it.
+        assert!(serde_json::from_slice::<SenderMessage>(&json).is_err());
     }
 
     #[test]

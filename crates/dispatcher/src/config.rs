@@ -56,8 +56,10 @@ pub struct Config {
     #[arg(long, env = "INDEX_RELOAD", default_value = "30s", value_parser = duration::parse)]
     pub index_reload: Duration,
 
-    /// A new delivery whose hand-off message never reaches a sender is picked up by the senders'
-    /// scheduler after this long.
+    /// A new delivery is recorded leased to its hand-off message for this long; should the message
+    /// never reach a sender, the senders' scheduler picks the delivery up then. A sender attempts
+    /// deliveries straight from the message only while their lease leaves it room for an attempt
+    /// (its `DELIVERY_TIMEOUT` plus 5 s), so this must be longer than that.
     #[arg(long, env = "HANDOFF_GRACE", default_value = "30s", value_parser = duration::parse)]
     pub handoff_grace: Duration,
 }

@@ -2,7 +2,8 @@
 //!
 //! For each batch: parse every message at the edge; dead-letter the rejects (with confirms); match
 //! the rest against the in-memory index; record events and deliveries in one statement (a replayed
-//! event id inserts nothing new); hand the new delivery ids to the senders in one message; then,
+//! event id inserts nothing new); hand the new deliveries to the senders, with their bodies and
+//! reserved by their recorded lease (see [`HandoffV2`]), in one message; then,
 //! once the broker has confirmed the hand-off and the record is on disk, ack the whole batch. A
 //! crash anywhere before the ack makes the broker redeliver the batch, and recording is
 //! idempotent, so nothing is lost and nothing doubles.
@@ -14,24 +15,30 @@
 //! attempted from the lost record is then attempted again, under a new delivery id.
 
 use anyhow::Context;
+use chrono::{DateTime, SubsecRound, Utc};
 use deadpool_postgres::Pool;
 use lapin::Channel;
 use lapin::message::Delivery;
 use lapin::options::BasicAckOptions;
-use std::collections::HashSet;
+use serde_json::value::RawValue;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 use webhooks_core::amqp::{self, ConfirmedPublisher, Outgoing, Topology};
-use webhooks_core::body::delivery_body;
+use webhooks_core::body::raw_delivery_body;
 use webhooks_core::clock::Clock;
-use webhooks_core::event::{Event, Rejection};
-use webhooks_core::messages::SenderMessage;
+use webhooks_core::event::{Event, EventName, Rejection};
+use webhooks_core::messages::{HANDOFF_V2, HandoffEvent, HandoffV2, SenderMessage};
 
 use crate::index::WebhookIndex;
 use crate::metrics::Metrics;
 
 /// Delivery ids per hand-off message (keeps each message well under the broker's frame limits).
 const IDS_PER_MESSAGE: usize = 2000;
+/// Body bytes per hand-off message, past its first event.
+const BODY_BYTES_PER_MESSAGE: usize = 1 << 20;
+/// Largest body a hand-off carries; the deliveries of a larger one read it with their claim.
+const CARRIED_BODY_MOST: usize = 64 << 10;
 
 /// Everything a batch needs; one per broker session.
 pub struct Fanout {
@@ -49,8 +56,35 @@ pub struct Fanout {
 
 /// A recorded batch waiting for its hand-off.
 pub struct Prepared {
-    handoff: Vec<Handoff>,
+    handoff: Handoffs,
     ack: Ack,
+}
+
+/// What a batch hands to the senders.
+#[derive(Default)]
+struct Handoffs {
+    /// The deliveries recorded by this batch, by event, leased until `leased_until`.
+    fresh: Vec<Fresh>,
+    /// When they were recorded, and their lease.
+    recorded: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// Deliveries of redelivered events still waiting, recorded before: ids only, claimed once
+    /// their lease (if any) has run out.
+    waiting: Vec<Handoff>,
+}
+
+impl Handoffs {
+    fn len(&self) -> usize {
+        self.waiting.len() + self.fresh.iter().map(|f| f.deliveries.len()).sum::<usize>()
+    }
+}
+
+/// An event recorded by this batch with its new deliveries.
+struct Fresh {
+    name: EventName,
+    /// Absent when too large to carry.
+    body: Option<Box<RawValue>>,
+    deliveries: Vec<Uuid>,
+    webhooks: Vec<Uuid>,
 }
 
 /// A handed-off batch waiting for the broker's confirm and the disk, then its ack.
@@ -245,13 +279,14 @@ impl Fanout {
             .context("dead-lettering rejected events")
     }
 
-    /// Records events and deliveries; returns the ids to hand off: new deliveries, plus the
+    /// Records events and deliveries; returns what to hand off: new deliveries, plus the
     /// still-untouched deliveries of redelivered events (their earlier hand-off may have been lost).
-    async fn record(&self, matched: &[Matched]) -> anyhow::Result<Vec<Handoff>> {
+    async fn record(&self, matched: &[Matched]) -> anyhow::Result<Handoffs> {
         if matched.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Handoffs::default());
         }
-        let now = self.clock.now();
+        // To the microsecond, as stored: the hand-off names the lease it was recorded with.
+        let now = self.clock.now().trunc_subsecs(6);
         let grace =
             chrono::Duration::from_std(self.handoff_grace).unwrap_or(chrono::Duration::seconds(30));
         let mut rows = Rows::default();
@@ -262,6 +297,7 @@ impl Fanout {
                 rows.push_delivery(&m.event, *webhook);
             }
         }
+        let bodies: Vec<&[u8]> = rows.bodies.iter().map(|b| b.get().as_bytes()).collect();
         let client = self.record_pool.get().await.context("database pool")?;
         let record = client
             .prepare_cached(RECORD)
@@ -276,7 +312,7 @@ impl Fanout {
                     &rows.event_ids,
                     &rows.event_names,
                     &rows.projects,
-                    &rows.bodies,
+                    &bodies,
                     &now,
                     &(now + grace),
                     &rows.delivery_ids,
@@ -291,7 +327,45 @@ impl Fanout {
             delivery: row.get(0),
             webhook: row.get(1),
         };
-        let mut ids: Vec<Handoff> = inserted.iter().map(handoff).collect();
+        let mut fresh: Vec<Fresh> = Vec::new();
+        let mut by_event: HashMap<String, usize> = HashMap::new();
+        let mut events: HashMap<&str, (EventName, usize)> = matched
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.event.id.as_str(), (m.event.name, i)))
+            .collect();
+        let mut bodies: Vec<Option<Box<RawValue>>> = rows.bodies.into_iter().map(Some).collect();
+        for row in &inserted {
+            let event_id: String = row.get(2);
+            let at = match by_event.get(&event_id) {
+                Some(at) => *at,
+                None => {
+                    let Some((name, i)) = events.remove(event_id.as_str()) else {
+                        anyhow::bail!(
+                            "the record returned a delivery of an event not in the batch"
+                        );
+                    };
+                    let body = bodies[i]
+                        .take()
+                        .filter(|b| b.get().len() <= CARRIED_BODY_MOST);
+                    fresh.push(Fresh {
+                        name,
+                        body,
+                        deliveries: Vec::new(),
+                        webhooks: Vec::new(),
+                    });
+                    by_event.insert(event_id, fresh.len() - 1);
+                    fresh.len() - 1
+                }
+            };
+            fresh[at].deliveries.push(row.get(0));
+            fresh[at].webhooks.push(row.get(1));
+        }
+        let fresh_ids: HashSet<Uuid> = fresh
+            .iter()
+            .flat_map(|f| f.deliveries.iter().copied())
+            .collect();
+        let mut waiting = Vec::new();
         let redelivered: Vec<&str> = matched
             .iter()
             .filter(|m| m.redelivered)
@@ -300,22 +374,33 @@ impl Fanout {
         if !redelivered.is_empty() {
             // Through the due index: deliveries still waiting are in it, and there is no index by
             // event (it cost every insert and every outcome more than this rare lookup saves).
-            let waiting = client
+            // A lease still running may be the reservation of an earlier hand-off of this very
+            // event, taken by a sender that is attempting the delivery now: such deliveries are
+            // left to that sender, or to the scheduler once the lease runs out.
+            let found = client
                 .query(
                     "SELECT id, webhook_id FROM deliveries
                      WHERE state IN ('pending', 'retrying') AND event_id = ANY($1) AND state = 'pending'
-                       AND leased_until IS NULL AND attempt_count = 0",
-                    &[&redelivered],
+                       AND (leased_until IS NULL OR leased_until <= $2) AND attempt_count = 0",
+                    &[&redelivered, &now],
                 )
                 .await
                 .context("finding deliveries of redelivered events")?;
-            let known: HashSet<Handoff> = ids.iter().copied().collect();
-            ids.extend(waiting.iter().map(handoff).filter(|h| !known.contains(h)));
+            waiting.extend(
+                found
+                    .iter()
+                    .map(handoff)
+                    .filter(|h| !fresh_ids.contains(&h.delivery)),
+            );
         }
-        Ok(ids)
+        Ok(Handoffs {
+            recorded: Some((now, now + grace)),
+            fresh,
+            waiting,
+        })
     }
 
-    /// The second part of a batch: send the new delivery ids to the senders. The broker's
+    /// The second part of a batch: send the new deliveries to the senders. The broker's
     /// confirms are waited for by [`Fanout::finish`], so the next batches can go on meanwhile. An
     /// error is the broker's: the batch is left unacked, to come again.
     pub async fn hand_off(&self, prepared: Prepared) -> anyhow::Result<Sent> {
@@ -327,28 +412,41 @@ impl Fanout {
         })
     }
 
-    async fn send(&self, ids: &[Handoff]) -> anyhow::Result<Option<amqp::Confirms>> {
-        if ids.is_empty() {
+    async fn send(&self, handoff: &Handoffs) -> anyhow::Result<Option<amqp::Confirms>> {
+        if handoff.len() == 0 {
             return Ok(None);
         }
         let queue = self.topology.deliveries_queue();
-        let bodies: Vec<Vec<u8>> = ids
+        let mut bodies: Vec<(Vec<u8>, bool)> = handoff
+            .waiting
             .chunks(IDS_PER_MESSAGE)
             .map(|chunk| {
-                serde_json::to_vec(&SenderMessage::DeliverV1 {
+                let body = serde_json::to_vec(&SenderMessage::DeliverV1 {
                     deliveries: chunk.iter().map(|h| h.delivery).collect(),
                     webhooks: chunk.iter().map(|h| h.webhook).collect(),
                 })
-                .expect("ids serialise")
+                .expect("ids serialise");
+                (body, false)
             })
             .collect();
+        if let Some((recorded_at, leased_until)) = handoff.recorded {
+            bodies.extend(
+                carried(&handoff.fresh, recorded_at, leased_until)
+                    .into_iter()
+                    .map(|body| (body, true)),
+            );
+        }
         let messages = bodies
             .iter()
-            .map(|body| Outgoing {
+            .map(|(body, v2)| Outgoing {
                 exchange: "",
                 routing_key: &queue,
                 body,
-                properties: amqp::transient_json(),
+                properties: if *v2 {
+                    amqp::transient_json().with_type(HANDOFF_V2.into())
+                } else {
+                    amqp::transient_json()
+                },
             })
             .collect();
         let confirms = self
@@ -360,13 +458,63 @@ impl Fanout {
     }
 }
 
+/// The hand-off messages of a batch's new deliveries: at most [`IDS_PER_MESSAGE`] deliveries and
+/// about [`BODY_BYTES_PER_MESSAGE`] of bodies each; an event with more deliveries than fit in one
+/// message is split, its body going with each part.
+fn carried(
+    fresh: &[Fresh],
+    recorded_at: DateTime<Utc>,
+    leased_until: DateTime<Utc>,
+) -> Vec<Vec<u8>> {
+    let mut messages = Vec::new();
+    let mut events: Vec<HandoffEvent<'_>> = Vec::new();
+    let (mut ids, mut bytes) = (0, 0);
+    let mut flush = |events: &mut Vec<HandoffEvent<'_>>| {
+        if !events.is_empty() {
+            let message = HandoffV2 {
+                kind: HANDOFF_V2,
+                recorded_at,
+                leased_until,
+                events: std::mem::take(events),
+            };
+            messages.push(serde_json::to_vec(&message).expect("hand-off serialises"));
+        }
+    };
+    for event in fresh {
+        let body = event.body.as_deref();
+        let size = body.map_or(0, |b| b.get().len());
+        for (deliveries, webhooks) in event
+            .deliveries
+            .chunks(IDS_PER_MESSAGE)
+            .zip(event.webhooks.chunks(IDS_PER_MESSAGE))
+        {
+            if ids + deliveries.len() > IDS_PER_MESSAGE
+                || (bytes > 0 && bytes + size > BODY_BYTES_PER_MESSAGE)
+            {
+                flush(&mut events);
+                (ids, bytes) = (0, 0);
+            }
+            ids += deliveries.len();
+            bytes += size;
+            events.push(HandoffEvent {
+                name: event.name,
+                body,
+                deliveries: deliveries.to_vec(),
+                webhooks: webhooks.to_vec(),
+            });
+        }
+    }
+    flush(&mut events);
+    messages
+}
+
 /// Events and deliveries of a batch, column by column, for one `unnest` insert.
 #[derive(Default)]
 struct Rows {
     event_ids: Vec<String>,
     event_names: Vec<&'static str>,
     projects: Vec<String>,
-    bodies: Vec<Vec<u8>>,
+    bodies: Vec<Box<RawValue>>,
     delivery_ids: Vec<Uuid>,
     delivery_events: Vec<String>,
     delivery_webhooks: Vec<Uuid>,
@@ -379,7 +527,7 @@ impl Rows {
         self.event_names.push(event.name.as_str());
         self.projects.push(event.project_code.clone());
         // One body per event, shared by all of its deliveries.
-        self.bodies.push(delivery_body(event));
+        self.bodies.push(raw_delivery_body(event));
     }
 
     fn push_delivery(&mut self, event: &Event, webhook: Uuid) {
@@ -391,8 +539,9 @@ impl Rows {
 }
 
 /// Records a batch in one statement: inserts the events (`$1`–`$4`, received at `$5`), and one
-/// delivery (`$7`–`$10`, due at `$6` should its hand-off be lost) per (event, webhook) whose event
-/// was new here and whose webhook is still enabled; returns the deliveries inserted. An event
+/// delivery (`$7`–`$10`, leased to its hand-off until `$6` and due then should the hand-off be
+/// lost) per (event, webhook) whose event was new here and whose webhook is still enabled;
+/// returns the deliveries inserted. An event
 /// recorded before (redelivered, or published again) had its deliveries recorded with it, in the
 /// same statement, so it gets none now. The webhook is read per row by primary key (a join would
 /// let the planner hash every webhook for each batch).
@@ -404,9 +553,9 @@ WITH new_events AS (
     ON CONFLICT (id) DO NOTHING
     RETURNING id
 )
-INSERT INTO deliveries (id, event_id, webhook_id, event_name, state, created_at, next_attempt_at)
-SELECT d.id, d.event_id, d.webhook_id, d.name, 'pending', $5, $6
+INSERT INTO deliveries (id, event_id, webhook_id, event_name, state, created_at, next_attempt_at, leased_until)
+SELECT d.id, d.event_id, d.webhook_id, d.name, 'pending', $5, $6, $6
 FROM unnest($7::uuid[], $8::text[], $9::uuid[], $10::text[]) AS d(id, event_id, webhook_id, name)
 WHERE d.event_id IN (SELECT id FROM new_events)
   AND (SELECT w.enabled AND w.deleted_at IS NULL FROM webhooks w WHERE w.id = d.webhook_id)
-RETURNING id, webhook_id";
+RETURNING id, webhook_id, event_id";

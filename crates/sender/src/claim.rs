@@ -5,6 +5,11 @@
 //! The lease is written to `leased_until` alone, a column no index covers, so that on a page with
 //! room (the table's fillfactor leaves some) the claim is a heap-only update: a new row version
 //! and no new index entries. The scheduler's due condition therefore reads both columns.
+//!
+//! A fresh delivery is recorded already leased, to its hand-off message (see
+//! `webhooks_core::messages::HandoffV2`): the sender that takes that message first attempts it
+//! without a claim ([`carried`]) while the lease leaves room for an attempt, and claims it by that
+//! lease otherwise ([`by_ids`] with `reserved`).
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -64,7 +69,10 @@ impl Target {
 }
 
 /// Claims fresh deliveries named by a hand-off message; ids already taken or finished are skipped
-/// (one that another sender is taking at that moment once it has been taken).
+/// (one that another sender is taking at that moment once it has been taken). A delivery is
+/// taken if it holds no lease, or its lease has run out by `now`, or it holds `reserved`: the
+/// lease it was recorded with, which the hand-off message it came in names, passed only by the
+/// first receiver of that message.
 ///
 /// The sender runs it on sessions whose commits do not wait for the disk: the attempt follows
 /// the claim at once. A lease lost in a crash of the database is the only thing at stake, and
@@ -73,16 +81,20 @@ impl Target {
 pub async fn by_ids(
     pool: &Pool,
     ids: &[Uuid],
+    now: DateTime<Utc>,
+    reserved: Option<DateTime<Utc>>,
     lease_until: DateTime<Utc>,
 ) -> Result<Vec<Job>, StoreError> {
     let client = pool.get().await?;
     let statement = client.prepare_cached(&by_ids_statement()).await?;
-    let rows = client.query(&statement, &[&ids, &lease_until]).await?;
+    let rows = client
+        .query(&statement, &[&ids, &lease_until, &now, &reserved])
+        .await?;
     Ok(jobs(&rows))
 }
 
-/// The statement [`by_ids`] runs: `$1` the ids, `$2` the end of the lease. Public so that its
-/// plan can be examined against a real table.
+/// The statement [`by_ids`] runs: `$1` the ids, `$2` the end of the lease, `$3` now, `$4` the
+/// reservation (or null). Public so that its plan can be examined against a real table.
 ///
 /// Driven from the id array through the primary key; "pending" is spelt as the states it is not,
 /// so that the planner cannot go through the due index, which holds every delivery waiting (see
@@ -92,8 +104,72 @@ pub fn by_ids_statement() -> String {
     leasing(
         None,
         "d.id = ANY($1) AND d.state NOT IN ('retrying', 'succeeded', 'failed', 'cancelled')
-         AND d.leased_until IS NULL",
+         AND (d.leased_until IS NULL OR d.leased_until <= $3 OR d.leased_until = $4)",
     )
+}
+
+/// A fresh delivery as its hand-off message carries it: everything an attempt needs but the
+/// webhook's URL and secret.
+#[derive(Clone, Debug)]
+pub struct Carried {
+    pub delivery_id: Uuid,
+    pub webhook_id: Uuid,
+    pub event_name: EventName,
+    pub body: Bytes,
+    pub recorded_at: DateTime<Utc>,
+    /// The lease it was recorded with.
+    pub reserved: DateTime<Utc>,
+}
+
+/// Jobs for carried deliveries, with a read of their webhooks alone (one row per webhook, not per
+/// delivery). Deliveries of a webhook no longer enabled are left out, for the scheduler to cancel
+/// once their lease runs out; those of a webhook changed since they were recorded (whose change may
+/// have cancelled them) are returned apart, to be claimed by their reservation instead.
+pub async fn carried<'a>(
+    pool: &Pool,
+    carried: &'a [Carried],
+) -> Result<(Vec<Job>, Vec<&'a Carried>), StoreError> {
+    let mut ids: Vec<Uuid> = carried.iter().map(|c| c.webhook_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached(
+            "SELECT id, url, secret, updated_at FROM webhooks
+             WHERE id = ANY($1) AND enabled AND deleted_at IS NULL",
+        )
+        .await?;
+    let rows = client.query(&statement, &[&ids]).await?;
+    let webhooks: HashMap<Uuid, (Target, Option<Secret>, DateTime<Utc>)> = rows
+        .iter()
+        .map(|row| {
+            let url: &str = row.get(1);
+            let secret = row.get::<_, Option<String>>(2).map(Secret::new);
+            (row.get(0), (Target::parse(url), secret, row.get(3)))
+        })
+        .collect();
+    let mut changed = Vec::new();
+    let jobs = carried
+        .iter()
+        .filter_map(|c| {
+            let (url, secret, updated_at) = webhooks.get(&c.webhook_id)?;
+            if *updated_at >= c.recorded_at {
+                changed.push(c);
+                return None;
+            }
+            Some(Job {
+                delivery_id: c.delivery_id,
+                webhook_id: c.webhook_id,
+                event_name: c.event_name,
+                url: url.clone(),
+                secret: secret.clone(),
+                body: c.body.clone(),
+                attempt_count: 0,
+                first_attempt_at: None,
+            })
+        })
+        .collect();
+    Ok((jobs, changed))
 }
 
 /// Claims up to `limit` deliveries that are due at `now`: retries, manual retries, lost hand-offs and

@@ -1,23 +1,30 @@
 //! The broker session of the sender: declare the topology, publish the notification outbox, and
-//! consume hand-off messages. Each message's deliveries are claimed (as far as in-flight permits
-//! allow) and started; the message is acked once its deliveries are claimed, because from then on
-//! the database lease, not the broker, guarantees they are attempted. Before claiming, the limiter
+//! consume hand-off messages. Each message's deliveries are started (as far as in-flight permits
+//! allow): those it carries whole, under the lease they were recorded with, with no more than a
+//! read of their webhooks; the others once claimed. The message is acked once its deliveries are
+//! started, because from then on the database lease, not the broker, guarantees they are
+//! attempted. Should the database be away meanwhile, the session keeps the messages and tries
+//! again: handing them back would make them redelivered, whose reservation no longer counts.
+//! Before starting, the limiter
 //! judges each delivery's endpoint: deliveries for one it is holding back are left pending for
 //! the scheduler, and those for a full endpoint that has not answered yet are parked for a moment
 //! (see [`Parked`]) instead of taking in-flight permits to wait for its slots.
 
 use anyhow::Context;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicNackOptions};
+use lapin::options::BasicAckOptions;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use webhooks_core::amqp::{self, ConfirmedPublisher};
-use webhooks_core::messages::SenderMessage;
+use webhooks_core::messages::{HANDOFF_V2, HandoffV2, SenderMessage};
 
+use crate::claim::Carried;
 use crate::limiter::{Limiter, Verdict};
 use crate::runner::Runner;
 use crate::scheduler::lease_end;
@@ -31,6 +38,11 @@ const PARKED_EVERY: Duration = Duration::from_millis(50);
 const PARKED_AT_MOST: Duration = Duration::from_secs(2);
 /// Most deliveries parked at once; more are left to the scheduler.
 const PARKED_MOST: usize = 100_000;
+/// Room a carried delivery's lease must leave beyond an attempt's timeout, for the wait for its
+/// endpoint and the record of its outcome, for it to be attempted without a claim.
+const CARRIED_SLACK: Duration = Duration::from_secs(5);
+/// How long the session waits before trying again while the database is away.
+const DATABASE_AWAY_PAUSE: Duration = Duration::from_millis(500);
 
 /// A delivery handed over for a full endpoint that has not answered yet: not claimed, holding no
 /// permit, until the endpoint answers (then it goes ahead) or falls silent (then it is left
@@ -39,7 +51,31 @@ const PARKED_MOST: usize = 100_000;
 struct Parked {
     delivery: Uuid,
     webhook: Uuid,
+    /// The reservation it was handed off under, if its message came first-hand.
+    reserved: Option<DateTime<Utc>>,
     since: Instant,
+}
+
+/// Deliveries to start: carried whole, or to claim.
+#[derive(Default)]
+struct Work {
+    carried: Vec<Carried>,
+    /// Delivery ids to claim, by the reservation they were handed off under (see
+    /// [`crate::claim::by_ids`]).
+    claims: Vec<(Option<DateTime<Utc>>, Vec<Uuid>)>,
+}
+
+impl Work {
+    fn claim(&mut self, reserved: Option<DateTime<Utc>>, delivery: Uuid) {
+        match self.claims.iter_mut().find(|(r, _)| *r == reserved) {
+            Some((_, ids)) => ids.push(delivery),
+            None => self.claims.push((reserved, vec![delivery])),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.carried.is_empty() && self.claims.iter().all(|(_, ids)| ids.is_empty())
+    }
 }
 
 pub async fn session(
@@ -96,8 +132,8 @@ pub async fn session(
                 };
             }
             _ = look_again.tick(), if !parked.is_empty() => {
-                let ids = unpark(shared, runner, &mut parked);
-                if let Err(e) = claim_and_run(shared, runner, permits, &ids, shutdown).await {
+                let mut work = unpark(shared, runner, &mut parked);
+                if let Err(e) = start(shared, runner, permits, &mut work, shutdown).await {
                     if !database_away(shared, shutdown).await {
                         return Err(e);
                     }
@@ -116,25 +152,25 @@ pub async fn session(
             &runner.limiter,
             &batch,
             PARKED_MOST.saturating_sub(parked.len()),
+            shared.clock.now(),
+            config.delivery_timeout + CARRIED_SLACK,
         );
         shared.metrics.deferred.inc_by(sorted.held);
-        if let Err(e) = claim_and_run(shared, runner, permits, &sorted.go, shutdown).await {
+        while let Err(e) = start(shared, runner, permits, &mut sorted.work, shutdown).await {
             if !database_away(shared, shutdown).await {
+                // Unacked, the messages come again, redelivered.
                 return Err(e);
             }
-            // The database is away: keep the broker session, hand the messages back and wait.
-            // Deliveries claimed before the failure are leased and skipped when they come again.
+            // The database is away: keep the broker session and the messages, and try again.
+            // What was started before the failure is not started again.
             tracing::warn!(
                 error = format!("{e:#}"),
-                "claiming failed; database unreachable"
+                "starting deliveries failed; database unreachable"
             );
-            let requeue = BasicNackOptions {
-                multiple: true,
-                requeue: true,
-            };
-            channel.basic_nack(last_tag, requeue).await?;
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            continue;
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = tokio::time::sleep(DATABASE_AWAY_PAUSE) => {}
+            }
         }
         channel
             .basic_ack(last_tag, BasicAckOptions { multiple: true })
@@ -148,8 +184,8 @@ pub async fn session(
 /// The deliveries of a batch of hand-off messages, sorted by the limiter's verdicts.
 #[derive(Default)]
 struct Sorted {
-    /// To claim now.
-    go: Vec<Uuid>,
+    /// To start now.
+    work: Work,
     /// To look at again in a moment.
     park: Vec<Parked>,
     /// Left pending, untouched: the scheduler finds them once `HANDOFF_GRACE` has passed.
@@ -157,30 +193,81 @@ struct Sorted {
 }
 
 /// Reads a batch of hand-off messages and sorts their deliveries; at most `room` are parked, the
-/// rest of those are held.
-fn sort(limiter: &Limiter, batch: &[Delivery], room: usize) -> Sorted {
+/// rest of those are held. A delivery that goes now is carried (attempted without a claim) if its
+/// message came first-hand, with its body, and its lease still leaves `attempt_room` at `now`.
+fn sort(
+    limiter: &Limiter,
+    batch: &[Delivery],
+    room: usize,
+    now: DateTime<Utc>,
+    attempt_room: Duration,
+) -> Sorted {
     let mut sorted = Sorted::default();
-    let now = Instant::now();
+    let since = Instant::now();
+    let attempt_room = chrono::Duration::from_std(attempt_room).unwrap_or(chrono::Duration::MAX);
+    let one =
+        |sorted: &mut Sorted, delivery, webhook, reserved, carried: Option<Carried>| match limiter
+            .verdict(webhook)
+        {
+            Verdict::Go => match carried {
+                Some(carried) => sorted.work.carried.push(carried),
+                None => sorted.work.claim(reserved, delivery),
+            },
+            Verdict::Park if sorted.park.len() < room => sorted.park.push(Parked {
+                delivery,
+                webhook,
+                reserved,
+                since,
+            }),
+            Verdict::Park | Verdict::HoldBack => sorted.held += 1,
+        };
     for message in batch {
+        if message.properties.kind().as_ref().map(|k| k.as_str()) == Some(HANDOFF_V2) {
+            let handoff = match serde_json::from_slice::<HandoffV2>(&message.data) {
+                Ok(handoff) => handoff,
+                Err(e) => {
+                    tracing::error!(error = %e, "unreadable hand-off message dropped");
+                    continue;
+                }
+            };
+            // A redelivered message may have been taken by another sender, which may be
+            // attempting its deliveries under their reservation right now.
+            let reserved = (!message.redelivered).then_some(handoff.leased_until);
+            let carry = reserved.is_some() && handoff.leased_until - now >= attempt_room;
+            for event in handoff.events {
+                let body = event
+                    .body
+                    .filter(|_| carry)
+                    .map(|b| Bytes::copy_from_slice(b.get().as_bytes()));
+                for (delivery, webhook) in event.deliveries.into_iter().zip(event.webhooks) {
+                    let carried = body.as_ref().map(|body| Carried {
+                        delivery_id: delivery,
+                        webhook_id: webhook,
+                        event_name: event.name,
+                        body: body.clone(),
+                        recorded_at: handoff.recorded_at,
+                        reserved: handoff.leased_until,
+                    });
+                    one(&mut sorted, delivery, webhook, reserved, carried);
+                }
+            }
+            continue;
+        }
         match serde_json::from_slice::<SenderMessage>(&message.data) {
             Ok(SenderMessage::DeliverV1 {
                 deliveries,
                 webhooks,
             }) if webhooks.len() == deliveries.len() => {
                 for (delivery, webhook) in deliveries.into_iter().zip(webhooks) {
-                    match limiter.verdict(webhook) {
-                        Verdict::Go => sorted.go.push(delivery),
-                        Verdict::Park if sorted.park.len() < room => sorted.park.push(Parked {
-                            delivery,
-                            webhook,
-                            since: now,
-                        }),
-                        Verdict::Park | Verdict::HoldBack => sorted.held += 1,
-                    }
+                    one(&mut sorted, delivery, webhook, None, None);
                 }
             }
             // From a dispatcher that does not name webhooks: claim them all.
-            Ok(SenderMessage::DeliverV1 { deliveries, .. }) => sorted.go.extend(deliveries),
+            Ok(SenderMessage::DeliverV1 { deliveries, .. }) => {
+                for delivery in deliveries {
+                    sorted.work.claim(None, delivery);
+                }
+            }
             // Not ours to fix by retrying; its deliveries (if any) are reached by the scheduler.
             Err(e) => tracing::error!(error = %e, "unreadable hand-off message dropped"),
         }
@@ -196,12 +283,12 @@ async fn database_away(shared: &Shared, shutdown: &CancellationToken) -> bool {
 
 /// Takes out of `parked` the deliveries whose endpoint has answered (returned, to be claimed)
 /// or is now held back or has been waited for long enough (left pending for the scheduler).
-fn unpark(shared: &Shared, runner: &Runner, parked: &mut Vec<Parked>) -> Vec<Uuid> {
-    let mut go = Vec::new();
+fn unpark(shared: &Shared, runner: &Runner, parked: &mut Vec<Parked>) -> Work {
+    let mut go = Work::default();
     let mut held = 0;
     parked.retain(|p| match runner.limiter.verdict(p.webhook) {
         Verdict::Go => {
-            go.push(p.delivery);
+            go.claim(p.reserved, p.delivery);
             false
         }
         Verdict::Park if p.since.elapsed() < PARKED_AT_MOST => true,
@@ -214,40 +301,78 @@ fn unpark(shared: &Shared, runner: &Runner, parked: &mut Vec<Parked>) -> Vec<Uui
     go
 }
 
-async fn claim_and_run(
+/// Starts the deliveries of `work` as far as in-flight permits allow, taking them out of `work`
+/// as they start: on an error, what is left in it has not been started.
+async fn start(
     shared: &Shared,
     runner: &Runner,
     permits: &Arc<Semaphore>,
-    ids: &[Uuid],
+    work: &mut Work,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut rest = ids;
-    while !rest.is_empty() {
-        // At least one permit, then as many more as are free: never wait for a whole chunk while
-        // slow requests hold part of the in-flight budget.
-        let mut held = tokio::select! {
-            // Unclaimed deliveries stay pending: the message is redelivered or the scheduler finds them.
-            _ = shutdown.cancelled() => anyhow::bail!("stopping"),
-            permit = Arc::clone(permits).acquire_owned() => permit?,
-        };
-        let wanted = rest.len().min(CLAIM_CHUNK);
-        while held.num_permits() < wanted {
-            match Arc::clone(permits).try_acquire_owned() {
-                Ok(more) => held.merge(more),
-                Err(_) => break,
-            }
+    while !work.carried.is_empty() {
+        let held = some_permits(permits, work.carried.len(), shutdown).await?;
+        let n = held.num_permits();
+        let (jobs, changed) = crate::claim::carried(&shared.claim_pool, &work.carried[..n]).await?;
+        let changed: Vec<(DateTime<Utc>, Uuid)> = changed
+            .iter()
+            .map(|c| (c.reserved, c.delivery_id))
+            .collect();
+        work.carried.drain(..n);
+        for (reserved, delivery) in changed {
+            work.claim(Some(reserved), delivery);
         }
-        let (now_ids, later) = rest.split_at(held.num_permits());
-        rest = later;
-        let now = shared.clock.now();
-        let jobs =
-            crate::claim::by_ids(&shared.claim_pool, now_ids, lease_end(now, shared.lease)).await?;
         shared
             .metrics
             .claimed
-            .with_label_values(&["queue"])
+            .with_label_values(&["handoff"])
             .inc_by(jobs.len() as u64);
         runner.run(jobs, held);
     }
+    for (reserved, ids) in &mut work.claims {
+        while !ids.is_empty() {
+            let held = some_permits(permits, ids.len(), shutdown).await?;
+            let n = held.num_permits();
+            let now = shared.clock.now();
+            let jobs = crate::claim::by_ids(
+                &shared.claim_pool,
+                &ids[..n],
+                now,
+                *reserved,
+                lease_end(now, shared.lease),
+            )
+            .await?;
+            ids.drain(..n);
+            shared
+                .metrics
+                .claimed
+                .with_label_values(&["queue"])
+                .inc_by(jobs.len() as u64);
+            runner.run(jobs, held);
+        }
+    }
+    debug_assert!(work.is_empty());
     Ok(())
+}
+
+/// At least one permit, then as many more as are free, up to `wanted` and one chunk: never waits
+/// for a whole chunk while slow requests hold part of the in-flight budget.
+async fn some_permits(
+    permits: &Arc<Semaphore>,
+    wanted: usize,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<OwnedSemaphorePermit> {
+    let mut held = tokio::select! {
+        // Deliveries not started stay pending: the message is redelivered or the scheduler finds them.
+        _ = shutdown.cancelled() => anyhow::bail!("stopping"),
+        permit = Arc::clone(permits).acquire_owned() => permit?,
+    };
+    let wanted = wanted.min(CLAIM_CHUNK);
+    while held.num_permits() < wanted {
+        match Arc::clone(permits).try_acquire_owned() {
+            Ok(more) => held.merge(more),
+            Err(_) => break,
+        }
+    }
+    Ok(held)
 }

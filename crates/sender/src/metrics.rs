@@ -10,7 +10,9 @@ pub struct Metrics {
     pub attempts: IntCounterVec,
     /// Seconds from sending a request to its outcome.
     pub attempt_seconds: Histogram,
-    /// Deliveries claimed for an attempt, by source: queue (fresh hand-off) or scheduler (due retry, lost hand-off).
+    /// Deliveries taken for an attempt, by source: handoff (carried whole by a fresh hand-off
+    /// message, no claim), queue (claimed from a hand-off message) or scheduler (due retry, lost
+    /// hand-off).
     pub claimed: IntCounterVec,
     /// Failed deliveries scheduled for another attempt.
     pub retries_scheduled: IntCounter,
@@ -48,7 +50,7 @@ impl Metrics {
         let claimed = IntCounterVec::new(
             Opts::new(
                 "deliveries_claimed_total",
-                "Deliveries claimed for an attempt, by source.",
+                "Deliveries taken for an attempt, by source.",
             ),
             &["source"],
         )
