@@ -619,6 +619,15 @@ const HANDOFF: &str = "webhooks_sender_deliveries_claimed_total{source=\"handoff
 const CLAIMED_QUEUE: &str = "webhooks_sender_deliveries_claimed_total{source=\"queue\"}";
 const CLAIMED_SCHEDULER: &str = "webhooks_sender_deliveries_claimed_total{source=\"scheduler\"}";
 
+/// Publishes a marker event for the webhook on path "marker" and waits for it: its hand-off is
+/// queued behind any earlier one, so once it has arrived, those have been seen.
+async fn marker_seen(world: &World) {
+    world
+        .publish("DEMO", "run.completed", json!({"seq": 0}))
+        .await;
+    world.receiver.wait_for("marker", 1, SOON).await;
+}
+
 /// A fresh delivery comes to the sender whole with its hand-off message, reserved by the lease it
 /// was recorded with: the sender attempts it with no claim, reading only its webhook.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -662,11 +671,7 @@ async fn a_redelivered_hand_off_leaves_its_deliveries_to_the_scheduler() {
     let kind = world.hand_back(&queue, SOON).await;
     assert_eq!(kind.as_deref(), Some("deliver.v2"));
     world.start_sender().await;
-    // Queued behind the redelivered message: once it has arrived, that one has been seen.
-    world
-        .publish("DEMO", "run.completed", json!({"seq": 0}))
-        .await;
-    world.receiver.wait_for("marker", 1, SOON).await;
+    marker_seen(&world).await;
     assert!(
         world.receiver.received("again").is_empty(),
         "a redelivered hand-off took a delivery still reserved"
@@ -715,11 +720,7 @@ async fn a_delivery_cancelled_after_its_hand_off_is_not_sent() {
         assert_eq!(status, 200);
     }
     world.start_sender().await;
-    // Queued behind the first hand-off: once it has arrived, that one has been seen.
-    world
-        .publish("DEMO", "run.completed", json!({"seq": 0}))
-        .await;
-    world.receiver.wait_for("marker", 1, SOON).await;
+    marker_seen(&world).await;
     assert!(
         world.receiver.received("flip").is_empty(),
         "a cancelled delivery was sent"

@@ -124,11 +124,11 @@ pub struct Carried {
 /// Jobs for carried deliveries, with a read of their webhooks alone (one row per webhook, not per
 /// delivery). Deliveries of a webhook no longer enabled are left out, for the scheduler to cancel
 /// once their lease runs out; those of a webhook changed since they were recorded (whose change may
-/// have cancelled them) are returned apart, to be claimed by their reservation instead.
-pub async fn carried<'a>(
+/// have cancelled them) are returned apart, with their reservation, to be claimed by it instead.
+pub async fn carried(
     pool: &Pool,
-    carried: &'a [Carried],
-) -> Result<(Vec<Job>, Vec<&'a Carried>), StoreError> {
+    carried: &[Carried],
+) -> Result<(Vec<Job>, Vec<(DateTime<Utc>, Uuid)>), StoreError> {
     let mut ids: Vec<Uuid> = carried.iter().map(|c| c.webhook_id).collect();
     ids.sort_unstable();
     ids.dedup();
@@ -154,7 +154,7 @@ pub async fn carried<'a>(
         .filter_map(|c| {
             let (url, secret, updated_at) = webhooks.get(&c.webhook_id)?;
             if *updated_at >= c.recorded_at {
-                changed.push(c);
+                changed.push((c.reserved, c.delivery_id));
                 return None;
             }
             Some(Job {

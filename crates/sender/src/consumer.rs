@@ -314,10 +314,6 @@ async fn start(
         let held = some_permits(permits, work.carried.len(), shutdown).await?;
         let n = held.num_permits();
         let (jobs, changed) = crate::claim::carried(&shared.claim_pool, &work.carried[..n]).await?;
-        let changed: Vec<(DateTime<Utc>, Uuid)> = changed
-            .iter()
-            .map(|c| (c.reserved, c.delivery_id))
-            .collect();
         work.carried.drain(..n);
         for (reserved, delivery) in changed {
             work.claim(Some(reserved), delivery);
