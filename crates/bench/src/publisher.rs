@@ -53,7 +53,7 @@ pub async fn declare_durable(
     Ok(())
 }
 
-/// A confirm-mode channel that keeps up to 4,000 publishes (`WINDOW`) unconfirmed.
+/// A confirm-mode channel that keeps up to [`WINDOW`] publishes unconfirmed.
 pub struct Pipeline {
     channel: Channel,
     pending: VecDeque<PublisherConfirm>,

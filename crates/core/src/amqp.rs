@@ -318,8 +318,8 @@ pub fn received(
 /// How long a graceful close may take before the connection is simply dropped.
 const CLOSE_WITHIN: Duration = Duration::from_secs(2);
 
-/// Stops consuming and closes the connection, politely if the broker answers within two seconds
-/// (`CLOSE_WITHIN`); otherwise the connection is dropped (the broker then requeues whatever was
+/// Stops consuming and closes the connection, politely if the broker answers within
+/// [`CLOSE_WITHIN`]; otherwise the connection is dropped (the broker then requeues whatever was
 /// unacked, as on any lost connection). Shutdown must not wait on a broker session that has gone
 /// wrong.
 pub async fn close(connection: &Connection, channel: &Channel, consumer_tag: ShortString) {

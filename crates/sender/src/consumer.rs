@@ -8,7 +8,7 @@
 //! Before starting, the limiter
 //! judges each delivery's endpoint: deliveries for one it is holding back are left pending for
 //! the scheduler, and those for a full endpoint that has not answered yet are parked for a moment
-//! (see `Parked`) instead of taking in-flight permits to wait for its slots.
+//! (see [`Parked`]) instead of taking in-flight permits to wait for its slots.
 
 use anyhow::Context;
 use bytes::Bytes;

@@ -2,8 +2,8 @@
 //! figures from the services' metrics and the database, and notes; printed as markdown that can go
 //! into a README.
 //!
-//! The main table is here; the module `row` makes its lines, `targets` compares figures with the
-//! goals, `breakdown` shows where the time goes inside the services and the database.
+//! The main table is here; [`row`] makes its lines, [`targets`] compares figures with the goals,
+//! [`breakdown`] shows where the time goes inside the services and the database.
 
 mod breakdown;
 mod row;
