@@ -7,7 +7,6 @@
 //! API calls. A stale entry can only ever cause a lookup miss for a moment: inserting a delivery
 //! re-checks in the same statement that the webhook is still enabled.
 
-use deadpool_postgres::Pool;
 use futures::StreamExt;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -77,9 +76,8 @@ impl WebhookIndex {
         }
     }
 
-    /// Loads every enabled webhook.
-    pub async fn load_all(&self, pool: &Pool) -> Result<(), StoreError> {
-        let client = pool.get().await?;
+    /// Loads every enabled webhook, on a connection the caller holds.
+    pub async fn load_all(&self, client: &tokio_postgres::Client) -> Result<(), StoreError> {
         let rows = client
             .query(
                 "SELECT id, project_code, events FROM webhooks WHERE enabled AND deleted_at IS NULL",
@@ -90,9 +88,13 @@ impl WebhookIndex {
         Ok(())
     }
 
-    /// Re-reads the given webhooks and applies what it finds.
-    pub async fn refresh(&self, pool: &Pool, ids: &[Uuid]) -> Result<(), StoreError> {
-        let client = pool.get().await?;
+    /// Re-reads the given webhooks and applies what it finds, on a connection the caller holds
+    /// (an API request's own, after its commit): it never asks a pool for another.
+    pub async fn refresh(
+        &self,
+        client: &tokio_postgres::Client,
+        ids: &[Uuid],
+    ) -> Result<(), StoreError> {
         let rows = client
             .query(
                 "SELECT id, project_code, events FROM webhooks
@@ -144,10 +146,11 @@ fn remove(inner: &mut Inner, id: Uuid) {
 }
 
 /// Keeps `index` fresh until `shutdown`: LISTEN for changes, full reload on every (re)connection and
-/// every `reload_every`.
+/// every `reload_every`. It reads on its listening connection, a connection of its own outside the
+/// pool, so it neither waits behind the API's requests for a pooled connection nor takes one from
+/// them.
 pub async fn keep_fresh(
     index: WebhookIndex,
-    pool: Pool,
     database_url: String,
     reload_every: Duration,
     gauge: prometheus::IntGauge,
@@ -155,16 +158,7 @@ pub async fn keep_fresh(
 ) {
     let mut wait = Duration::from_millis(100);
     while !shutdown.is_cancelled() {
-        match listen_session(
-            &index,
-            &pool,
-            &database_url,
-            reload_every,
-            &gauge,
-            &shutdown,
-        )
-        .await
-        {
+        match listen_session(&index, &database_url, reload_every, &gauge, &shutdown).await {
             Ok(()) => return,
             Err(e) => tracing::warn!(
                 error = format!("{e:#}"),
@@ -181,7 +175,6 @@ pub async fn keep_fresh(
 
 async fn listen_session(
     index: &WebhookIndex,
-    pool: &Pool,
     database_url: &str,
     reload_every: Duration,
     gauge: &prometheus::IntGauge,
@@ -205,7 +198,7 @@ async fn listen_session(
     });
     client.batch_execute("LISTEN webhooks_changed").await?;
     // Listening before loading: no change can fall between the two.
-    index.load_all(pool).await?;
+    index.load_all(&client).await?;
     gauge.set(index.len() as i64);
     let mut reload = tokio::time::interval(reload_every);
     reload.reset();
@@ -213,7 +206,7 @@ async fn listen_session(
         tokio::select! {
             _ = shutdown.cancelled() => break Ok(()),
             _ = reload.tick() => {
-                if let Err(e) = index.load_all(pool).await {
+                if let Err(e) = index.load_all(&client).await {
                     break Err(e.into());
                 }
             }
@@ -228,7 +221,7 @@ async fn listen_session(
                 while let Ok(more) = changes.try_recv() {
                     ids.extend(more);
                 }
-                if let Err(e) = index.refresh(pool, &ids).await {
+                if let Err(e) = index.refresh(&client, &ids).await {
                     break Err(e.into());
                 }
             }

@@ -91,7 +91,10 @@ pub async fn start(
     let metrics = Metrics::new();
     let index = WebhookIndex::default();
     // Loaded before consuming: an event must never be matched against an empty index.
-    index.load_all(&pool).await.context("loading webhooks")?;
+    {
+        let client = pool.get().await.context("loading webhooks")?;
+        index.load_all(&client).await.context("loading webhooks")?;
+    }
     metrics.index_webhooks.set(index.len() as i64);
     let shared = Shared {
         pool: pool.clone(),
@@ -116,7 +119,7 @@ pub async fn start(
     let tracker = TaskTracker::new();
 
     let api = api::router(api::Api {
-        pool: pool.clone(),
+        pool,
         index: index.clone(),
         clock,
         destinations: Destinations::new(config.allowed_targets.clone()),
@@ -135,7 +138,6 @@ pub async fn start(
 
     tracker.spawn(index::keep_fresh(
         index,
-        pool,
         config.common.database_url.clone(),
         config.index_reload,
         metrics.index_webhooks.clone(),

@@ -34,7 +34,7 @@ pub async fn list(
             .filter(|n| (1..=MAX_LIMIT).contains(n))
             .ok_or_else(|| ApiError::bad_request(format!("limit: must be 1 to {MAX_LIMIT}")))?,
     };
-    let client = api.pool.get().await?;
+    let client = api.client().await?;
     client
         .query_opt(
             "SELECT 1 FROM webhooks WHERE id = $1 AND project_code = $2 AND deleted_at IS NULL",
@@ -80,7 +80,7 @@ pub async fn retry(
 ) -> Result<impl IntoResponse, ApiError> {
     let (code, delivery) = (project(&code)?, id(&id_text)?);
     let now = api.clock.now();
-    let client = api.pool.get().await?;
+    let client = api.client().await?;
     let found = client
         .query_opt(
             "SELECT w.enabled, d.leased_until > $3 FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id

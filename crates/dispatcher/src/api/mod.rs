@@ -2,6 +2,10 @@
 //!
 //! Every route needs `Authorization: Bearer <ADMIN_TOKEN>`; a wrong or missing token gets 401 and
 //! nothing else. Bad input gets 400/422 with `{"error": ...}` naming the field, and stores nothing.
+//!
+//! A request holds at most one pooled database connection at a time, so requests never wait for
+//! each other's connections: with every connection busy a request queues for one for at most
+//! [`POOL_WAIT`], then gets 503 with `Retry-After` (see [`ApiError::busy`]), having done nothing.
 
 mod deliveries;
 mod error;
@@ -28,6 +32,9 @@ pub use error::ApiError;
 /// Largest request body the API reads.
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// Longest a request queues for a pooled database connection before it is answered 503.
+pub const POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// What every handler needs.
 #[derive(Clone)]
 pub struct Api {
@@ -37,6 +44,18 @@ pub struct Api {
     pub destinations: Destinations,
     pub token: Arc<Secret>,
     pub metrics: Metrics,
+}
+
+impl Api {
+    /// A pooled connection, queueing for one for at most [`POOL_WAIT`] (then [`ApiError::busy`]).
+    /// A handler takes one and no other: it never asks the pool again while holding it.
+    async fn client(&self) -> Result<deadpool_postgres::Client, ApiError> {
+        let timeouts = deadpool_postgres::Timeouts {
+            wait: Some(POOL_WAIT),
+            ..self.pool.timeouts()
+        };
+        Ok(self.pool.timeout_get(&timeouts).await?)
+    }
 }
 
 pub fn router(api: Api) -> Router {

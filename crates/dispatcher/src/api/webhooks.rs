@@ -29,7 +29,7 @@ pub async fn list(
     State(api): State<Api>,
     Path(code): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let client = api.pool.get().await?;
+    let client = api.client().await?;
     let rows = client
         .query(
             &format!(
@@ -46,7 +46,7 @@ pub async fn get(
     State(api): State<Api>,
     Path((code, id_text)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let client = api.pool.get().await?;
+    let client = api.client().await?;
     let row = client
         .query_opt(
             &format!(
@@ -78,7 +78,7 @@ pub async fn create(
         .ok_or_else(|| ApiError::invalid("events: required"))?;
     let events: Vec<&str> = events.iter().map(|e| e.as_str()).collect();
     let now = api.clock.now();
-    let client = api.pool.get().await?;
+    let client = api.client().await?;
     let row = client
         .query_one(
             &format!(
@@ -93,7 +93,7 @@ pub async fn create(
         )
         .await?;
     let view = WebhookView::from(&row);
-    api.index.refresh(&api.pool, &[row.get(0)]).await?;
+    refresh_index(&api, &client, row.get(0)).await;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -105,7 +105,7 @@ pub async fn update(
     let (code, id) = (project(&code)?, id(&id_text)?);
     let input = WebhookInput::parse(&body, &api.destinations)?;
     let now = api.clock.now();
-    let mut client = api.pool.get().await?;
+    let mut client = api.client().await?;
     let tx = client.transaction().await?;
     let current = tx
         .query_opt(
@@ -161,7 +161,7 @@ pub async fn update(
         cancel_pending(&tx, id).await?;
     }
     tx.commit().await?;
-    api.index.refresh(&api.pool, &[id]).await?;
+    refresh_index(&api, &client, id).await;
     Ok(Json(WebhookView::from(&row)))
 }
 
@@ -171,7 +171,7 @@ pub async fn delete(
 ) -> Result<impl IntoResponse, ApiError> {
     let (code, id) = (project(&code)?, id(&id_text)?);
     let now = api.clock.now();
-    let mut client = api.pool.get().await?;
+    let mut client = api.client().await?;
     let tx = client.transaction().await?;
     // Soft delete: the delivery history stays readable for support, the webhook is gone for users.
     let deleted = tx
@@ -186,8 +186,20 @@ pub async fn delete(
     }
     cancel_pending(&tx, id).await?;
     tx.commit().await?;
-    api.index.refresh(&api.pool, &[id]).await?;
+    refresh_index(&api, &client, id).await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Brings this instance's index up to date with `webhook` as committed, on the connection the
+/// request already holds: asking the pool for a second one while holding the first would let
+/// as many concurrent requests as the pool has connections wait for each other. Read after the
+/// commit, so the index shows the row as it is now, even when another change was committed in
+/// between. Should the read fail, the change stands: its NOTIFY (and the periodic reload) brings
+/// every instance's index up to date, so the request does not fail for it.
+async fn refresh_index(api: &Api, client: &tokio_postgres::Client, webhook: Uuid) {
+    if let Err(e) = api.index.refresh(client, &[webhook]).await {
+        tracing::warn!(error = format!("{e:#}"), %webhook, "refreshing the webhook index after a change failed; its notification will");
+    }
 }
 
 /// Stops every delivery of `webhook` that has not finished.
