@@ -177,6 +177,7 @@ fn job(url: &str, seq: u64) -> anyhow::Result<Job> {
         body: webhooks_core::body::delivery_body(&event).into(),
         attempt_count: 0,
         first_attempt_at: None,
+        webhook_changed_at: Default::default(),
     })
 }
 

@@ -33,6 +33,26 @@ pub struct Job {
     /// Attempts made before this one.
     pub attempt_count: i32,
     pub first_attempt_at: Option<DateTime<Utc>>,
+    /// When its webhook was last changed (created, edited, re-enabled).
+    pub webhook_changed_at: DateTime<Utc>,
+}
+
+impl Job {
+    /// Whether a person asked for this attempt: the API's manual retry clears the first attempt's
+    /// time of a delivery that has been attempted, which no attempt's outcome ever does.
+    pub fn is_manual_retry(&self) -> bool {
+        self.attempt_count > 0 && self.first_attempt_at.is_none()
+    }
+
+    /// Since when this attempt deserves a fresh start: an endpoint's circuit that opened before
+    /// it is closed for it (see [`crate::limiter::Limiter::enter`]).
+    pub fn fresh_since(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        if self.is_manual_retry() {
+            now
+        } else {
+            self.webhook_changed_at
+        }
+    }
 }
 
 /// A webhook's URL, parsed once per claim for all of the claimed deliveries to it rather than
@@ -166,6 +186,7 @@ pub async fn carried(
                 body: c.body.clone(),
                 attempt_count: 0,
                 first_attempt_at: None,
+                webhook_changed_at: *updated_at,
             })
         })
         .collect();
@@ -228,7 +249,8 @@ fn leasing(picked: Option<&str>, which: &str) -> String {
          SELECT c.id, c.webhook_id, c.event_name, c.attempt_count, c.first_attempt_at,
                 w.url, w.secret, c.event_id,
                 CASE WHEN row_number() OVER (PARTITION BY c.event_id) = 1
-                     THEN (SELECT e.body FROM events e WHERE e.id = c.event_id) END
+                     THEN (SELECT e.body FROM events e WHERE e.id = c.event_id) END,
+                w.updated_at
          FROM claimed c JOIN webhooks w ON w.id = c.webhook_id"
     )
 }
@@ -265,6 +287,7 @@ fn jobs(rows: &[tokio_postgres::Row]) -> Vec<Job> {
                 url: targets[row.get::<_, &str>(5)].clone(),
                 secret: row.get::<_, Option<String>>(6).map(Secret::new),
                 body,
+                webhook_changed_at: row.get(9),
             })
         })
         .collect()

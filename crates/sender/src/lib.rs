@@ -153,14 +153,18 @@ pub async fn start(
             config.max_in_flight.max(1),
         )
         .context("building the HTTP client")?,
-        limiter: Limiter::new(LimiterConfig {
-            max_per_endpoint: config.max_per_endpoint.max(1),
-            breaker_failures: config.breaker_failures,
-            breaker_pause: config.breaker_pause,
-            // Requests to an endpoint that is not answering take up to the timeout: hold the
-            // rest back that long rather than cycling them through the schedule.
-            busy_hold: config.delivery_timeout,
-        }),
+        limiter: Limiter::new(
+            LimiterConfig {
+                max_per_endpoint: config.max_per_endpoint.max(1),
+                breaker_failures: config.breaker_failures,
+                // A held delivery waits no longer than its first retry would have.
+                breaker_pause: config.breaker_pause.min(config.retry_initial),
+                // Requests to an endpoint that is not answering take up to the timeout: hold the
+                // rest back that long rather than cycling them through the schedule.
+                busy_hold: config.delivery_timeout,
+            },
+            clock.clone(),
+        ),
         outcomes: outcomes_tx,
         clock,
         metrics: metrics.clone(),

@@ -1,29 +1,43 @@
 //! Isolation of slow and failing endpoints: a cap on concurrent requests per endpoint and a
 //! circuit breaker per endpoint.
 //!
-//! An endpoint (a webhook URL: customers on one shared host are separate endpoints) that hangs or refuses connections must not take the slots that
-//! healthy endpoints need. A delivery whose endpoint is at its cap waits briefly for a slot when the
-//! endpoint is answering (a busy but healthy endpoint drains fast); when it is not answering, or
-//! its circuit is open, the delivery is held back: it goes back to the schedule without an attempt,
-//! so it neither occupies a slot nor counts toward the endpoint's failure window.
+//! An endpoint (a webhook URL: customers on one shared host are separate endpoints) that hangs or
+//! refuses connections must not take the slots that healthy endpoints need. A delivery whose
+//! endpoint is at its cap waits briefly for a slot when the endpoint is answering (a busy but
+//! healthy endpoint drains fast); when it is not answering, the delivery is held back: it goes back
+//! to the schedule without an attempt, so it neither occupies a slot nor counts toward the
+//! endpoint's failure window.
+//!
+//! The breaker saves slots, never a delivery's time. `BREAKER_FAILURES` failures in a row open an
+//! endpoint's circuit; while it is open, deliveries are held back (written back to the schedule with
+//! the time of the circuit's next probe, so the API tells the truth) and one probe goes through
+//! after the pause, which is never longer than the earliest retry a held delivery would have had
+//! (see [`LimiterConfig::breaker_pause`]). When a probe succeeds the circuit closes and every
+//! delivery it held back is made due at once. A circuit that opened before its webhook last
+//! changed (a re-enable, a new URL or secret) or before a manual retry starts over closed.
 //!
 //! The limiter also remembers each webhook's endpoint and gives a [`Verdict`] on deliveries
-//! handed over for it before they are claimed: those for an endpoint it is holding back are left
-//! where they are (pending in the database, found by the scheduler later), and those for a full
-//! endpoint that has not answered anything yet are parked (ids only, no permit, no lease) until it
-//! either answers or falls silent. A dead endpoint then costs the healthy ones almost nothing.
+//! handed over for it before they are claimed: those for a full endpoint that is not answering are
+//! left where they are (pending in the database, found by the scheduler later), and those for a
+//! full endpoint that has not answered anything yet are parked (ids only, no permit, no lease) until
+//! it either answers or falls silent. A dead endpoint then costs the healthy ones almost nothing.
 
+use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
+use webhooks_core::clock::Clock;
 
 #[derive(Clone, Copy, Debug)]
 pub struct LimiterConfig {
     pub max_per_endpoint: usize,
     /// Consecutive failures that open a circuit; 0 disables the breaker.
     pub breaker_failures: u32,
+    /// How long an open circuit holds deliveries back before its probe. The sender passes the
+    /// shorter of `BREAKER_PAUSE` and `RETRY_INITIAL`: a held delivery would otherwise have been
+    /// attempted, and had that attempt failed, retried no sooner than `RETRY_INITIAL` later.
     pub breaker_pause: Duration,
     /// How long a delivery is held back when its endpoint is at its cap and not answering.
     pub busy_hold: Duration,
@@ -33,6 +47,9 @@ pub struct LimiterConfig {
 const ANSWERING: Duration = Duration::from_secs(1);
 /// Webhooks whose endpoint is remembered; past this the memory starts over.
 const WEBHOOKS_REMEMBERED: usize = 65_536;
+/// Deliveries an open circuit remembers holding back, to make them due when it closes; the rest
+/// come back at the time they were given, no later than the next probe.
+const HELD_REMEMBERED: usize = 10_000;
 
 struct Endpoint {
     slots: Arc<Semaphore>,
@@ -41,14 +58,25 @@ struct Endpoint {
     /// Whether it has answered at all.
     answered: bool,
     consecutive_failures: u32,
-    open_until: Option<Instant>,
+    circuit: Option<Circuit>,
+}
+
+/// An open (or half-open, while its probe is out) circuit.
+struct Circuit {
+    /// When it first opened: a webhook changed since then starts from a closed circuit.
+    opened_at: DateTime<Utc>,
+    /// When the next probe may go.
+    probe_at: DateTime<Utc>,
     probing: bool,
+    /// Deliveries held back meanwhile, made due again when the circuit closes.
+    held: Vec<Uuid>,
 }
 
 /// Shared by every attempt of the process.
 #[derive(Clone)]
 pub struct Limiter {
     config: LimiterConfig,
+    clock: Clock,
     endpoints: Arc<Mutex<HashMap<String, Endpoint>>>,
     /// The endpoint of each webhook seen lately.
     webhooks: Arc<Mutex<HashMap<Uuid, String>>>,
@@ -62,19 +90,34 @@ pub enum Verdict {
     HoldBack,
 }
 
-/// Why a delivery is held back, and for how long.
+/// Why a delivery is held back, and until when.
 #[derive(Debug, PartialEq, Eq)]
 pub enum HeldBack {
-    Busy(Duration),
-    CircuitOpen(Duration),
+    /// Every slot is taken by requests the endpoint is not answering.
+    Busy(DateTime<Utc>),
+    /// The endpoint's circuit is open, or its one probe is out.
+    CircuitOpen(DateTime<Utc>),
 }
 
 impl HeldBack {
-    pub fn for_how_long(&self) -> Duration {
+    /// When the delivery is due again.
+    pub fn until(&self) -> DateTime<Utc> {
         match self {
-            Self::Busy(d) | Self::CircuitOpen(d) => *d,
+            Self::Busy(at) | Self::CircuitOpen(at) => *at,
         }
     }
+}
+
+/// How an attempt made in a [`Slot`] ended, as far as the endpoint's health goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Finished {
+    Success,
+    /// A failure the endpoint is to blame for; `answered` when it sent a response (any status).
+    Failure {
+        answered: bool,
+    },
+    /// No request reached the network (a refused destination): not the endpoint's doing.
+    NotSent,
 }
 
 /// A slot at an endpoint; report the outcome with [`Limiter::finish`].
@@ -82,18 +125,33 @@ impl HeldBack {
 pub struct Slot {
     key: String,
     probe: bool,
+    /// Deliveries a circuit reset on entry released, to be made due now.
+    released: Vec<Uuid>,
     _permit: OwnedSemaphorePermit,
 }
 
+impl Slot {
+    /// The deliveries that a circuit closed on entry had held back (see [`Limiter::enter`]).
+    pub fn take_released(&mut self) -> Vec<Uuid> {
+        std::mem::take(&mut self.released)
+    }
+}
+
 enum Gate {
-    Slots(Arc<Semaphore>, bool, bool),
+    Slots {
+        slots: Arc<Semaphore>,
+        probe: bool,
+        answering: bool,
+        released: Vec<Uuid>,
+    },
     Held(HeldBack),
 }
 
 impl Limiter {
-    pub fn new(config: LimiterConfig) -> Self {
+    pub fn new(config: LimiterConfig, clock: Clock) -> Self {
         Self {
             config,
+            clock,
             endpoints: Arc::new(Mutex::new(HashMap::new())),
             webhooks: Arc::new(Mutex::new(HashMap::new())),
         }
@@ -114,11 +172,12 @@ impl Limiter {
         webhooks.insert(webhook, endpoint.to_owned());
     }
 
-    /// What to do with a delivery to `webhook` that is not claimed yet: go ahead when nothing is
-    /// known against its endpoint; hold it back when the circuit is open (or its one probe is
-    /// out), or every slot is taken and the endpoint is not answering; park it when every slot is
-    /// taken by an endpoint that has not answered anything yet (it may be new and healthy, or it
-    /// may hang: a moment tells). Unknown webhooks go ahead.
+    /// What to do with a delivery to `webhook` that is not claimed yet: go ahead unless every slot
+    /// of its endpoint is taken; then hold it back when the endpoint is not answering, park it
+    /// when the endpoint has not answered anything yet (it may be new and healthy, or it may hang:
+    /// a moment tells), and go ahead when it answers. Unknown webhooks go ahead. An open circuit
+    /// does not hold a delivery back here: that is decided on [`Limiter::enter`], where the
+    /// delivery's webhook is known and the time of its next probe is written with it.
     pub fn verdict(&self, webhook: Uuid) -> Verdict {
         // Runs for every delivery handed over: look up without copying the endpoint. The only
         // place both locks are held, always `webhooks` first.
@@ -126,19 +185,13 @@ impl Limiter {
         let Some(endpoint) = webhooks.get(&webhook) else {
             return Verdict::Go;
         };
-        let now = Instant::now();
         let endpoints = self.endpoints.lock().expect("limiter lock");
         let Some(state) = endpoints.get(endpoint) else {
             return Verdict::Go;
         };
-        if let Some(until) = state.open_until
-            && (now < until || state.probing)
-        {
-            return Verdict::HoldBack;
-        }
         if state.slots.available_permits() > 0 {
             Verdict::Go
-        } else if now.duration_since(state.last_sign_of_life) >= ANSWERING {
+        } else if state.last_sign_of_life.elapsed() >= ANSWERING {
             Verdict::HoldBack
         } else if state.answered {
             Verdict::Go
@@ -147,12 +200,24 @@ impl Limiter {
         }
     }
 
-    /// A slot at `endpoint`, or why the delivery is held back.
-    pub async fn enter(&self, endpoint: &str) -> Result<Slot, HeldBack> {
-        let now = Instant::now();
-        let (slots, probe, answering) = match self.gate(endpoint, now) {
+    /// A slot at `endpoint` for `delivery`, or why it is held back and until when. A circuit that
+    /// opened before `fresh_since` (when the delivery's webhook last changed, or now for a manual
+    /// retry) is closed first; the deliveries it held back are then in the slot's
+    /// [`Slot::take_released`].
+    pub async fn enter(
+        &self,
+        endpoint: &str,
+        delivery: Uuid,
+        fresh_since: DateTime<Utc>,
+    ) -> Result<Slot, HeldBack> {
+        let (slots, probe, answering, released) = match self.gate(endpoint, delivery, fresh_since) {
             Gate::Held(held) => return Err(held),
-            Gate::Slots(slots, probe, answering) => (slots, probe, answering),
+            Gate::Slots {
+                slots,
+                probe,
+                answering,
+                released,
+            } => (slots, probe, answering, released),
         };
         let permit = match slots.clone().try_acquire_owned() {
             Ok(permit) => Some(permit),
@@ -166,45 +231,139 @@ impl Limiter {
             Some(permit) => Ok(Slot {
                 key: endpoint.to_owned(),
                 probe,
+                released,
                 _permit: permit,
             }),
             None => {
-                if probe {
-                    self.with(endpoint, |state| state.probing = false);
+                let mut endpoints = self.endpoints.lock().expect("limiter lock");
+                if let Some(circuit) = endpoints.get_mut(endpoint).and_then(|s| s.circuit.as_mut())
+                {
+                    if probe {
+                        circuit.probing = false;
+                    }
+                    // Released on entry but not sent after all: held with the rest.
+                    circuit.held.extend(released);
                 }
-                Err(HeldBack::Busy(self.config.busy_hold))
+                let wait = chrono::Duration::from_std(self.config.busy_hold).unwrap_or_default();
+                Err(HeldBack::Busy(self.clock.now() + wait))
             }
         }
     }
 
-    fn gate(&self, endpoint: &str, now: Instant) -> Gate {
+    fn gate(&self, endpoint: &str, delivery: Uuid, fresh_since: DateTime<Utc>) -> Gate {
+        let now = self.clock.now();
+        let pause = chrono::Duration::from_std(self.config.breaker_pause).unwrap_or_default();
         let mut endpoints = self.endpoints.lock().expect("limiter lock");
         let state = endpoints
             .entry(endpoint.to_owned())
             .or_insert_with(|| Endpoint {
                 slots: Arc::new(Semaphore::new(self.config.max_per_endpoint)),
-                last_sign_of_life: now,
+                last_sign_of_life: Instant::now(),
                 answered: false,
                 consecutive_failures: 0,
-                open_until: None,
-                probing: false,
+                circuit: None,
             });
         let mut probe = false;
-        if let Some(until) = state.open_until {
-            if now < until {
-                return Gate::Held(HeldBack::CircuitOpen(until - now));
-            }
-            if state.probing {
-                // One probe at a time while half-open.
-                return Gate::Held(HeldBack::CircuitOpen(self.config.breaker_pause));
+        let mut released = Vec::new();
+        if state
+            .circuit
+            .as_ref()
+            .is_some_and(|c| c.opened_at < fresh_since)
+        {
+            // The webhook changed (or a person asked for this retry) since the circuit opened.
+            released = state.circuit.take().map(|c| c.held).unwrap_or_default();
+            state.consecutive_failures = 0;
+        } else if let Some(circuit) = state.circuit.as_mut() {
+            if now < circuit.probe_at || circuit.probing {
+                if circuit.held.len() < HELD_REMEMBERED {
+                    circuit.held.push(delivery);
+                }
+                // While the probe is out, its outcome releases the held deliveries; until then
+                // they wait no longer than a pause.
+                let until = if circuit.probing {
+                    now + pause
+                } else {
+                    circuit.probe_at
+                };
+                return Gate::Held(HeldBack::CircuitOpen(until));
             }
             probe = true;
-            state.probing = true;
+            circuit.probing = true;
         }
-        let answering = now.duration_since(state.last_sign_of_life) < ANSWERING;
-        Gate::Slots(state.slots.clone(), probe, answering)
+        Gate::Slots {
+            slots: state.slots.clone(),
+            probe,
+            answering: state.last_sign_of_life.elapsed() < ANSWERING,
+            released,
+        }
     }
 
+    /// Releases a slot after its attempt ended `finished`; returns the deliveries held back by a
+    /// circuit that this closed, to be made due now.
+    pub fn finish(&self, slot: Slot, finished: Finished) -> Vec<Uuid> {
+        let now = self.clock.now();
+        let config = self.config;
+        let mut released = Vec::new();
+        let mut endpoints = self.endpoints.lock().expect("limiter lock");
+        let Some(state) = endpoints.get_mut(&slot.key) else {
+            return released;
+        };
+        let answered = matches!(
+            finished,
+            Finished::Success | Finished::Failure { answered: true }
+        );
+        if answered {
+            state.last_sign_of_life = Instant::now();
+            state.answered = true;
+        }
+        if slot.probe
+            && let Some(circuit) = state.circuit.as_mut()
+        {
+            circuit.probing = false;
+        }
+        match finished {
+            Finished::Success => {
+                state.consecutive_failures = 0;
+                if let Some(circuit) = state.circuit.take() {
+                    released = circuit.held;
+                }
+            }
+            Finished::Failure { .. } if config.breaker_failures > 0 => {
+                state.consecutive_failures += 1;
+                if slot.probe || state.consecutive_failures >= config.breaker_failures {
+                    let probe_at =
+                        now + chrono::Duration::from_std(config.breaker_pause).unwrap_or_default();
+                    match state.circuit.as_mut() {
+                        Some(circuit) => circuit.probe_at = probe_at,
+                        None => {
+                            state.circuit = Some(Circuit {
+                                opened_at: now,
+                                probe_at,
+                                probing: false,
+                                held: Vec::new(),
+                            });
+                        }
+                    }
+                }
+            }
+            Finished::Failure { .. } | Finished::NotSent => {}
+        }
+        let key = slot.key.clone();
+        drop(slot);
+        // Forget idle, healthy endpoints so the map does not grow with every URL ever seen (a
+        // silent one is remembered: that is what holds its next deliveries back).
+        if answered
+            && let Some(state) = endpoints.get(&key)
+            && state.slots.available_permits() == config.max_per_endpoint
+            && state.consecutive_failures == 0
+            && state.circuit.is_none()
+        {
+            endpoints.remove(&key);
+        }
+        released
+    }
+
+    #[cfg(test)]
     fn with(&self, endpoint: &str, change: impl FnOnce(&mut Endpoint)) {
         if let Some(state) = self
             .endpoints
@@ -215,149 +374,189 @@ impl Limiter {
             change(state);
         }
     }
-
-    /// Releases a slot; `reached` is false when no request reached the network (not the
-    /// endpoint's fault), `answered` whether the endpoint sent a response (any status).
-    pub fn finish(&self, slot: Slot, success: bool, reached: bool, answered: bool) {
-        let now = Instant::now();
-        let config = self.config;
-        let mut endpoints = self.endpoints.lock().expect("limiter lock");
-        let Some(state) = endpoints.get_mut(&slot.key) else {
-            return;
-        };
-        if answered {
-            state.last_sign_of_life = now;
-            state.answered = true;
-        }
-        if slot.probe {
-            state.probing = false;
-        }
-        if success {
-            state.consecutive_failures = 0;
-            state.open_until = None;
-        } else if reached && config.breaker_failures > 0 {
-            state.consecutive_failures += 1;
-            if slot.probe || state.consecutive_failures >= config.breaker_failures {
-                state.open_until = Some(now + config.breaker_pause);
-            }
-        }
-        let key = slot.key.clone();
-        drop(slot);
-        // Forget idle, healthy endpoints so the map does not grow with every URL ever seen (a
-        // silent one is remembered: that is what holds its next deliveries back).
-        if answered
-            && let Some(state) = endpoints.get(&key)
-            && state.slots.available_permits() == config.max_per_endpoint
-            && state.consecutive_failures == 0
-            && state.open_until.is_none()
-        {
-            endpoints.remove(&key);
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn limiter(max: usize, failures: u32) -> Limiter {
-        Limiter::new(LimiterConfig {
-            max_per_endpoint: max,
-            breaker_failures: failures,
-            breaker_pause: Duration::from_millis(200),
-            busy_hold: Duration::from_secs(15),
-        })
+    const PAUSE: Duration = Duration::from_secs(10);
+
+    fn limiter(max: usize, failures: u32) -> (Limiter, Clock) {
+        let clock = Clock::shifted();
+        let limiter = Limiter::new(
+            LimiterConfig {
+                max_per_endpoint: max,
+                breaker_failures: failures,
+                breaker_pause: PAUSE,
+                busy_hold: Duration::from_secs(15),
+            },
+            clock.clone(),
+        );
+        (limiter, clock)
+    }
+
+    /// Long ago: the delivery's webhook has not changed since any circuit opened.
+    fn unchanged() -> DateTime<Utc> {
+        DateTime::UNIX_EPOCH
+    }
+
+    async fn enter(l: &Limiter, endpoint: &str) -> Result<Slot, HeldBack> {
+        l.enter(endpoint, Uuid::new_v4(), unchanged()).await
+    }
+
+    const FAILED: Finished = Finished::Failure { answered: true };
+
+    /// Opens the circuit of `endpoint` with `failures` failed attempts.
+    async fn open(l: &Limiter, endpoint: &str, failures: u32) {
+        for _ in 0..failures {
+            let slot = enter(l, endpoint).await.expect("closed");
+            assert!(l.finish(slot, FAILED).is_empty());
+        }
     }
 
     #[tokio::test]
     async fn caps_concurrency_per_endpoint_and_waits_briefly_while_it_answers() {
-        let l = limiter(2, 0);
-        let a = l.enter("e").await.expect("first");
-        let _b = l.enter("e").await.expect("second");
+        let (l, _) = limiter(2, 0);
+        let a = enter(&l, "e").await.expect("first");
+        let _b = enter(&l, "e").await.expect("second");
         assert!(
-            l.enter("other").await.is_ok(),
+            enter(&l, "other").await.is_ok(),
             "other endpoints are not affected"
         );
         // At the cap and answering: waits for a slot, which frees when `a` finishes.
         let l2 = l.clone();
-        let waiter = tokio::spawn(async move { l2.enter("e").await.map(|_| ()) });
+        let waiter = tokio::spawn(async move { enter(&l2, "e").await.map(|_| ()) });
         tokio::task::yield_now().await;
-        l.finish(a, true, true, true);
+        l.finish(a, Finished::Success);
         assert_eq!(waiter.await.expect("task"), Ok(()));
     }
 
     #[tokio::test]
     async fn holds_back_when_the_endpoint_is_not_answering() {
-        let l = limiter(1, 0);
-        let _hanging = l.enter("e").await.expect("first");
+        let (l, clock) = limiter(1, 0);
+        let _hanging = enter(&l, "e").await.expect("first");
         // Last sign of life two seconds ago: not answering.
         l.with("e", |state| {
             state.last_sign_of_life -= Duration::from_secs(2)
         });
-        assert_eq!(
-            l.enter("e").await.expect_err("held"),
-            HeldBack::Busy(Duration::from_secs(15))
+        let held = enter(&l, "e").await.expect_err("held");
+        assert!(matches!(held, HeldBack::Busy(_)));
+        let wait = held.until() - clock.now();
+        assert!(
+            wait > chrono::Duration::seconds(14) && wait <= chrono::Duration::seconds(15),
+            "{wait}"
         );
     }
 
     #[tokio::test]
-    async fn opens_after_failures_then_probes_once() {
-        let l = limiter(10, 3);
-        for _ in 0..3 {
-            let slot = l.enter("e").await.expect("closed");
-            l.finish(slot, false, true, true);
-        }
-        assert!(matches!(l.enter("e").await, Err(HeldBack::CircuitOpen(_))));
-        l.with("e", |state| state.open_until = Some(Instant::now()));
-        let probe = l.enter("e").await.expect("probe after the pause");
+    async fn opens_after_failures_then_probes_once_when_the_pause_is_over() {
+        let (l, clock) = limiter(10, 3);
+        open(&l, "e", 3).await;
+        let opened = clock.now();
+        let held = enter(&l, "e").await.expect_err("open");
+        let HeldBack::CircuitOpen(until) = held else {
+            panic!("{held:?}")
+        };
         assert!(
-            matches!(l.enter("e").await, Err(HeldBack::CircuitOpen(_))),
-            "one probe at a time"
+            until - opened <= chrono::Duration::from_std(PAUSE).expect("pause"),
+            "held no longer than the pause: the probe comes by then"
         );
-        l.finish(probe, true, true, true);
+        clock.advance(PAUSE);
+        let probe = enter(&l, "e").await.expect("probe after the pause");
+        let during = enter(&l, "e").await.expect_err("one probe at a time");
+        assert!(matches!(during, HeldBack::CircuitOpen(_)));
         assert!(
-            l.enter("e").await.is_ok(),
+            during.until() - clock.now() <= chrono::Duration::from_std(PAUSE).expect("pause"),
+            "held while the probe is out no longer than a pause"
+        );
+        l.finish(probe, Finished::Success);
+        assert!(
+            enter(&l, "e").await.is_ok(),
             "closed again after a successful probe"
         );
     }
 
     #[tokio::test]
-    async fn failed_probe_reopens() {
-        let l = limiter(10, 1);
-        let slot = l.enter("e").await.expect("closed");
-        l.finish(slot, false, true, true);
-        l.with("e", |state| state.open_until = Some(Instant::now()));
-        let probe = l.enter("e").await.expect("probe");
-        l.finish(probe, false, true, true);
-        assert!(matches!(l.enter("e").await, Err(HeldBack::CircuitOpen(_))));
+    async fn a_successful_probe_releases_every_delivery_held_back() {
+        let (l, clock) = limiter(10, 1);
+        open(&l, "e", 1).await;
+        let held: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+        for id in &held {
+            assert!(l.enter("e", *id, unchanged()).await.is_err());
+        }
+        clock.advance(PAUSE);
+        let probe = enter(&l, "e").await.expect("probe");
+        let during = Uuid::new_v4();
+        assert!(l.enter("e", during, unchanged()).await.is_err());
+        let mut released = l.finish(probe, Finished::Success);
+        released.sort();
+        let mut expected = [held, vec![during]].concat();
+        expected.sort();
+        assert_eq!(released, expected);
+    }
+
+    #[tokio::test]
+    async fn failed_probe_reopens_and_keeps_what_it_held() {
+        let (l, clock) = limiter(10, 1);
+        open(&l, "e", 1).await;
+        let held = Uuid::new_v4();
+        assert!(l.enter("e", held, unchanged()).await.is_err());
+        clock.advance(PAUSE);
+        let probe = enter(&l, "e").await.expect("probe");
+        assert!(l.finish(probe, FAILED).is_empty());
+        let reopened = enter(&l, "e").await.expect_err("open again");
+        assert!(reopened.until() > clock.now());
+        clock.advance(PAUSE);
+        let probe = enter(&l, "e").await.expect("second probe");
+        assert!(l.finish(probe, Finished::Success).contains(&held));
+    }
+
+    #[tokio::test]
+    async fn a_webhook_changed_since_the_circuit_opened_starts_from_a_closed_circuit() {
+        let (l, clock) = limiter(10, 1);
+        open(&l, "e", 1).await;
+        let held = Uuid::new_v4();
+        assert!(l.enter("e", held, unchanged()).await.is_err());
+        clock.advance(Duration::from_secs(1));
+        let mut slot = l
+            .enter("e", Uuid::new_v4(), clock.now())
+            .await
+            .expect("re-enabled since: closed");
+        assert_eq!(slot.take_released(), vec![held]);
+        assert!(
+            enter(&l, "e").await.is_ok(),
+            "closed for the other deliveries too"
+        );
+        l.finish(slot, Finished::Success);
     }
 
     #[tokio::test]
     async fn refused_destinations_do_not_trip_the_breaker() {
-        let l = limiter(10, 1);
-        let slot = l.enter("e").await.expect("closed");
-        l.finish(slot, false, false, false);
-        assert!(l.enter("e").await.is_ok());
+        let (l, _) = limiter(10, 1);
+        let slot = enter(&l, "e").await.expect("closed");
+        l.finish(slot, Finished::NotSent);
+        assert!(enter(&l, "e").await.is_ok());
     }
 
     #[tokio::test]
     async fn a_timeout_is_no_sign_of_life() {
-        let l = limiter(1, 0);
+        let (l, _) = limiter(1, 0);
         let webhook = Uuid::new_v4();
         l.learn(webhook, "e");
-        let slot = l.enter("e").await.expect("slot");
+        let slot = enter(&l, "e").await.expect("slot");
         l.with("e", |state| {
             state.last_sign_of_life -= Duration::from_secs(2)
         });
         // No response within the timeout: the endpoint still counts as silent.
-        l.finish(slot, false, true, false);
-        let _hanging = l.enter("e").await.expect("the slot is free again");
+        l.finish(slot, Finished::Failure { answered: false });
+        let _hanging = enter(&l, "e").await.expect("the slot is free again");
         assert_eq!(l.verdict(webhook), Verdict::HoldBack, "full and silent");
     }
 
     #[tokio::test]
     async fn tells_which_webhooks_are_held_back() {
-        let l = limiter(1, 1);
+        let (l, _) = limiter(1, 1);
         let (hanging, failing, healthy) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
         l.learn(hanging, "h");
         l.learn(failing, "f");
@@ -373,7 +572,7 @@ mod tests {
             "unknown webhooks go ahead"
         );
 
-        let _in_flight = l.enter("h").await.expect("slot");
+        let _in_flight = enter(&l, "h").await.expect("slot");
         assert_eq!(
             l.verdict(hanging),
             Verdict::Park,
@@ -384,24 +583,19 @@ mod tests {
         });
         assert_eq!(l.verdict(hanging), Verdict::HoldBack, "full and silent");
 
-        let slot = l.enter("f").await.expect("slot");
-        l.finish(slot, false, true, true);
-        assert_eq!(l.verdict(failing), Verdict::HoldBack, "circuit open");
-        l.with("f", |state| state.open_until = Some(Instant::now()));
-        assert_eq!(l.verdict(failing), Verdict::Go, "due for its probe");
-        let _probe = l.enter("f").await.expect("probe");
+        open(&l, "f", 1).await;
         assert_eq!(
             l.verdict(failing),
-            Verdict::HoldBack,
-            "its one probe is out"
+            Verdict::Go,
+            "an open circuit is judged on entry, where the delivery's next try is written"
         );
 
-        let slot = l.enter("ok").await.expect("slot");
+        let slot = enter(&l, "ok").await.expect("slot");
         assert_eq!(l.verdict(healthy), Verdict::Park, "full and not proven yet");
-        l.finish(slot, true, true, true);
+        l.finish(slot, Finished::Success);
         assert_eq!(l.verdict(healthy), Verdict::Go);
         // Full, but it has answered lately: go ahead and wait briefly for a slot.
-        let _busy = l.enter("ok").await.expect("slot");
+        let _busy = enter(&l, "ok").await.expect("slot");
         l.with("ok", |state| state.answered = true);
         assert_eq!(l.verdict(healthy), Verdict::Go);
     }

@@ -27,6 +27,11 @@ pub enum Outcome {
         delivery_id: Uuid,
         until: DateTime<Utc>,
     },
+    /// Held back by a circuit that has closed since: due now, unless it has been taken already.
+    Released {
+        delivery_id: Uuid,
+        at: DateTime<Utc>,
+    },
 }
 
 /// A delivery's state after an attempt.

@@ -99,12 +99,17 @@ impl Recorder {
     ) -> Result<u64, StoreError> {
         let mut rows = AttemptRows::default();
         let (mut deferred_ids, mut deferred_until) = (Vec::new(), Vec::new());
+        let (mut released_ids, mut released_at) = (Vec::new(), Vec::new());
         let mut given_up = 0;
         for outcome in batch {
             match outcome {
                 Outcome::Deferred { delivery_id, until } => {
                     deferred_ids.push(*delivery_id);
                     deferred_until.push(*until);
+                }
+                Outcome::Released { delivery_id, at } => {
+                    released_ids.push(*delivery_id);
+                    released_at.push(*at);
                 }
                 Outcome::Attempted {
                     delivery_id,
@@ -179,6 +184,21 @@ impl Recorder {
             .await
         };
         futures::try_join!(attempts, moved_on, deferred)?;
+        // After the deferrals (a delivery may be held and released within one batch). One that
+        // has been taken meanwhile keeps its lease; one already due keeps its time.
+        if !released_ids.is_empty() {
+            tx.execute(
+                &tx.prepare_cached(
+                    "UPDATE deliveries d SET next_attempt_at = u.at
+                 FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, at)
+                 WHERE d.id = ANY($1) AND d.id = u.id AND d.state NOT IN ('succeeded', 'failed', 'cancelled')
+                   AND (d.leased_until IS NULL OR d.leased_until <= u.at) AND d.next_attempt_at > u.at",
+                )
+                .await?,
+                &[&released_ids, &released_at],
+            )
+            .await?;
+        }
         Ok(given_up)
     }
 

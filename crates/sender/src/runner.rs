@@ -5,11 +5,12 @@
 use std::time::Instant;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_util::task::TaskTracker;
+use uuid::Uuid;
 use webhooks_core::clock::Clock;
 
 use crate::attempt::Sender;
 use crate::claim::Job;
-use crate::limiter::Limiter;
+use crate::limiter::{Finished, Limiter};
 use crate::metrics::Metrics;
 use crate::outcome::Outcome;
 
@@ -46,17 +47,22 @@ impl Runner {
     async fn handle(&self, job: Job) -> Outcome {
         let endpoint = job.url.endpoint();
         self.limiter.learn(job.webhook_id, endpoint);
-        let slot = match self.limiter.enter(endpoint).await {
+        let fresh_since = job.fresh_since(self.clock.now());
+        let mut slot = match self
+            .limiter
+            .enter(endpoint, job.delivery_id, fresh_since)
+            .await
+        {
             Ok(slot) => slot,
             Err(held) => {
                 self.metrics.deferred.inc();
-                let wait = chrono::Duration::from_std(held.for_how_long()).unwrap_or_default();
                 return Outcome::Deferred {
                     delivery_id: job.delivery_id,
-                    until: self.clock.now() + wait,
+                    until: held.until(),
                 };
             }
         };
+        self.release(slot.take_released()).await;
         let at = self.clock.now();
         self.metrics.in_flight.inc();
         let started = Instant::now();
@@ -78,12 +84,16 @@ impl Runner {
             error = attempt.error.as_deref().unwrap_or(""),
             "attempt made"
         );
-        self.limiter.finish(
-            slot,
-            attempt.success,
-            attempt.reached_network,
-            attempt.status_code.is_some(),
-        );
+        let finished = if attempt.success {
+            Finished::Success
+        } else if attempt.reached_network {
+            Finished::Failure {
+                answered: attempt.status_code.is_some(),
+            }
+        } else {
+            Finished::NotSent
+        };
+        self.release(self.limiter.finish(slot, finished)).await;
         Outcome::Attempted {
             delivery_id: job.delivery_id,
             webhook_id: job.webhook_id,
@@ -91,6 +101,21 @@ impl Runner {
             first_attempt_at: job.first_attempt_at,
             at,
             attempt,
+        }
+    }
+
+    /// Makes deliveries that a closed circuit had held back due now.
+    async fn release(&self, deliveries: Vec<Uuid>) {
+        if deliveries.is_empty() {
+            return;
+        }
+        let at = self.clock.now();
+        for delivery_id in deliveries {
+            // If the recorder is gone the process is stopping; they are due at their held time.
+            let _ = self
+                .outcomes
+                .send(Outcome::Released { delivery_id, at })
+                .await;
         }
     }
 }
