@@ -84,6 +84,9 @@ pub enum Scenario {
     Hanging,
     /// 200,000 events published while no sender runs, then drained.
     Backlog,
+    /// Webhooks created through the API by 4, 16 and 64 concurrent clients, 4 s each, against
+    /// the dispatcher alone: creates/s and latency per concurrency.
+    Api,
     /// Not in the default run (it takes minutes): 1,000,000 events wait in the broker while
     /// neither service runs, then both start and work through them; memory must stay flat.
     BrokerBacklog,
@@ -94,12 +97,13 @@ pub enum Scenario {
 
 impl Scenario {
     /// The default run (everything but the soak).
-    pub const ALL: [Scenario; 5] = [
+    pub const ALL: [Scenario; 6] = [
         Scenario::Fanout1,
         Scenario::Fanout10,
         Scenario::Steady,
         Scenario::Hanging,
         Scenario::Backlog,
+        Scenario::Api,
     ];
 
     pub fn name(self) -> &'static str {
@@ -109,6 +113,7 @@ impl Scenario {
             Scenario::Steady => "steady",
             Scenario::Hanging => "hanging",
             Scenario::Backlog => "backlog",
+            Scenario::Api => "api",
             Scenario::BrokerBacklog => "broker-backlog",
             Scenario::Soak => "soak",
         }
@@ -121,6 +126,8 @@ impl Scenario {
             Scenario::Steady => STEADY_RATE as u64 * 20,
             Scenario::Hanging => 2_000,
             Scenario::Backlog => 200_000,
+            // Sized by time instead (see `crate::api`).
+            Scenario::Api => 0,
             Scenario::BrokerBacklog => 1_000_000,
             // Sized by `--minutes` and `--rate` instead (see `Args::events`).
             Scenario::Soak => 0,

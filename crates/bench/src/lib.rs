@@ -12,6 +12,7 @@
 //! - [`publisher`]: pipelined publishing with confirms of contract-shaped events.
 //! - [`phase`]: one measured phase: publish, follow progress, measure CPU, memory and stages.
 //! - [`scenarios`]: fan-out 1 and 10, steady rate, hanging endpoints; [`backlog`]: the drain.
+//! - [`api`]: the management API's creates/s and latency at 4, 16 and 64 concurrent clients.
 //! - [`baselines`]: the plain-HTTP ceiling and the broker's one-hop rate.
 //! - [`procfs`]: CPU and memory from `/proc`.
 //! - [`stages`]: the services' own metrics, per phase.
@@ -20,6 +21,7 @@
 //! - [`soak`]: the soak: a steady stream for minutes while [`faults`] are injected on a seeded
 //!   [`schedule`], then a check that every delivery arrived.
 
+pub mod api;
 pub mod args;
 pub mod backlog;
 pub mod baselines;

@@ -306,21 +306,7 @@ impl World {
     /// Creates a webhook of the benchmark project for `run.started`, pointing at `url`; returns
     /// its id.
     pub async fn create_webhook(&self, title: &str, url: &str) -> anyhow::Result<String> {
-        let endpoint = self.webhooks_api("")?;
-        let body = serde_json::json!({
-            "title": title,
-            "url": url,
-            "events": [crate::publisher::EVENT_NAME],
-        });
-        let response = self
-            .http
-            .post(&endpoint)
-            .bearer_auth(ADMIN_TOKEN)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .context("creating a webhook")?;
+        let response = self.post_webhook(title, url).await?;
         let status = response.status();
         let text = response.text().await.context("reading the API answer")?;
         anyhow::ensure!(status == 201, "creating a webhook: {status} {text}");
@@ -330,6 +316,32 @@ impl World {
             .as_str()
             .map(str::to_owned)
             .with_context(|| format!("no id in the created webhook: {text}"))
+    }
+
+    /// Creates a webhook as [`World::create_webhook`] does and returns the API's status alone.
+    pub async fn create_webhook_status(&self, title: &str, url: &str) -> anyhow::Result<u16> {
+        let response = self.post_webhook(title, url).await?;
+        let status = response.status().as_u16();
+        // Read to the end, so that the connection serves the next request.
+        response.bytes().await.context("reading the API answer")?;
+        Ok(status)
+    }
+
+    async fn post_webhook(&self, title: &str, url: &str) -> anyhow::Result<reqwest::Response> {
+        let endpoint = self.webhooks_api("")?;
+        let body = serde_json::json!({
+            "title": title,
+            "url": url,
+            "events": [crate::publisher::EVENT_NAME],
+        });
+        self.http
+            .post(&endpoint)
+            .bearer_auth(ADMIN_TOKEN)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .context("creating a webhook")
     }
 
     /// Deletes webhook `id` of the benchmark project (its unfinished deliveries are cancelled).

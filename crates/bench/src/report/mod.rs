@@ -74,6 +74,8 @@ impl Pair {
 
 pub struct Report {
     command: String,
+    /// The API scenario's rows, one per concurrency.
+    api: Vec<crate::api::ApiRow>,
     rows: Vec<Row>,
     stages: Vec<StageRow>,
     baselines: Vec<Baseline>,
@@ -89,6 +91,7 @@ impl Report {
     pub fn new(command: String) -> Self {
         Self {
             command,
+            api: Vec::new(),
             rows: Vec::new(),
             stages: Vec::new(),
             baselines: Vec::new(),
@@ -102,6 +105,10 @@ impl Report {
     pub fn add(&mut self, kind: Kind, m: &Measured) {
         self.add_row(Row::from_measured(kind, m));
         self.add_stages(m);
+    }
+
+    pub fn add_api(&mut self, row: crate::api::ApiRow) {
+        self.api.push(row);
     }
 
     pub fn add_row(&mut self, row: Row) {
@@ -235,7 +242,13 @@ impl Report {
     pub fn markdown(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "Command: `{}`\n", self.command);
-        self.main_table(&mut out);
+        // A run of the API scenario alone has nothing for the main table.
+        if !self.rows.is_empty() || !self.baselines.is_empty() || self.api.is_empty() {
+            self.main_table(&mut out);
+        }
+        if !self.api.is_empty() {
+            let _ = writeln!(out, "{}", crate::api::table(&self.api));
+        }
         self.targets_table(&mut out);
         self.stages_table(&mut out);
         self.db_table(&mut out);

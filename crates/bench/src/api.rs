@@ -1,0 +1,190 @@
+//! The management API under concurrent clients: webhooks created back to back by 4, 16 and 64
+//! clients at once against the dispatcher alone (its real database, the default pool of
+//! `DATABASE_POOL_SIZE` connections unless the environment sets one), a few seconds each. Every
+//! create must answer 201; throughput and latency per concurrency go into a table of their own.
+
+use std::time::{Duration, Instant};
+
+use crate::report::{Report, int, percentile_us};
+use crate::scenarios::Ctx;
+use crate::services::{Service, World};
+
+/// Concurrent clients of each measurement: below, at and above the default pool size (16).
+pub const CONCURRENCY: [usize; 3] = [4, 16, 64];
+/// How long each concurrency creates webhooks (a tenth with `--quick`).
+const MEASURE_FOR: Duration = Duration::from_secs(4);
+/// Creates before the first measurement, not counted: connections opened, statements planned.
+const WARM_UP: usize = 200;
+/// The URL every created webhook points at (never called: no event is published).
+const TARGET: &str = "http://127.0.0.1:9/api-bench";
+
+/// One concurrency's figures.
+#[derive(Clone, Debug)]
+pub struct ApiRow {
+    pub concurrency: usize,
+    pub creates: usize,
+    /// Answers other than 201, by status (0: no answer at all).
+    pub failures: Vec<(u16, usize)>,
+    pub wall_s: f64,
+    /// Each create's latency, sorted.
+    pub latencies_us: Vec<u32>,
+}
+
+impl ApiRow {
+    pub fn rate(&self) -> f64 {
+        self.creates as f64 / self.wall_s.max(1e-9)
+    }
+
+    fn failed(&self) -> usize {
+        self.failures.iter().map(|(_, n)| n).sum()
+    }
+
+    /// The table's line.
+    pub fn markdown(&self) -> String {
+        let ms = |p| percentile_us(&self.latencies_us, p) / 1000.0;
+        let failures = if self.failures.is_empty() {
+            "0".to_owned()
+        } else {
+            let each: Vec<String> = self
+                .failures
+                .iter()
+                .map(|(status, n)| format!("{n}× {status}"))
+                .collect();
+            format!("**{}** ({})", self.failed(), each.join(", "))
+        };
+        format!(
+            "| {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            self.concurrency,
+            int(self.creates as f64),
+            failures,
+            int(self.rate()),
+            ms(0.50),
+            ms(0.95),
+            ms(0.99),
+            ms(1.0),
+        )
+    }
+}
+
+/// The table of every concurrency measured.
+pub fn table(rows: &[ApiRow]) -> String {
+    let pool = std::env::var("DATABASE_POOL_SIZE").unwrap_or_else(|_| "16 (default)".into());
+    let mut out = format!(
+        "API: webhooks created back to back by concurrent clients (dispatcher alone, DATABASE_POOL_SIZE {pool})\n\n\
+         | clients | creates | not 201 | creates/s | p50 ms | p95 ms | p99 ms | max ms |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    );
+    for row in rows {
+        out.push_str(&row.markdown());
+        out.push('\n');
+    }
+    out
+}
+
+pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
+    let mut world = ctx.world(None)?;
+    let outcome = measure(ctx, &mut world).await;
+    world.finish().await;
+    for row in outcome? {
+        eprintln!("{}", row.markdown());
+        report.add_api(row);
+    }
+    Ok(())
+}
+
+async fn measure(ctx: &Ctx, world: &mut World) -> anyhow::Result<Vec<ApiRow>> {
+    world.start(Service::Dispatcher).await?;
+    let period = if ctx.args.quick {
+        MEASURE_FOR / 10
+    } else {
+        MEASURE_FOR
+    };
+    clients(world, 4, Until::Count(WARM_UP), "warm-up").await;
+    let mut rows = Vec::new();
+    for concurrency in CONCURRENCY {
+        rows.push(clients(world, concurrency, Until::Elapsed(period), "api").await);
+    }
+    Ok(rows)
+}
+
+/// When the clients stop starting new creates.
+#[derive(Clone, Copy)]
+enum Until {
+    Count(usize),
+    Elapsed(Duration),
+}
+
+/// `concurrency` clients creating webhooks back to back, each waiting for its answer before the
+/// next.
+async fn clients(world: &World, concurrency: usize, until: Until, title: &str) -> ApiRow {
+    let started = Instant::now();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let client = |_| async {
+        let mut answers = Vec::new();
+        loop {
+            let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let more = match until {
+                Until::Count(count) => n < count,
+                Until::Elapsed(period) => started.elapsed() < period,
+            };
+            if !more {
+                return answers;
+            }
+            let sent = Instant::now();
+            let status = world
+                .create_webhook_status(&format!("{title} {n}"), TARGET)
+                .await
+                .unwrap_or(0);
+            let took = u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX);
+            answers.push((status, took));
+        }
+    };
+    let answers: Vec<(u16, u32)> = futures::future::join_all((0..concurrency).map(client))
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    let wall_s = started.elapsed().as_secs_f64();
+    let mut latencies_us: Vec<u32> = answers.iter().map(|(_, took)| *took).collect();
+    latencies_us.sort_unstable();
+    let mut failures: Vec<(u16, usize)> = Vec::new();
+    for (status, _) in answers.iter().filter(|(status, _)| *status != 201) {
+        match failures.iter_mut().find(|(s, _)| s == status) {
+            Some((_, n)) => *n += 1,
+            None => failures.push((*status, 1)),
+        }
+    }
+    failures.sort_unstable();
+    ApiRow {
+        concurrency,
+        creates: answers.len(),
+        failures,
+        wall_s,
+        latencies_us,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_shows_rate_percentiles_and_failures_by_status() {
+        let row = ApiRow {
+            concurrency: 16,
+            creates: 4_000,
+            failures: vec![(500, 16)],
+            wall_s: 2.0,
+            latencies_us: (1..=100).map(|ms| ms * 1000).collect(),
+        };
+        assert_eq!(
+            row.markdown(),
+            "| 16 | 4,000 | **16** (16× 500) | 2,000 | 50.0 | 95.0 | 99.0 | 100.0 |"
+        );
+        let clean = ApiRow {
+            failures: Vec::new(),
+            ..row
+        };
+        assert!(clean.markdown().starts_with("| 16 | 4,000 | 0 | 2,000 |"));
+    }
+}
