@@ -234,8 +234,9 @@ pub async fn declare_notifications(
 /// confirmed, and a flush now and then waits tens of milliseconds: at full speed (about 10,000
 /// events/s here) up to 1,500 were measured unacked at once. A prefetch below that stops the
 /// broker's deliveries and leaves a queue standing, and a classic queue spends more CPU per
-/// message with a queue standing than when it hands every message out as it arrives. Memory is
-/// bounded by this many events (4 MiB at 1 KiB each).
+/// message with a queue standing than when it hands every message out as it arrives. It is a
+/// ceiling: `EVENTS_IN_FLIGHT_BYTES` lowers the prefetch for larger events (4,000 events of 1 KiB
+/// are 4 MiB, 4,000 of 1 MiB would be 4 GiB).
 pub const EVENTS_PREFETCH: u16 = 4_000;
 
 /// Opens a channel that consumes `queue` with at most `prefetch` unacked messages pushed ahead
@@ -246,6 +247,18 @@ pub async fn consume(
     prefetch: u16,
 ) -> Result<(Channel, lapin::Consumer), QueueError> {
     let channel = connection.create_channel().await?;
+    let consumer = consume_on(&channel, queue, prefetch).await?;
+    Ok((channel, consumer))
+}
+
+/// Starts a consumer of `queue` on `channel` with at most `prefetch` unacked messages pushed
+/// ahead. The broker applies a prefetch to the consumers started after it: to change it, the
+/// consumer is cancelled and started again (its unacked messages stay with the channel).
+pub async fn consume_on(
+    channel: &Channel,
+    queue: &str,
+    prefetch: u16,
+) -> Result<lapin::Consumer, QueueError> {
     channel
         .basic_qos(prefetch, lapin::options::BasicQosOptions::default())
         .await?;
@@ -257,7 +270,7 @@ pub async fn consume(
             FieldTable::default(),
         )
         .await?;
-    Ok((channel, consumer))
+    Ok(consumer)
 }
 
 /// Persistent JSON message properties.

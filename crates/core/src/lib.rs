@@ -24,6 +24,7 @@ pub mod db;
 pub mod destination;
 pub mod duration;
 pub mod event;
+pub mod memory;
 pub mod messages;
 pub mod secret;
 pub mod server;
