@@ -38,9 +38,15 @@ pub struct Config {
     #[arg(long, env = "EVENTS_QUEUE_TYPE", value_enum, default_value_t = webhooks_core::amqp::QueueType::Classic)]
     pub events_queue_type: webhooks_core::amqp::QueueType,
 
-    /// Unacknowledged events the broker may push ahead of processing (bounds memory).
+    /// Most unacknowledged events the broker may push ahead of processing.
     #[arg(long, env = "PREFETCH", default_value_t = webhooks_core::amqp::EVENTS_PREFETCH)]
     pub prefetch: u16,
+
+    /// Bytes of events the broker may push ahead of processing: the prefetch is this divided by
+    /// the largest event seen lately (rounded up to a power of two; at first `MAX_EVENT_BYTES`),
+    /// at least 1 and at most `PREFETCH`. Bounds the dispatcher's memory (see the README).
+    #[arg(long, env = "EVENTS_IN_FLIGHT_BYTES", default_value_t = webhooks_core::memory::EVENTS_IN_FLIGHT_BYTES)]
+    pub events_in_flight_bytes: usize,
 
     /// Most events handled in one database transaction and one hand-off message.
     #[arg(long, env = "BATCH_SIZE", default_value_t = 500)]

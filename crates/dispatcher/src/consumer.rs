@@ -4,13 +4,14 @@
 
 use anyhow::Context;
 use futures::{FutureExt, StreamExt};
-use lapin::options::BasicNackOptions;
+use lapin::options::{BasicCancelOptions, BasicNackOptions};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use webhooks_core::amqp::{self, ConfirmedPublisher};
 
 use crate::fanout::{Fanout, Sent};
+use crate::prefetch::Prefetch;
 
 /// What the preparing stage hands to the finishing stage.
 enum Stage {
@@ -46,17 +47,20 @@ pub async fn session(
         max_event_bytes: config.max_event_bytes,
         handoff_grace: config.handoff_grace,
     };
-    // Prefetch bounds the events held in memory; batches form from what has already arrived.
-    let (channel, consumer) = amqp::consume(
-        &connection,
-        &shared.topology.dispatcher_queue(),
+    // The prefetch bounds the events held in memory: it follows their size (see `Prefetch`).
+    // Batches form from what has already arrived.
+    let queue = shared.topology.dispatcher_queue();
+    let mut prefetch = Prefetch::new(
+        config.events_in_flight_bytes,
+        config.max_event_bytes,
         config.prefetch,
-    )
-    .await
-    .context("consuming domain events")?;
-    let consumer_tag = consumer.tag();
+    );
+    let (channel, consumer) = amqp::consume(&connection, &queue, prefetch.current())
+        .await
+        .context("consuming domain events")?;
+    let mut consumer_tag = consumer.tag();
     shared.readiness.set_broker_up(true);
-    tracing::info!(queue = %shared.topology.dispatcher_queue(), "consuming domain events");
+    tracing::info!(%queue, prefetch = prefetch.current(), "consuming domain events");
 
     // Two stages: one parses, records and hands off batch after batch; the other waits for each
     // batch's hand-off confirm and flush to disk, then acks it. Batches are finished strictly in
@@ -76,41 +80,86 @@ pub async fn session(
     let preparer = async {
         // Fused: a batch may end at the end of the stream, and the next call asks again.
         let mut consumer = consumer.fuse();
+        // Whether the consumer has been cancelled to start again with a new prefetch.
+        let mut restarting = false;
         let (most, linger) = (config.batch_size.max(1), config.batch_linger);
         loop {
             let batch = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 batch = next_batch(&mut consumer, most, linger) => batch,
             };
+            if batch.is_none() && restarting {
+                // The cancelled consumer has handed over every message it was pushed. Once they
+                // are acked, a new one starts with the new prefetch: the old one's unacked
+                // messages and the new one's never add up.
+                flushed(&to_finish).await?;
+                let now = prefetch.current();
+                consumer = amqp::consume_on(&channel, &queue, now)
+                    .await
+                    .context("consuming domain events again")?
+                    .fuse();
+                consumer_tag = consumer.get_ref().tag();
+                restarting = false;
+                tracing::debug!(
+                    prefetch = now,
+                    assumed_event_bytes = prefetch.assumed(),
+                    "prefetch changed"
+                );
+                continue;
+            }
             let batch = amqp::received(batch, "events")?;
-            match fanout.prepare(&batch).await {
-                Ok(Some(prepared)) => {
-                    let sent = fanout.hand_off(prepared).await?;
-                    to_finish.send(Stage::Finish(sent)).await?;
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    // Let the batches before this one finish, then deal with this one alone.
-                    let (done, flushed) = oneshot::channel();
-                    to_finish.send(Stage::Flushed(done)).await?;
-                    flushed.await?;
-                    recover(&fanout, &channel, &shared.pool, &batch, e).await?;
+            let mut changed = false;
+            for delivery in &batch {
+                changed |= prefetch.observe(delivery.data.len()).is_some();
+            }
+            if changed && !restarting {
+                channel
+                    .basic_cancel(consumer_tag.clone(), BasicCancelOptions::default())
+                    .await
+                    .context("cancelling the consumer to change its prefetch")?;
+                restarting = true;
+            }
+            let mut from = 0;
+            while from < batch.len() {
+                match fanout.prepare(&batch, from).await {
+                    Ok((prepared, next)) => {
+                        from = next;
+                        if let Some(prepared) = prepared {
+                            let sent = fanout.hand_off(prepared).await?;
+                            to_finish.send(Stage::Finish(sent)).await?;
+                        }
+                    }
+                    Err(e) => {
+                        // Let the batches (and parts) before this one finish, then deal with
+                        // this batch alone.
+                        flushed(&to_finish).await?;
+                        recover(&fanout, &channel, &shared.pool, &batch, e).await?;
+                        break;
+                    }
                 }
             }
         }
         drop(to_finish);
-        anyhow::Ok(())
+        anyhow::Ok(consumer_tag)
     };
-    tokio::try_join!(preparer, finisher)?;
+    let (consumer_tag, ()) = tokio::try_join!(preparer, finisher)?;
     // Graceful stop: no new deliveries; the batch in hand was finished above; unacked prefetched
     // messages go back to the queue when the channel closes.
     amqp::close(&connection, &channel, consumer_tag).await;
     Ok(())
 }
 
-/// Batches handed off and waiting for their ack. A flush to disk now and then takes tens of
-/// milliseconds; this many batches keep being recorded and handed off meanwhile. The events they
-/// hold are bounded by the prefetch, as all unacked events are.
+/// Returns once every batch sent to the finisher before has finished.
+async fn flushed(to_finish: &mpsc::Sender<Stage>) -> anyhow::Result<()> {
+    let (done, flushed) = oneshot::channel();
+    to_finish.send(Stage::Flushed(done)).await?;
+    flushed.await?;
+    Ok(())
+}
+
+/// Batches (or parts of one) handed off and waiting for their ack. A flush to disk now and then
+/// takes tens of milliseconds; this many batches keep being recorded and handed off meanwhile.
+/// The events they hold are bounded by the prefetch, as all unacked events are.
 const FINISHING_AHEAD: usize = 32;
 
 /// The next batch: the first event to arrive, then every event already waiting, up to `most`; then,

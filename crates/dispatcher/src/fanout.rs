@@ -28,6 +28,7 @@ use webhooks_core::amqp::{self, ConfirmedPublisher, Outgoing, Topology};
 use webhooks_core::body::raw_delivery_body;
 use webhooks_core::clock::Clock;
 use webhooks_core::event::{Event, EventName, Rejection};
+use webhooks_core::memory::{RECORD_BYTES_MOST, RECORD_DELIVERIES_MOST};
 use webhooks_core::messages::{HANDOFF_V2, HandoffEvent, HandoffV2, SenderMessage};
 
 use crate::index::WebhookIndex;
@@ -96,10 +97,14 @@ pub struct Sent {
 
 /// What acking a batch takes, from its first part to its last.
 struct Ack {
-    /// Whether the batch recorded anything (or found it recorded), which must be on disk before
+    /// Whether the part recorded anything (or found it recorded), which must be on disk before
     /// its events are acked.
     recorded: bool,
+    /// The last message of the part.
     last_tag: u64,
+    /// Whether the part is its batch's last, which acks the whole batch (the parts before it
+    /// have been finished by then: parts and batches finish in order).
+    acks: bool,
     started: Instant,
 }
 
@@ -112,34 +117,71 @@ struct Handoff {
 
 /// An accepted event with the webhooks it matched.
 struct Matched {
+    /// The event, without its payload: the delivery body holds it.
     event: Event,
+    /// The delivery body, one for all of the event's deliveries.
+    body: Box<RawValue>,
     webhooks: Vec<Uuid>,
     redelivered: bool,
+}
+
+impl Matched {
+    /// Builds the delivery body and lets the event's own copy of the payload go: a large event
+    /// is held as received and as its body, not a third time.
+    fn new(mut event: Event, webhooks: Vec<Uuid>, redelivered: bool) -> Self {
+        let body = raw_delivery_body(&event);
+        event.payload = RawValue::from_string("{}".to_owned()).expect("an empty object");
+        Self {
+            event,
+            body,
+            webhooks,
+            redelivered,
+        }
+    }
 }
 
 impl Fanout {
     /// Handles one batch and acks it; an error leaves the batch unacked for redelivery.
     pub async fn handle(&self, channel: &Channel, batch: &[Delivery]) -> anyhow::Result<()> {
-        match self.prepare(batch).await? {
-            Some(prepared) => {
+        let mut from = 0;
+        while from < batch.len() {
+            let (prepared, next) = self.prepare(batch, from).await?;
+            from = next;
+            if let Some(prepared) = prepared {
                 let sent = self.hand_off(prepared).await?;
-                self.finish(channel, sent).await
+                self.finish(channel, sent).await?;
             }
-            None => Ok(()),
         }
+        Ok(())
     }
 
-    /// The first part of a batch: parse, dead-letter the rejects, record. An error may be one
-    /// message's fault (see the consumer's recovery).
-    pub async fn prepare(&self, batch: &[Delivery]) -> anyhow::Result<Option<Prepared>> {
-        let Some(last_tag) = batch.last().map(|d| d.delivery_tag) else {
-            return Ok(None);
-        };
+    /// The first part of a batch's next part, from its message `from` on: parse, dead-letter the
+    /// rejects, record. Returns where the part ended: a part ends where its deliveries would pass
+    /// [`RECORD_DELIVERIES_MOST`] (an event with more deliveries than that is a part of its own)
+    /// or once its events reach [`RECORD_BYTES_MOST`], so that a wide fan-out or large events are
+    /// recorded and handed off a part at a time instead of all at once (the record's parameters
+    /// are copied twice on their way to the database, and its connection keeps a buffer as large
+    /// as the largest it sent); only the batch's last part acks it. An error may be one message's fault (see the
+    /// consumer's recovery).
+    pub async fn prepare(
+        &self,
+        batch: &[Delivery],
+        from: usize,
+    ) -> anyhow::Result<(Option<Prepared>, usize)> {
+        if from >= batch.len() {
+            return Ok((None, batch.len()));
+        }
         let started = Instant::now();
         let mut rejected = Vec::new();
         let mut matched = Vec::new();
         let mut seen = HashSet::new();
-        for delivery in batch {
+        let (mut deliveries, mut bytes) = (0, 0);
+        let mut end = from;
+        for delivery in &batch[from..] {
+            if bytes >= RECORD_BYTES_MOST {
+                break;
+            }
+            bytes += delivery.data.len();
             let message_id = delivery
                 .properties
                 .message_id()
@@ -149,17 +191,19 @@ impl Fanout {
                 Err(rejection) => rejected.push((delivery, rejection)),
                 Ok(event) => {
                     let webhooks = self.index.matching(&event.project_code, event.name);
+                    if deliveries > 0 && deliveries + webhooks.len() > RECORD_DELIVERIES_MOST {
+                        // This event opens the next part.
+                        break;
+                    }
                     if webhooks.is_empty() {
                         self.metrics.events.with_label_values(&["unmatched"]).inc();
                     } else if seen.insert(event.id.clone()) {
-                        matched.push(Matched {
-                            event,
-                            webhooks,
-                            redelivered: delivery.redelivered,
-                        });
+                        deliveries += webhooks.len();
+                        matched.push(Matched::new(event, webhooks, delivery.redelivered));
                     }
                 }
             }
+            end += 1;
         }
         self.dead_letter(&rejected).await?;
         let handoff = self.record(&matched).await?;
@@ -170,15 +214,20 @@ impl Fanout {
         events
             .with_label_values(&["accepted"])
             .inc_by(matched.len() as u64);
-        self.metrics.batch_events.observe(batch.len() as f64);
-        Ok(Some(Prepared {
+        let last = end == batch.len();
+        if last {
+            self.metrics.batch_events.observe(batch.len() as f64);
+        }
+        let prepared = Prepared {
             handoff,
             ack: Ack {
                 recorded: !matched.is_empty(),
-                last_tag,
+                last_tag: batch[end - 1].delivery_tag,
+                acks: last,
                 started,
             },
-        }))
+        };
+        Ok((Some(prepared), end))
     }
 
     /// The last part of a batch: once the broker has taken the hand-off and the record is on
@@ -206,10 +255,12 @@ impl Fanout {
             anyhow::Ok(())
         };
         futures::try_join!(confirmed, flushed)?;
-        channel
-            .basic_ack(sent.ack.last_tag, BasicAckOptions { multiple: true })
-            .await
-            .context("acking a batch of events")?;
+        if sent.ack.acks {
+            channel
+                .basic_ack(sent.ack.last_tag, BasicAckOptions { multiple: true })
+                .await
+                .context("acking a batch of events")?;
+        }
         self.metrics
             .deliveries_created
             .inc_by(sent.handed_off as u64);
@@ -292,7 +343,7 @@ impl Fanout {
         let mut rows = Rows::default();
         // Event ids are unique within a batch (see `prepare`).
         for m in matched {
-            rows.push_event(&m.event);
+            rows.push_event(&m.event, &m.body);
             for webhook in &m.webhooks {
                 rows.push_delivery(&m.event, *webhook);
             }
@@ -334,7 +385,7 @@ impl Fanout {
             .enumerate()
             .map(|(i, m)| (m.event.id.as_str(), (m.event.name, i)))
             .collect();
-        let mut bodies: Vec<Option<Box<RawValue>>> = rows.bodies.into_iter().map(Some).collect();
+        let mut bodies: Vec<Option<&RawValue>> = rows.bodies.into_iter().map(Some).collect();
         for row in &inserted {
             let event_id: String = row.get(2);
             let at = match by_event.get(&event_id) {
@@ -347,7 +398,8 @@ impl Fanout {
                     };
                     let body = bodies[i]
                         .take()
-                        .filter(|b| b.get().len() <= CARRIED_BODY_MOST);
+                        .filter(|b| b.get().len() <= CARRIED_BODY_MOST)
+                        .map(ToOwned::to_owned);
                     fresh.push(Fresh {
                         name,
                         body,
@@ -510,24 +562,24 @@ fn carried(
 
 /// Events and deliveries of a batch, column by column, for one `unnest` insert.
 #[derive(Default)]
-struct Rows {
+struct Rows<'a> {
     event_ids: Vec<String>,
     event_names: Vec<&'static str>,
     projects: Vec<String>,
-    bodies: Vec<Box<RawValue>>,
+    bodies: Vec<&'a RawValue>,
     delivery_ids: Vec<Uuid>,
     delivery_events: Vec<String>,
     delivery_webhooks: Vec<Uuid>,
     delivery_names: Vec<&'static str>,
 }
 
-impl Rows {
-    fn push_event(&mut self, event: &Event) {
+impl<'a> Rows<'a> {
+    fn push_event(&mut self, event: &Event, body: &'a RawValue) {
         self.event_ids.push(event.id.clone());
         self.event_names.push(event.name.as_str());
         self.projects.push(event.project_code.clone());
         // One body per event, shared by all of its deliveries.
-        self.bodies.push(raw_delivery_body(event));
+        self.bodies.push(body);
     }
 
     fn push_delivery(&mut self, event: &Event, webhook: Uuid) {

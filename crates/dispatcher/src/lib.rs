@@ -15,6 +15,7 @@ pub mod consumer;
 pub mod fanout;
 pub mod index;
 pub mod metrics;
+pub mod prefetch;
 
 pub use config::Config;
 
