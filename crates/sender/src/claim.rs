@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use uuid::Uuid;
 use webhooks_core::db::StoreError;
 use webhooks_core::event::EventName;
+use webhooks_core::memory::INLINE_BODY_MOST;
 use webhooks_core::secret::Secret;
 
 /// Everything one attempt needs.
@@ -104,7 +105,7 @@ pub async fn by_ids(
     now: DateTime<Utc>,
     reserved: Option<DateTime<Utc>>,
     lease_until: DateTime<Utc>,
-) -> Result<Vec<Job>, StoreError> {
+) -> Result<Claimed, StoreError> {
     let client = pool.get().await?;
     let statement = client.prepare_cached(&by_ids_statement()).await?;
     let rows = client
@@ -200,7 +201,7 @@ pub async fn due(
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
     limit: i64,
-) -> Result<Vec<Job>, StoreError> {
+) -> Result<Claimed, StoreError> {
     let client = pool.get().await?;
     let cancel = client
         .prepare_cached(
@@ -231,7 +232,10 @@ pub async fn due(
 /// The statement that leases the deliveries `which` names (among those `picked` selects and
 /// locks, when given) until `$2`, if their webhook is still enabled, and returns them with their
 /// webhook's URL and secret and their event's body. The body is read by primary key and sent once per event (on the event's first
-/// row): the deliveries of one event share one body buffer.
+/// row): the deliveries of one event share one body buffer. A body over [`INLINE_BODY_MOST`]
+/// comes as an empty one instead (no delivery body is empty), to be read apart once the sender's
+/// budget of bodies in flight has room for it (see [`Claimed`]): a claim's answer stays small
+/// whatever the events' size.
 ///
 /// The update reaches the webhook through a subquery run per row rather than a join, so the
 /// planner has no way in through the webhook (a scan of all of its deliveries) and takes each
@@ -249,14 +253,39 @@ fn leasing(picked: Option<&str>, which: &str) -> String {
          SELECT c.id, c.webhook_id, c.event_name, c.attempt_count, c.first_attempt_at,
                 w.url, w.secret, c.event_id,
                 CASE WHEN row_number() OVER (PARTITION BY c.event_id) = 1
-                     THEN (SELECT e.body FROM events e WHERE e.id = c.event_id) END,
+                     THEN (SELECT CASE WHEN octet_length(e.body) <= {INLINE_BODY_MOST} THEN e.body ELSE ''::bytea END
+                           FROM events e WHERE e.id = c.event_id) END,
                 w.updated_at
          FROM claimed c JOIN webhooks w ON w.id = c.webhook_id"
     )
 }
 
+/// Claimed deliveries: the jobs whose bodies came with the claim, and those of each event whose
+/// body is to be read apart (over [`INLINE_BODY_MOST`]; their body is empty until then).
+#[derive(Debug, Default)]
+pub struct Claimed {
+    pub jobs: Vec<Job>,
+    /// By event id.
+    pub unread: Vec<(String, Vec<Job>)>,
+}
+
+impl Claimed {
+    pub fn len(&self) -> usize {
+        self.jobs.len()
+            + self
+                .unread
+                .iter()
+                .map(|(_, jobs)| jobs.len())
+                .sum::<usize>()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Builds jobs from claimed rows.
-fn jobs(rows: &[tokio_postgres::Row]) -> Vec<Job> {
+fn jobs(rows: &[tokio_postgres::Row]) -> Claimed {
     let mut bodies: HashMap<String, Bytes> = HashMap::new();
     let mut targets: HashMap<&str, Target> = HashMap::new();
     for row in rows {
@@ -266,7 +295,8 @@ fn jobs(rows: &[tokio_postgres::Row]) -> Vec<Job> {
         let url: &str = row.get(5);
         targets.entry(url).or_insert_with(|| Target::parse(url));
     }
-    rows.iter()
+    let jobs: Vec<Job> = rows
+        .iter()
         .filter_map(|row| {
             let name: String = row.get(2);
             let Ok(event_name) = name.parse::<EventName>() else {
@@ -290,7 +320,34 @@ fn jobs(rows: &[tokio_postgres::Row]) -> Vec<Job> {
                 webhook_changed_at: row.get(9),
             })
         })
-        .collect()
+        .collect();
+    unread_apart(jobs, rows)
+}
+
+/// Sets apart, by event, the jobs whose body is to be read apart (empty: see [`leasing`]).
+fn unread_apart(jobs: Vec<Job>, rows: &[tokio_postgres::Row]) -> Claimed {
+    if jobs.iter().all(|job| !job.body.is_empty()) {
+        return Claimed {
+            jobs,
+            unread: Vec::new(),
+        };
+    }
+    let events: HashMap<Uuid, String> = rows.iter().map(|row| (row.get(0), row.get(7))).collect();
+    let mut claimed = Claimed::default();
+    let mut at: HashMap<&str, usize> = HashMap::new();
+    for job in jobs {
+        if !job.body.is_empty() {
+            claimed.jobs.push(job);
+            continue;
+        }
+        let event = events[&job.delivery_id].as_str();
+        let i = *at.entry(event).or_insert_with(|| {
+            claimed.unread.push((event.to_owned(), Vec::new()));
+            claimed.unread.len() - 1
+        });
+        claimed.unread[i].1.push(job);
+    }
+    claimed
 }
 
 #[cfg(test)]

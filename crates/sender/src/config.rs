@@ -56,6 +56,12 @@ pub struct Config {
     #[arg(long, env = "SCHEDULER_INTERVAL", default_value = "1s", value_parser = duration::parse)]
     pub scheduler_interval: Duration,
 
+    /// Bytes of delivery bodies the jobs in flight may hold at once (a body shared by several
+    /// deliveries counts once); a body over 16 KiB is read from the database once there is room
+    /// for it. Bounds the sender's memory with `PREFETCH` (see the README).
+    #[arg(long, env = "BODIES_IN_FLIGHT_BYTES", default_value_t = webhooks_core::memory::BODIES_IN_FLIGHT_BYTES)]
+    pub bodies_in_flight_bytes: usize,
+
     /// Hand-off messages the broker may push ahead of processing. A message names up to 2,000
     /// deliveries, so 8 ahead is many times `MAX_IN_FLIGHT`; more only holds bodies in memory.
     #[arg(long, env = "PREFETCH", default_value_t = 8)]

@@ -301,8 +301,9 @@ fn unpark(shared: &Shared, runner: &Runner, parked: &mut Vec<Parked>) -> Work {
     go
 }
 
-/// Starts the deliveries of `work` as far as in-flight permits allow, taking them out of `work`
-/// as they start: on an error, what is left in it has not been started.
+/// Starts the deliveries of `work` as far as in-flight permits and the budget of bodies in flight
+/// allow, taking them out of `work` as they are claimed: on an error, what is left in it has not
+/// been claimed (claimed jobs not started yet are left to their lease).
 async fn start(
     shared: &Shared,
     runner: &Runner,
@@ -323,7 +324,11 @@ async fn start(
             .claimed
             .with_label_values(&["handoff"])
             .inc_by(jobs.len() as u64);
-        runner.run(jobs, held);
+        let jobs = crate::claim::Claimed {
+            jobs,
+            unread: Vec::new(),
+        };
+        shared.bodies.run(runner, &shared.pool, jobs, held).await?;
     }
     for (reserved, ids) in &mut work.claims {
         while !ids.is_empty() {
@@ -344,7 +349,7 @@ async fn start(
                 .claimed
                 .with_label_values(&["queue"])
                 .inc_by(jobs.len() as u64);
-            runner.run(jobs, held);
+            shared.bodies.run(runner, &shared.pool, jobs, held).await?;
         }
     }
     debug_assert!(work.is_empty());

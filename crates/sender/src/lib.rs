@@ -6,6 +6,7 @@
 //! - [`consumer`]: the broker session: hand-off messages in, notification outbox out.
 //! - [`scheduler`]: claims due deliveries (retries, lost hand-offs, expired leases) from the database.
 //! - [`claim`]: leasing deliveries for an attempt.
+//! - [`bodies`]: the budget of delivery bodies in flight, and the jobs started within it.
 //! - [`runner`]: runs claimed jobs within the in-flight and per-endpoint limits.
 //! - [`limiter`]: per-endpoint concurrency cap and circuit breaker.
 //! - [`attempt`]: prepare → send → describe one HTTP attempt.
@@ -17,6 +18,7 @@
 //! - [`metrics`]: every metric the sender exports.
 
 pub mod attempt;
+pub mod bodies;
 pub mod claim;
 pub mod config;
 pub mod consumer;
@@ -63,6 +65,8 @@ pub struct Shared {
     pub outbox: Arc<Notify>,
     /// How long a claim keeps other senders away from a delivery.
     pub lease: Duration,
+    /// The budget of body bytes in flight (`BODIES_IN_FLIGHT_BYTES`).
+    pub bodies: bodies::Bodies,
 }
 
 /// A running sender.
@@ -127,6 +131,7 @@ pub async fn start(
         readiness: Readiness::new(pool.clone()),
         outbox: Arc::new(Notify::new()),
         lease: config.delivery_timeout * 2 + Duration::from_secs(5),
+        bodies: bodies::Bodies::new(config.bodies_in_flight_bytes),
     };
     let policy = RetryPolicy {
         initial: config.retry_initial,
@@ -190,6 +195,7 @@ pub async fn start(
             permits: permits.clone(),
             interval: config.scheduler_interval,
             lease: shared.lease,
+            bodies: shared.bodies.clone(),
         }
         .run(shutdown.clone()),
     );

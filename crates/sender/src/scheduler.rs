@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::bodies::Bodies;
 use crate::claim;
 use crate::runner::Runner;
 
@@ -22,6 +23,7 @@ pub struct Scheduler {
     pub permits: Arc<Semaphore>,
     pub interval: Duration,
     pub lease: Duration,
+    pub bodies: Bodies,
 }
 
 impl Scheduler {
@@ -69,7 +71,10 @@ impl Scheduler {
             .claimed
             .with_label_values(&["scheduler"])
             .inc_by(claimed as u64);
-        self.runner.run(jobs, permits);
+        // Started as the budget of bodies in flight has room for them.
+        self.bodies
+            .run(&self.runner, &self.pool, jobs, permits)
+            .await?;
         Ok(claimed)
     }
 }

@@ -1,0 +1,217 @@
+//! The budget of delivery bodies in flight (`BODIES_IN_FLIGHT_BYTES`): every job holds its body's
+//! bytes of it, from before its attempt until the body's last copy is dropped, so that what the
+//! sender holds is bounded in bytes and not only in requests. A body is counted once however many
+//! deliveries share it.
+//!
+//! Claimed jobs are started a body at a time as the budget has room: those whose body came with
+//! them at once, those whose body was too large to come with the claim (see
+//! [`crate::claim::Claimed`]) once it has been read. A body larger than the whole budget takes all
+//! of it. Nothing waits for the budget while holding any of it but running jobs, which end within
+//! `DELIVERY_TIMEOUT`, so the wait always ends.
+
+use bytes::Bytes;
+use deadpool_postgres::Pool;
+use std::sync::Arc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::claim::{Claimed, Job};
+use crate::runner::Runner;
+
+/// Most bytes of bodies read in one query.
+const READ_BYTES_MOST: usize = 1 << 20;
+
+/// The budget of body bytes in flight, shared by the broker session and the scheduler.
+#[derive(Clone, Debug)]
+pub struct Bodies {
+    budget: Arc<Semaphore>,
+    total: usize,
+}
+
+/// A body and its share of the budget, given back when the last copy of the body goes.
+struct Held {
+    body: Bytes,
+    _share: OwnedSemaphorePermit,
+}
+
+impl AsRef<[u8]> for Held {
+    fn as_ref(&self) -> &[u8] {
+        &self.body
+    }
+}
+
+impl Bodies {
+    pub fn new(total_bytes: usize) -> Self {
+        let total = total_bytes.clamp(1, Semaphore::MAX_PERMITS);
+        Self {
+            budget: Arc::new(Semaphore::new(total)),
+            total,
+        }
+    }
+
+    /// The share of the budget a body of `len` bytes takes: all of it at most.
+    fn share(&self, len: usize) -> u32 {
+        u32::try_from(len.min(self.total)).unwrap_or(u32::MAX)
+    }
+
+    /// Waits until the budget has room for `bytes`, and takes it.
+    async fn take(&self, bytes: usize) -> anyhow::Result<OwnedSemaphorePermit> {
+        Ok(Arc::clone(&self.budget)
+            .acquire_many_owned(self.share(bytes))
+            .await?)
+    }
+
+    /// The same bytes, holding `share` of the budget until the last copy is dropped.
+    fn hold(body: Bytes, share: OwnedSemaphorePermit) -> Bytes {
+        Bytes::from_owner(Held {
+            body,
+            _share: share,
+        })
+    }
+
+    /// Starts `claimed`'s jobs, a body at a time, as the budget has room for each, reading apart
+    /// the bodies that did not come with the claim. `permits` holds an in-flight permit per job.
+    /// On an error (the database), the jobs not started are left to their lease.
+    pub async fn run(
+        &self,
+        runner: &Runner,
+        pool: &Pool,
+        claimed: Claimed,
+        mut permits: OwnedSemaphorePermit,
+    ) -> anyhow::Result<()> {
+        for group in by_body(claimed.jobs) {
+            let share = self.take(group[0].body.len()).await?;
+            start(runner, group, share, &mut permits);
+        }
+        let mut unread = claimed.unread;
+        if unread.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<&str> = unread.iter().map(|(event, _)| event.as_str()).collect();
+        let client = pool.get().await?;
+        let sizes = client
+            .query(
+                "SELECT id, octet_length(body) FROM events WHERE id = ANY($1)",
+                &[&ids],
+            )
+            .await?;
+        let size_of = |event: &str| -> usize {
+            sizes
+                .iter()
+                .find(|row| row.get::<_, &str>(0) == event)
+                .and_then(|row| usize::try_from(row.get::<_, i32>(1)).ok())
+                .unwrap_or(0)
+        };
+        let mut sized: Vec<(usize, String, Vec<Job>)> = unread
+            .drain(..)
+            .map(|(event, jobs)| (size_of(&event), event, jobs))
+            .collect();
+        while !sized.is_empty() {
+            // As many events as one read may bring, the first whatever its size.
+            let mut bytes = sized[0].0;
+            let mut n = 1;
+            while n < sized.len() && bytes + sized[n].0 <= READ_BYTES_MOST.min(self.total) {
+                bytes += sized[n].0;
+                n += 1;
+            }
+            let mut share = self.take(bytes).await?;
+            let group: Vec<(usize, String, Vec<Job>)> = sized.drain(..n).collect();
+            let ids: Vec<&str> = group.iter().map(|(_, event, _)| event.as_str()).collect();
+            let rows = client
+                .query("SELECT id, body FROM events WHERE id = ANY($1)", &[&ids])
+                .await?;
+            for (_, event, mut jobs) in group {
+                let Some(row) = rows.iter().find(|row| row.get::<_, &str>(0) == event) else {
+                    tracing::error!(event_id = %event, "stored delivery has no event body");
+                    continue;
+                };
+                let body = Bytes::from(row.get::<_, Vec<u8>>(1));
+                let own = match share.split(self.share(body.len()) as usize) {
+                    Some(own) => own,
+                    // Larger than read as: take the rest of its share now.
+                    None => {
+                        let more = self.take(body.len()).await?;
+                        std::mem::replace(&mut share, more)
+                    }
+                };
+                let body = Self::hold(body, own);
+                for job in &mut jobs {
+                    job.body = body.clone();
+                }
+                drop(body);
+                let n = jobs.len();
+                if let Some(p) = permits.split(n) {
+                    runner.run(jobs, p);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Starts `jobs`, which share one body, with that body holding `share` of the budget.
+fn start(
+    runner: &Runner,
+    mut jobs: Vec<Job>,
+    share: OwnedSemaphorePermit,
+    permits: &mut OwnedSemaphorePermit,
+) {
+    let body = Bodies::hold(jobs[0].body.clone(), share);
+    for job in &mut jobs {
+        job.body = body.clone();
+    }
+    drop(body);
+    let n = jobs.len();
+    if let Some(p) = permits.split(n) {
+        runner.run(jobs, p);
+    }
+}
+
+/// `jobs` in groups that share one body (one event's deliveries).
+fn by_body(mut jobs: Vec<Job>) -> Vec<Vec<Job>> {
+    let key = |job: &Job| (job.body.as_ptr() as usize, job.body.len());
+    jobs.sort_by_key(key);
+    let mut groups: Vec<Vec<Job>> = Vec::new();
+    for job in jobs {
+        match groups.last_mut() {
+            Some(group) if key(&group[0]) == key(&job) => group.push(job),
+            _ => groups.push(vec![job]),
+        }
+    }
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_body_holds_its_bytes_until_its_last_copy_goes() {
+        let bodies = Bodies::new(1_000);
+        let share = bodies.take(600).await.expect("room");
+        let body = Bodies::hold(Bytes::from(vec![b'x'; 600]), share);
+        let copy = body.clone();
+        assert_eq!(bodies.budget.available_permits(), 400);
+        assert_eq!(&copy[..3], b"xxx");
+        drop(body);
+        assert_eq!(bodies.budget.available_permits(), 400);
+        drop(copy);
+        assert_eq!(bodies.budget.available_permits(), 1_000);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_waits_for_room_and_one_larger_than_the_budget_takes_it_all() {
+        let bodies = Bodies::new(1_000);
+        let first = Bodies::hold(
+            Bytes::from(vec![0; 700]),
+            bodies.take(700).await.expect("room"),
+        );
+        let waiting = tokio::spawn({
+            let bodies = bodies.clone();
+            async move { bodies.take(5_000).await.map(|p| p.num_permits()) }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        assert!(!waiting.is_finished());
+        drop(first);
+        assert_eq!(waiting.await.expect("joined").expect("room"), 1_000);
+    }
+}
