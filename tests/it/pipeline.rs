@@ -102,6 +102,59 @@ async fn an_event_several_frames_long_arrives_whole() {
     world.finish().await;
 }
 
+/// With byte budgets far below the events' size (the dispatcher's prefetch rises for small events
+/// and falls to 1 for large ones, every large body takes the sender's whole budget and is read
+/// apart from its claim), large events mixed with small ones are still all delivered, byte for
+/// byte, to every webhook.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_events_are_all_delivered_within_small_memory_budgets() {
+    let world = World::start_with(|options| {
+        options.dispatcher.events_in_flight_bytes = 256 << 10;
+        options.sender.bodies_in_flight_bytes = 64 << 10;
+    })
+    .await;
+    world.webhook("DEMO", "a", &["run.started"], None).await;
+    world.webhook("DEMO", "b", &["run.started"], None).await;
+    let mut expected = Vec::new();
+    for i in 0..100 {
+        // Small events first, enough for the dispatcher's prefetch to rise (then fall again);
+        // then every third one is 200 KiB (not carried in its hand-off, over the inline limit of
+        // a claim).
+        let large = i >= webhooks_dispatcher::prefetch::WINDOW_LEAST + 4 && i % 3 == 0;
+        let notes = if large { 200 << 10 } else { 100 };
+        let payload = format!(r#"{{"i":{i},"notes":"{}"}}"#, "n".repeat(notes));
+        world
+            .publish_event(
+                &uuid::Uuid::new_v4().to_string(),
+                "DEMO",
+                "run.started",
+                &payload,
+            )
+            .await;
+        expected.push(format!(
+            r#"{{"event_name":"run.started","timestamp":1650540069,"payload":{payload},"team_member_id":40,"project_code":"DEMO"}}"#
+        ));
+    }
+    expected.sort();
+    for path in ["a", "b"] {
+        let got = world
+            .receiver
+            .wait_for(path, expected.len(), Duration::from_secs(60))
+            .await;
+        let mut bodies: Vec<String> = got
+            .iter()
+            .map(|r| String::from_utf8(r.body.to_vec()).expect("utf8"))
+            .collect();
+        bodies.sort();
+        bodies.dedup();
+        assert!(
+            bodies == expected,
+            "{path}: the bodies differ from those published"
+        );
+    }
+    world.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signs_whsec_secrets_as_standard_webhooks_specifies() {
     let world = World::start().await;
