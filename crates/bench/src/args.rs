@@ -90,6 +90,10 @@ pub enum Scenario {
     /// Not in the default run (it takes minutes): 1,000,000 events wait in the broker while
     /// neither service runs, then both start and work through them; memory must stay flat.
     BrokerBacklog,
+    /// Not in the default run: 2,000 events of 1 MiB, then 2,000 of 1 KiB, wait in the broker
+    /// while neither service runs, then both start; then a burst of 200 events to 1,000 webhooks.
+    /// Peak memory is checked against the documented bound and 128 MiB (64 MiB in the burst).
+    Memory,
     /// Not in the default run: `--minutes` of events at `--rate` to 4 webhooks while a random
     /// fault is injected every 20-60 s; every delivery must arrive.
     Soak,
@@ -115,6 +119,7 @@ impl Scenario {
             Scenario::Backlog => "backlog",
             Scenario::Api => "api",
             Scenario::BrokerBacklog => "broker-backlog",
+            Scenario::Memory => "memory",
             Scenario::Soak => "soak",
         }
     }
@@ -129,6 +134,8 @@ impl Scenario {
             // Sized by time instead (see `crate::api`).
             Scenario::Api => 0,
             Scenario::BrokerBacklog => 1_000_000,
+            // Sized by its phases (see `crate::memory`).
+            Scenario::Memory => 0,
             // Sized by `--minutes` and `--rate` instead (see `Args::events`).
             Scenario::Soak => 0,
         }
@@ -151,7 +158,7 @@ impl Args {
         }
         Scenario::ALL
             .into_iter()
-            .chain([Scenario::BrokerBacklog])
+            .chain([Scenario::BrokerBacklog, Scenario::Memory])
             .filter(|s| self.scenarios.contains(s))
             .collect()
     }

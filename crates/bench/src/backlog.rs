@@ -68,7 +68,16 @@ pub async fn run_in_broker(ctx: &Ctx, report: &mut Report, events: u64) -> anyho
     let receiver = Receiver::start(1).await?;
     let sampler = RssSampler::start();
     let mut world = ctx.world(None)?;
-    let outcome = drain_broker(ctx, &mut world, &receiver, &sampler, events).await;
+    let outcome = drain_broker(
+        ctx,
+        &mut world,
+        &receiver,
+        &sampler,
+        events,
+        0,
+        Kind::BrokerBacklog,
+    )
+    .await;
     world.finish().await;
     let (measured, started_ns) = outcome?;
     let m = &measured;
@@ -96,14 +105,17 @@ pub async fn run_in_broker(ctx: &Ctx, report: &mut Report, events: u64) -> anyho
     Ok(())
 }
 
-/// Publishes into the broker with both services stopped, then starts them and waits for the
-/// deliveries; returns the measurement and when the services were started.
-async fn drain_broker(
+/// Publishes `events` events of `bytes` bytes each (0: the plain body) into the broker with both
+/// services stopped, then starts them and waits for the deliveries; returns the measurement and
+/// when the services were started.
+pub(crate) async fn drain_broker(
     ctx: &Ctx,
     world: &mut World,
     receiver: &Receiver,
     sampler: &RssSampler,
     events: u64,
+    bytes: usize,
+    kind: Kind,
 ) -> anyhow::Result<(Measured, u64)> {
     // The dispatcher declares the queues and creates the webhook, then stops.
     world.start(Service::Dispatcher).await?;
@@ -118,6 +130,7 @@ async fn drain_broker(
         phase: 1,
         events,
         rate: None,
+        bytes,
     };
     let mut publishing = tokio::spawn(publisher::publish_events(
         Pipeline::open(&ctx.connection).await?,
@@ -134,15 +147,7 @@ async fn drain_broker(
     let probe = Probe::start(world).await?;
     let started_ns = now_ns();
     start_services(world, sampler).await?;
-    let measured = drained(
-        Kind::BrokerBacklog,
-        world,
-        receiver,
-        sampler,
-        probe,
-        &published,
-    )
-    .await?;
+    let measured = drained(kind, world, receiver, sampler, probe, &published).await?;
     Ok((measured, started_ns))
 }
 
@@ -217,6 +222,7 @@ async fn drain(
         phase: 1,
         events,
         rate: None,
+        bytes: 0,
     };
     let publishing = tokio::spawn(publisher::publish_events(
         Pipeline::open(&ctx.connection).await?,

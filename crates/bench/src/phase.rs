@@ -230,6 +230,7 @@ pub async fn run(
         phase: spec.phase,
         events: spec.events,
         rate: spec.rate,
+        bytes: 0,
     };
     let publishing = tokio::spawn(publisher::publish_events(
         Pipeline::open(connection).await?,

@@ -57,6 +57,8 @@ pub async fn declare_durable(
 pub struct Pipeline {
     channel: Channel,
     pending: VecDeque<PublisherConfirm>,
+    /// Most publishes left unconfirmed.
+    window: usize,
 }
 
 impl Pipeline {
@@ -72,6 +74,7 @@ impl Pipeline {
         Ok(Self {
             channel,
             pending: VecDeque::with_capacity(WINDOW),
+            window: WINDOW,
         })
     }
 
@@ -82,7 +85,7 @@ impl Pipeline {
         routing_key: &str,
         body: &[u8],
     ) -> anyhow::Result<()> {
-        if self.pending.len() >= WINDOW {
+        if self.pending.len() >= self.window {
             self.confirm_oldest().await?;
         }
         let properties = BasicProperties::default()
@@ -134,6 +137,22 @@ pub fn event_body(phase: u32, seq: u64) -> Vec<u8> {
     .into_bytes()
 }
 
+/// [`event_body`] padded (a `pad` string in its payload) to exactly `bytes` bytes, or left as it
+/// is when `bytes` is smaller than the plain body.
+pub fn sized_event_body(phase: u32, seq: u64, bytes: usize) -> Vec<u8> {
+    let mut body = event_body(phase, seq);
+    // `,"pad":""` is 9 bytes; the body ends with the payload's and the event's closing braces.
+    let Some(pad) = bytes.checked_sub(body.len() + 9) else {
+        return body;
+    };
+    let tail = body.split_off(body.len() - 2);
+    body.extend_from_slice(b",\"pad\":\"");
+    body.resize(body.len() + pad, b'x');
+    body.push(b'"');
+    body.extend_from_slice(&tail);
+    body
+}
+
 /// Progress of a publishing run, read by the progress line.
 #[derive(Default)]
 pub struct Published {
@@ -171,7 +190,13 @@ pub struct Plan {
     pub events: u64,
     /// Events per second; `None` is as fast as confirms allow.
     pub rate: Option<f64>,
+    /// Size of each event's body in bytes (see [`sized_event_body`]); 0 for the plain body.
+    pub bytes: usize,
 }
+
+/// Bytes of events left unconfirmed at most when they are large: a few thousand events of a
+/// megabyte would otherwise sit in this process's buffers.
+const WINDOW_BYTES: usize = 64 << 20;
 
 /// Publishes `plan.events` events, paced by `plan.rate`, then waits for every confirm.
 pub async fn publish_events(
@@ -180,13 +205,14 @@ pub async fn publish_events(
     published: Arc<Published>,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
+    pipeline.window = (WINDOW_BYTES / plan.bytes.max(1)).clamp(1, WINDOW);
     published.first_ns.store(now_ns(), Ordering::Relaxed);
     for seq in 0..plan.events {
         if let Some(rate) = plan.rate {
             let due = started + Duration::from_secs_f64(seq as f64 / rate);
             tokio::time::sleep_until(due.into()).await;
         }
-        let body = event_body(plan.phase, seq);
+        let body = sized_event_body(plan.phase, seq, plan.bytes);
         pipeline.publish(&plan.exchange, EVENT_NAME, &body).await?;
         published.count.fetch_add(1, Ordering::Relaxed);
     }
@@ -208,5 +234,23 @@ mod tests {
         let payload: serde_json::Value = serde_json::from_str(event.payload.get()).expect("json");
         assert_eq!(payload["phase"], 3);
         assert_eq!(payload["seq"], 42);
+    }
+
+    #[test]
+    fn a_sized_body_is_exactly_that_long_and_still_a_valid_event() {
+        for bytes in [1 << 10, 1 << 20] {
+            let body = sized_event_body(1, 7, bytes);
+            assert_eq!(body.len(), bytes);
+            let event = webhooks_core::event::Event::parse(&body, None, 1 << 20).expect("valid");
+            let payload: serde_json::Value =
+                serde_json::from_str(event.payload.get()).expect("json");
+            assert_eq!(payload["seq"], 7);
+        }
+        // Smaller than the plain body: the plain body.
+        assert!(
+            !String::from_utf8(sized_event_body(1, 7, 10))
+                .expect("utf8")
+                .contains("pad")
+        );
     }
 }

@@ -78,7 +78,7 @@ pub async fn run(ctx: &Ctx, scenario: Scenario, report: &mut Report) -> anyhow::
     if !hop_first
         && !matches!(
             scenario,
-            Scenario::Fanout1 | Scenario::Fanout10 | Scenario::Soak
+            Scenario::Fanout1 | Scenario::Fanout10 | Scenario::Memory | Scenario::Soak
         )
     {
         settle(report, scenario.name().to_owned()).await;
@@ -102,6 +102,7 @@ pub async fn run(ctx: &Ctx, scenario: Scenario, report: &mut Report) -> anyhow::
         Scenario::Backlog => crate::backlog::run(ctx, report, events).await,
         Scenario::Api => crate::api::run(ctx, report).await,
         Scenario::BrokerBacklog => crate::backlog::run_in_broker(ctx, report, events).await,
+        Scenario::Memory => crate::memory::run(ctx, report).await,
         Scenario::Soak => anyhow::bail!("the soak runs on its own, not as a measured scenario"),
     }
 }

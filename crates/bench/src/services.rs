@@ -35,6 +35,9 @@ pub const TUNING_VARIABLES: &[&str] = &[
     "RESPONSE_SNIPPET_BYTES",
     "DELIVERY_TIMEOUT",
     "EVENTS_QUEUE_TYPE",
+    "EVENTS_IN_FLIGHT_BYTES",
+    "BODIES_IN_FLIGHT_BYTES",
+    "MAX_EVENT_BYTES",
 ];
 
 /// The kind of queue the dispatcher's events wait in, as `EVENTS_QUEUE_TYPE` (which passes through

@@ -92,6 +92,7 @@ async fn soak(
         phase: 1,
         events,
         rate: Some(ctx.args.rate),
+        bytes: 0,
     };
     let started = Instant::now();
     let publishing = tokio::spawn(publisher::publish_events(

@@ -30,6 +30,10 @@ pub enum Kind {
     HangingTwo,
     Backlog,
     BrokerBacklog,
+    /// The memory scenario's phases, held to targets of their own (see [`crate::memory`]).
+    MemoryLarge,
+    MemorySmall,
+    MemoryWide,
 }
 
 impl Kind {
@@ -42,7 +46,18 @@ impl Kind {
             Kind::HangingTwo => "hanging: 8 healthy beside 2 hanging",
             Kind::Backlog => "backlog drain",
             Kind::BrokerBacklog => "broker backlog: both services start",
+            Kind::MemoryLarge => "memory: 2,000 events of 1 MiB wait in the broker, both start",
+            Kind::MemorySmall => "memory: 2,000 events of 1 KiB wait in the broker, both start",
+            Kind::MemoryWide => "memory: burst of 200 events to 1,000 webhooks of one project",
         }
+    }
+
+    /// Whether the row is one of the memory scenario's, whose peaks have targets of their own.
+    pub fn is_memory(self) -> bool {
+        matches!(
+            self,
+            Kind::MemoryLarge | Kind::MemorySmall | Kind::MemoryWide
+        )
     }
 }
 
@@ -85,6 +100,8 @@ pub struct Report {
     /// machine's CPU could not be read).
     waits: Vec<(String, Option<Settled>)>,
     notes: Vec<String>,
+    /// Tables of a scenario's own, printed after the targets.
+    tables: Vec<String>,
 }
 
 impl Report {
@@ -99,7 +116,13 @@ impl Report {
             db: Vec::new(),
             waits: Vec::new(),
             notes: Vec::new(),
+            tables: Vec::new(),
         }
+    }
+
+    /// Adds a markdown table of a scenario's own (with its heading line).
+    pub fn table(&mut self, markdown: String) {
+        self.tables.push(markdown);
     }
 
     pub fn add(&mut self, kind: Kind, m: &Measured) {
@@ -250,6 +273,9 @@ impl Report {
             let _ = writeln!(out, "{}", crate::api::table(&self.api));
         }
         self.targets_table(&mut out);
+        for table in &self.tables {
+            let _ = writeln!(out, "{table}");
+        }
         self.stages_table(&mut out);
         self.db_table(&mut out);
         if !self.notes.is_empty() {

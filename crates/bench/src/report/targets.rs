@@ -55,6 +55,7 @@ impl Report {
         let peak = |i: usize| {
             self.rows
                 .iter()
+                .filter(|r| !r.kind.is_memory())
                 .filter_map(|r| r.peak_rss_mib[i])
                 .reduce(f64::max)
         };
