@@ -2,10 +2,15 @@
 
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
+/// The `outcome` label values of `events_total`.
+pub const EVENT_OUTCOMES: [&str; 3] = ["accepted", "unmatched", "rejected"];
+/// The `status` label values of `api_requests_total`.
+pub const API_STATUS_CLASSES: [&str; 4] = ["2xx", "4xx", "5xx", "other"];
+
 #[derive(Clone)]
 pub struct Metrics {
     pub registry: Registry,
-    /// Domain events consumed, by outcome: accepted (matched at least one webhook), unmatched, rejected, duplicate.
+    /// Domain events consumed, by outcome: accepted (matched at least one webhook), unmatched, rejected.
     pub events: IntCounterVec,
     /// Deliveries recorded and handed to the senders.
     pub deliveries_created: IntCounter,
@@ -60,6 +65,13 @@ impl Metrics {
             &["status"],
         )
         .expect("valid metric");
+        // Every series exists from the start, at 0: a rate() over one never counted is no rate.
+        for outcome in EVENT_OUTCOMES {
+            events.with_label_values(&[outcome]);
+        }
+        for class in API_STATUS_CLASSES {
+            api_requests.with_label_values(&[class]);
+        }
         for collector in [
             Box::new(events.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(deliveries_created.clone()),
@@ -85,5 +97,26 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_labelled_series_is_exported_from_the_start() {
+        let metrics = Metrics::new();
+        let text = prometheus::TextEncoder::new()
+            .encode_to_string(&metrics.registry.gather())
+            .expect("text");
+        for outcome in EVENT_OUTCOMES {
+            let line = format!("webhooks_dispatcher_events_total{{outcome=\"{outcome}\"}} 0");
+            assert!(text.contains(&line), "{line} missing in\n{text}");
+        }
+        for class in API_STATUS_CLASSES {
+            let line = format!("webhooks_dispatcher_api_requests_total{{status=\"{class}\"}} 0");
+            assert!(text.contains(&line), "{line} missing in\n{text}");
+        }
     }
 }

@@ -3,6 +3,11 @@
 use prometheus::core::Collector;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
+/// The `outcome` label values of `attempts_total`.
+pub const ATTEMPT_OUTCOMES: [&str; 2] = ["success", "failure"];
+/// The `source` label values of `deliveries_claimed_total`.
+pub const CLAIM_SOURCES: [&str; 3] = ["handoff", "queue", "scheduler"];
+
 #[derive(Clone)]
 pub struct Metrics {
     pub registry: Registry,
@@ -89,6 +94,13 @@ impl Metrics {
             Box::new(notifications_published.clone()),
             Box::new(in_flight.clone()),
         ];
+        // Every series exists from the start, at 0: a rate() over one never counted is no rate.
+        for outcome in ATTEMPT_OUTCOMES {
+            attempts.with_label_values(&[outcome]);
+        }
+        for source in CLAIM_SOURCES {
+            claimed.with_label_values(&[source]);
+        }
         for collector in collectors {
             registry.register(collector).expect("unique metric");
         }
@@ -110,5 +122,26 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_labelled_series_is_exported_from_the_start() {
+        let metrics = Metrics::new();
+        let text = prometheus::TextEncoder::new()
+            .encode_to_string(&metrics.registry.gather())
+            .expect("text");
+        for outcome in ATTEMPT_OUTCOMES {
+            let line = format!("webhooks_sender_attempts_total{{outcome=\"{outcome}\"}} 0");
+            assert!(text.contains(&line), "{line} missing in\n{text}");
+        }
+        for source in CLAIM_SOURCES {
+            let line = format!("webhooks_sender_deliveries_claimed_total{{source=\"{source}\"}} 0");
+            assert!(text.contains(&line), "{line} missing in\n{text}");
+        }
     }
 }
