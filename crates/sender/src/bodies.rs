@@ -11,6 +11,7 @@
 
 use bytes::Bytes;
 use deadpool_postgres::Pool;
+use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -166,15 +167,19 @@ fn start(
     }
 }
 
-/// `jobs` in groups that share one body (one event's deliveries).
-fn by_body(mut jobs: Vec<Job>) -> Vec<Vec<Job>> {
-    let key = |job: &Job| (job.body.as_ptr() as usize, job.body.len());
-    jobs.sort_by_key(key);
+/// `jobs` in groups that share one body (one event's deliveries), in the order their first job
+/// came.
+fn by_body(jobs: Vec<Job>) -> Vec<Vec<Job>> {
     let mut groups: Vec<Vec<Job>> = Vec::new();
+    let mut at: HashMap<(usize, usize), usize> = HashMap::new();
     for job in jobs {
-        match groups.last_mut() {
-            Some(group) if key(&group[0]) == key(&job) => group.push(job),
-            _ => groups.push(vec![job]),
+        let key = (job.body.as_ptr() as usize, job.body.len());
+        match at.get(&key) {
+            Some(&i) => groups[i].push(job),
+            None => {
+                at.insert(key, groups.len());
+                groups.push(vec![job]);
+            }
         }
     }
     groups
@@ -198,7 +203,7 @@ mod tests {
         assert_eq!(bodies.budget.available_permits(), 1_000);
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_body_waits_for_room_and_one_larger_than_the_budget_takes_it_all() {
         let bodies = Bodies::new(1_000);
         let first = Bodies::hold(
