@@ -200,6 +200,41 @@ impl World {
         got
     }
 
+    /// Messages ready in `queue` (a passive declare, on a channel of its own: a queue that is not
+    /// there closes it).
+    pub async fn queue_length(&self, queue: &str) -> u32 {
+        let channel = self.amqp.create_channel().await.expect("channel");
+        let queue = channel
+            .queue_declare(
+                queue.into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                lapin::types::FieldTable::default(),
+            )
+            .await
+            .expect("passive declare");
+        let _ = channel.close(200, "done".into()).await;
+        queue.message_count()
+    }
+
+    /// The prefetch of every consumer of `queue`, as the broker reports it.
+    pub fn consumer_prefetch(&self, queue: &str) -> Vec<u32> {
+        let listed = std::process::Command::new("rabbitmqctl")
+            .args(["-q", "list_consumers", "queue_name", "prefetch_count"])
+            .output()
+            .expect("rabbitmqctl list_consumers");
+        String::from_utf8_lossy(&listed.stdout)
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.split_whitespace();
+                (fields.next()? == queue).then_some(())?;
+                fields.next()?.parse().ok()
+            })
+            .collect()
+    }
+
     /// How many deliveries are recorded for an event.
     pub async fn deliveries_of_event(&self, event_id: &str) -> i64 {
         self.db()
@@ -260,18 +295,22 @@ impl World {
         Some(wait)
     }
 
-    /// Fetches a counter from a service's /metrics (sum over its labels); the service must export
-    /// it.
-    pub async fn metric(&self, addr: std::net::SocketAddr, name: &str) -> f64 {
-        let text = self
-            .http
+    /// A service's /metrics text.
+    pub async fn metrics_text(&self, addr: std::net::SocketAddr) -> String {
+        self.http
             .get(format!("http://{addr}/metrics"))
             .send()
             .await
             .expect("metrics")
             .text()
             .await
-            .expect("text");
+            .expect("text")
+    }
+
+    /// Fetches a counter from a service's /metrics (sum over its labels); the service must export
+    /// it.
+    pub async fn metric(&self, addr: std::net::SocketAddr, name: &str) -> f64 {
+        let text = self.metrics_text(addr).await;
         let values: Vec<f64> = text
             .lines()
             .filter(|line| line.starts_with(name) && line[name.len()..].starts_with([' ', '{']))

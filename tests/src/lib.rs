@@ -6,6 +6,7 @@
 //! - [`broker`]: a private RabbitMQ node for tests that restart the broker.
 //! - [`client`]: the API, the events exchange, the queues, the database and metrics of a world.
 //! - [`faults`]: cutting a world's broker connections and taking its database away.
+//! - [`postgres`]: a private PostgreSQL cluster for tests that restart the database server.
 //! - [`process`]: a service binary as a child process, for crash (kill -9) and signal tests.
 //! - [`receiver`]: an HTTP receiver on port 0 that records requests and answers as told.
 //! - [`wait`]: waiting for a condition with a deadline (never a bare sleep).
@@ -13,6 +14,7 @@
 pub mod broker;
 pub mod client;
 pub mod faults;
+pub mod postgres;
 pub mod process;
 pub mod receiver;
 pub mod wait;

@@ -45,6 +45,7 @@ pub struct World {
     dispatcher: Option<Running>,
     replicas: Vec<Running>,
     senders: Vec<Running>,
+    pg_server: String,
     /// Set once `finish` removed everything; otherwise dropping the world does.
     finished: bool,
 }
@@ -56,6 +57,9 @@ pub struct Options {
     pub dispatcher: webhooks_dispatcher::Config,
     pub sender: webhooks_sender::Config,
     pub senders: usize,
+    /// The PostgreSQL server (no database name) the world's database is created on (the
+    /// machine's by default).
+    pub pg_server: String,
 }
 
 impl Options {
@@ -118,8 +122,16 @@ impl World {
             dispatcher,
             sender,
             senders: 1,
+            pg_server: PG_SERVER.to_owned(),
         };
         adjust(&mut options);
+        let database_url = format!("{}/wh_{id}", options.pg_server);
+        options
+            .dispatcher
+            .common
+            .database_url
+            .clone_from(&database_url);
+        options.sender.common.database_url.clone_from(&database_url);
         options
             .dispatcher
             .common
@@ -146,6 +158,7 @@ impl World {
             dispatcher: None,
             replicas: Vec::new(),
             senders: Vec::new(),
+            pg_server: options.pg_server,
             finished: false,
         };
         world.start_dispatcher().await;
@@ -212,6 +225,11 @@ impl World {
     /// Starts the `webhooks-sender` binary as a process of its own, configured like the in-process
     /// senders (but on the system clock), and waits until it is ready.
     pub async fn sender_process(&self) -> crate::process::Process {
+        self.sender_process_with(&[]).await
+    }
+
+    /// [`World::sender_process`] with more variables (or others in place of its own).
+    pub async fn sender_process_with(&self, extra: &[(&str, String)]) -> crate::process::Process {
         let c = &self.sender_config;
         let env = vec![
             (
@@ -233,6 +251,7 @@ impl World {
             ),
             ("BREAKER_FAILURES", c.breaker_failures.to_string()),
         ];
+        let env = [env.as_slice(), extra].concat();
         let process = crate::process::Process::spawn("webhooks-sender", &self.common_env(), &env);
         self.wait_ready(process.addr).await;
         process
@@ -240,6 +259,26 @@ impl World {
 
     /// Starts the `webhooks-dispatcher` binary as a process of its own and waits until it is ready.
     pub async fn dispatcher_process(&self) -> crate::process::Process {
+        self.dispatcher_process_with(&[]).await
+    }
+
+    /// [`World::dispatcher_process`] with more variables (or others in place of its own).
+    pub async fn dispatcher_process_with(
+        &self,
+        extra: &[(&str, String)],
+    ) -> crate::process::Process {
+        let process = self.spawn_dispatcher_process(extra, &[]);
+        self.wait_ready(process.addr).await;
+        process
+    }
+
+    /// Starts the `webhooks-dispatcher` binary with `extra` variables and without those in
+    /// `unset`, and returns at once (it may never become ready).
+    pub fn spawn_dispatcher_process(
+        &self,
+        extra: &[(&str, String)],
+        unset: &[&str],
+    ) -> crate::process::Process {
         let c = &self.dispatcher_config;
         let env = vec![
             ("ADMIN_TOKEN", TOKEN.to_owned()),
@@ -249,10 +288,17 @@ impl World {
                 webhooks_core::duration::format(c.handoff_grace),
             ),
         ];
-        let process =
-            crate::process::Process::spawn("webhooks-dispatcher", &self.common_env(), &env);
-        self.wait_ready(process.addr).await;
-        process
+        let env: Vec<(&str, String)> = env
+            .into_iter()
+            .filter(|(name, _)| !unset.contains(name))
+            .chain(extra.iter().cloned())
+            .collect();
+        crate::process::Process::spawn_without(
+            "webhooks-dispatcher",
+            &self.common_env(),
+            &env,
+            unset,
+        )
     }
 
     fn common_env(&self) -> Vec<(&'static str, String)> {
@@ -300,6 +346,7 @@ impl World {
             &self.id,
             &self.topology,
             &self.dispatcher_config.common.amqp_url,
+            &self.pg_server,
         )
         .await;
         self.finished = true;
@@ -329,12 +376,13 @@ impl Drop for World {
         }
         let (id, topology) = (self.id.clone(), self.topology.clone());
         let url = self.dispatcher_config.common.amqp_url.clone();
+        let pg_server = self.pg_server.clone();
         let _ = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .ok()?;
-            runtime.block_on(remove_world(&id, &topology, &url));
+            runtime.block_on(remove_world(&id, &topology, &url, &pg_server));
             Some(())
         })
         .join();
@@ -342,14 +390,14 @@ impl Drop for World {
 }
 
 /// Deletes a world's queues, exchanges and database.
-async fn remove_world(id: &str, topology: &Topology, amqp_url: &str) {
+async fn remove_world(id: &str, topology: &Topology, amqp_url: &str, pg_server: &str) {
     let connect = Connection::connect(amqp_url, ConnectionProperties::default());
     if let Ok(Ok(amqp)) = tokio::time::timeout(Duration::from_secs(5), connect).await {
         let _ = webhooks_core::amqp::delete_topology(&amqp, topology, &[]).await;
         let _ = amqp.close(200, "done".into()).await;
     }
     if let Ok((client, connection)) =
-        tokio_postgres::connect(&format!("{PG_SERVER}/postgres"), tokio_postgres::NoTls).await
+        tokio_postgres::connect(&format!("{pg_server}/postgres"), tokio_postgres::NoTls).await
     {
         tokio::spawn(connection);
         let _ = client
