@@ -22,6 +22,11 @@ pub struct Args {
     #[arg(long)]
     pub quick: bool,
 
+    /// Exit non-zero when any target measured was missed (or a scenario failed to run), after
+    /// printing the report as always; without it the run exits 0 and the table says `met: no`.
+    #[arg(long)]
+    pub check: bool,
+
     /// Skip the baselines (http-ceiling, broker-hop, and broker-hop at the steady rate); the ratios
     /// are then left out.
     #[arg(long)]

@@ -91,6 +91,9 @@ pub async fn run(args: Args, janitor: Arc<Janitor>) -> anyhow::Result<()> {
     general_notes(&ctx, &mut report);
     webhooks_core::amqp::close_connection(&ctx.connection, "done").await;
     println!("\n{}", report.markdown());
+    if ctx.args.check {
+        report.verdict()?;
+    }
     Ok(())
 }
 
@@ -106,6 +109,7 @@ pub(crate) async fn settle(report: &mut Report, before: String) {
 pub(crate) fn failed(report: &mut Report, what: &str, error: &anyhow::Error) {
     eprintln!("{what} failed: {error:#}");
     report.note(format!("{what} failed: {error:#}"));
+    report.failure(what);
 }
 
 /// How this run was invoked, for the README.

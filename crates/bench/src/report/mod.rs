@@ -102,6 +102,8 @@ pub struct Report {
     notes: Vec<String>,
     /// Tables of a scenario's own, printed after the targets.
     tables: Vec<String>,
+    /// Scenarios and measurements that failed to run (their targets are then unmeasured).
+    failures: Vec<String>,
 }
 
 impl Report {
@@ -117,12 +119,22 @@ impl Report {
             waits: Vec::new(),
             notes: Vec::new(),
             tables: Vec::new(),
+            failures: Vec::new(),
         }
     }
 
     /// Adds a markdown table of a scenario's own (with its heading line).
     pub fn table(&mut self, markdown: String) {
         self.tables.push(markdown);
+    }
+
+    /// Records that `what` failed to run.
+    pub fn failure(&mut self, what: &str) {
+        self.failures.push(what.to_owned());
+    }
+
+    pub fn failures(&self) -> &[String] {
+        &self.failures
     }
 
     pub fn add(&mut self, kind: Kind, m: &Measured) {

@@ -48,7 +48,8 @@ impl Check {
 }
 
 impl Report {
-    pub(super) fn targets_table(&self, out: &mut String) {
+    /// The targets this run measured, each with whether it was met.
+    fn checks(&self) -> Vec<Check> {
         let rate = |kind| self.row(kind).map(|r| r.delivered_rate);
         let p99 = |kind| self.row(kind).and_then(|r| r.latency_ms).map(|l| l[2]);
         let ratio = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b);
@@ -126,7 +127,38 @@ impl Report {
                 |v| v <= 64.0,
             ),
         ];
-        let checks: Vec<Check> = checks.into_iter().flatten().collect();
+        checks.into_iter().flatten().collect()
+    }
+
+    /// Each target this run measured and missed, as `what: value (target goal)`.
+    pub fn missed_targets(&self) -> Vec<String> {
+        self.checks()
+            .into_iter()
+            .filter(|c| !c.met)
+            .map(|c| format!("{}: {} (target {})", c.what, c.value, c.goal))
+            .collect()
+    }
+
+    /// What `--check` decides: an error naming every missed target and every scenario that
+    /// failed to run, or `Ok` when there is none.
+    pub fn verdict(&self) -> anyhow::Result<()> {
+        let missed = self.missed_targets();
+        let failed = self.failures();
+        if missed.is_empty() && failed.is_empty() {
+            return Ok(());
+        }
+        let mut problems = Vec::new();
+        if !missed.is_empty() {
+            problems.push(format!("missed targets: {}", missed.join("; ")));
+        }
+        if !failed.is_empty() {
+            problems.push(format!("failed: {}", failed.join(", ")));
+        }
+        anyhow::bail!("{}", problems.join("; "))
+    }
+
+    pub(super) fn targets_table(&self, out: &mut String) {
+        let checks = self.checks();
         if checks.is_empty() {
             return;
         }
@@ -144,7 +176,57 @@ impl Report {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{Kind, Report, Row};
     use super::Check;
+
+    fn report(fanout1_rate: f64) -> Report {
+        let mut report = Report::new("webhooks-bench --check".into());
+        report.add_row(Row {
+            delivered_rate: fanout1_rate,
+            ..Row::combined(Kind::Fanout1, &[])
+        });
+        report
+    }
+
+    #[test]
+    fn check_fails_on_a_missed_target_and_passes_when_all_are_met() {
+        use clap::Parser;
+        let args = crate::args::Args::try_parse_from(["webhooks-bench", "--check"]).expect("args");
+        assert!(args.check);
+        let met = report(5_000.0);
+        assert!(met.missed_targets().is_empty());
+        assert!(met.verdict().is_ok());
+        assert!(
+            met.markdown()
+                .contains("| fanout1 deliveries/s | 5,000 | ≥ 5,000 | yes |")
+        );
+
+        let missed = report(4_999.0);
+        assert_eq!(
+            missed.missed_targets(),
+            vec!["fanout1 deliveries/s: 4,999 (target ≥ 5,000)".to_owned()]
+        );
+        let error = missed
+            .verdict()
+            .expect_err("a missed target fails the check");
+        assert!(
+            error
+                .to_string()
+                .contains("missed targets: fanout1 deliveries/s")
+        );
+        assert!(missed.markdown().contains("| **no** |"));
+    }
+
+    #[test]
+    fn check_fails_when_a_scenario_failed_although_nothing_measured_was_missed() {
+        let mut report = report(9_000.0);
+        assert!(report.verdict().is_ok());
+        report.failure("steady");
+        let error = report
+            .verdict()
+            .expect_err("a failed scenario fails the check");
+        assert_eq!(error.to_string(), "failed: steady");
+    }
 
     #[test]
     fn a_value_is_never_rounded_onto_the_other_side_of_its_goal() {
