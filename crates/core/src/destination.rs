@@ -43,9 +43,12 @@ impl Destinations {
         let Some(kind) = special_kind(judged) else {
             return Ok(());
         };
-        // An allowed network matches the address as written, as judged (IPv4-mapped forms as
-        // IPv4), or the IPv4 address a NAT64 form carries.
-        let forms = [Some(addr), Some(judged), nat64_v4(addr).map(IpAddr::V4)];
+        // An allowed network matches the address as judged (an IPv4-mapped or -compatible form
+        // as the IPv4 address it carries, never as written: an IPv6 network that merely covers
+        // ::ffff:0:0/96, such as ::/0, must not open every IPv4 address in that form while the
+        // same address written as IPv4 stays refused; a mapped network allows its IPv4 form,
+        // see `new`), or the IPv4 address a NAT64 form carries.
+        let forms = [Some(judged), nat64_v4(addr).map(IpAddr::V4)];
         let allowed = forms
             .into_iter()
             .flatten()
@@ -220,6 +223,22 @@ mod tests {
             refused(&link_local, "64:ff9b::a00:1"),
             "10.0.0.1 inside NAT64 stays refused"
         );
+    }
+
+    /// Found by the `destination` fuzz target (`0::/7` allowed ::ffff:0.0.99.48 while 0.0.99.48
+    /// was refused): a mapped address gets its IPv4 form's verdict, whatever IPv6 network covers it.
+    #[test]
+    fn a_broad_ipv6_network_does_not_open_ipv4_in_its_mapped_form() {
+        for net in ["0::/7", "::/0", "::ffff:0:0/95"] {
+            let policy = Destinations::new(vec![parse_net(net).expect("cidr")]);
+            for v4 in ["0.0.99.48", "169.254.169.254", "10.0.0.1", "127.0.0.1"] {
+                assert!(refused(&policy, v4), "{net}: {v4}");
+                assert!(
+                    refused(&policy, &format!("::ffff:{v4}")),
+                    "{net}: ::ffff:{v4}"
+                );
+            }
+        }
     }
 
     #[test]
