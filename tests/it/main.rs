@@ -6,6 +6,7 @@ mod breaker;
 mod faults;
 mod metrics;
 mod pipeline;
+mod promises;
 mod retries;
 mod security;
 
