@@ -78,7 +78,34 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     report.add_row(row);
     report.add_stages(&m);
     report.table(table(&checked, bounds));
+    for missed in missed(&checked) {
+        report.missed(missed);
+    }
     Ok(())
+}
+
+/// Every `no` of the memory table, for `--check`.
+fn missed(checked: &[Checked]) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in checked {
+        for (i, service) in ["dispatcher", "sender"].into_iter().enumerate() {
+            let peak = c.peaks[i].filter(|_| c.complete);
+            let shown = peak.map_or("unmeasured".to_owned(), |p| format!("{p:.1} MiB"));
+            if !peak.is_some_and(|p| p <= c.bounds[i]) {
+                out.push(format!(
+                    "memory {} {service}: {shown} (documented bound {:.0} MiB)",
+                    c.label, c.bounds[i]
+                ));
+            }
+            if !peak.is_some_and(|p| p <= c.target) {
+                out.push(format!(
+                    "memory {} {service}: {shown} (target {:.0} MiB)",
+                    c.label, c.target
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// 1,000 webhooks of one project, then 200 events at full speed.

@@ -104,6 +104,8 @@ pub struct Report {
     tables: Vec<String>,
     /// Scenarios and measurements that failed to run (their targets are then unmeasured).
     failures: Vec<String>,
+    /// Targets missed in a scenario's own table (the memory scenario's).
+    missed: Vec<String>,
 }
 
 impl Report {
@@ -120,12 +122,18 @@ impl Report {
             notes: Vec::new(),
             tables: Vec::new(),
             failures: Vec::new(),
+            missed: Vec::new(),
         }
     }
 
     /// Adds a markdown table of a scenario's own (with its heading line).
     pub fn table(&mut self, markdown: String) {
         self.tables.push(markdown);
+    }
+
+    /// Records a target missed in a scenario's own table, for `--check`.
+    pub fn missed(&mut self, what: String) {
+        self.missed.push(what);
     }
 
     /// Records that `what` failed to run.

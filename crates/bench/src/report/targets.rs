@@ -136,6 +136,7 @@ impl Report {
             .into_iter()
             .filter(|c| !c.met)
             .map(|c| format!("{}: {} (target {})", c.what, c.value, c.goal))
+            .chain(self.missed.iter().cloned())
             .collect()
     }
 
@@ -226,6 +227,13 @@ mod tests {
             .verdict()
             .expect_err("a failed scenario fails the check");
         assert_eq!(error.to_string(), "failed: steady");
+        // A scenario's own table (memory) reports its misses the same way.
+        let mut report = Report::new("webhooks-bench".into());
+        report.missed("memory wide sender: 70.0 MiB (target 64 MiB)".into());
+        let error = report
+            .verdict()
+            .expect_err("a missed memory target fails the check");
+        assert!(error.to_string().contains("memory wide sender"), "{error}");
     }
 
     #[test]
