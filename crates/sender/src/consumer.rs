@@ -5,27 +5,18 @@
 //! started, because from then on the database lease, not the broker, guarantees they are
 //! attempted. Should the database be away meanwhile, the session keeps the messages and tries
 //! again: handing them back would make them redelivered, whose reservation no longer counts.
-//! Before starting, the limiter
-//! judges each delivery's endpoint: deliveries for one it is holding back are left pending for
-//! the scheduler, and those for a full endpoint that has not answered yet are parked for a moment
-//! (see [`Parked`]) instead of taking in-flight permits to wait for its slots.
+//! What a batch of messages names is decoded and sorted by [`crate::intake`] first.
 
 use anyhow::Context;
-use bytes::Bytes;
-use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use lapin::message::Delivery;
 use lapin::options::BasicAckOptions;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 use webhooks_core::amqp::{self, ConfirmedPublisher};
-use webhooks_core::messages::{HANDOFF_V2, HandoffV2, SenderMessage};
 
-use crate::claim::Carried;
-use crate::limiter::{Limiter, Verdict};
+use crate::intake::{self, Parked, Work};
 use crate::runner::Runner;
 use crate::scheduler::lease_end;
 use crate::{Config, Shared};
@@ -34,8 +25,6 @@ use crate::{Config, Shared};
 const CLAIM_CHUNK: usize = 500;
 /// How often parked deliveries are looked at again.
 const PARKED_EVERY: Duration = Duration::from_millis(50);
-/// How long a delivery stays parked at most; by then its endpoint has answered or is held back.
-const PARKED_AT_MOST: Duration = Duration::from_secs(2);
 /// Most deliveries parked at once; more are left to the scheduler.
 const PARKED_MOST: usize = 100_000;
 /// Room a carried delivery's lease must leave beyond an attempt's timeout, for the wait for its
@@ -43,40 +32,6 @@ const PARKED_MOST: usize = 100_000;
 const CARRIED_SLACK: Duration = Duration::from_secs(5);
 /// How long the session waits before trying again while the database is away.
 const DATABASE_AWAY_PAUSE: Duration = Duration::from_millis(500);
-
-/// A delivery handed over for a full endpoint that has not answered yet: not claimed, holding no
-/// permit, until the endpoint answers (then it goes ahead) or falls silent (then it is left
-/// pending for the scheduler). Its hand-off is acked: should the process die, the delivery is
-/// pending in the database and the scheduler takes it after `HANDOFF_GRACE`.
-struct Parked {
-    delivery: Uuid,
-    webhook: Uuid,
-    /// The reservation it was handed off under, if its message came first-hand.
-    reserved: Option<DateTime<Utc>>,
-    since: Instant,
-}
-
-/// Deliveries to start: carried whole, or to claim.
-#[derive(Default)]
-struct Work {
-    carried: Vec<Carried>,
-    /// Delivery ids to claim, by the reservation they were handed off under (see
-    /// [`crate::claim::by_ids`]).
-    claims: Vec<(Option<DateTime<Utc>>, Vec<Uuid>)>,
-}
-
-impl Work {
-    fn claim(&mut self, reserved: Option<DateTime<Utc>>, delivery: Uuid) {
-        match self.claims.iter_mut().find(|(r, _)| *r == reserved) {
-            Some((_, ids)) => ids.push(delivery),
-            None => self.claims.push((reserved, vec![delivery])),
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.carried.is_empty() && self.claims.iter().all(|(_, ids)| ids.is_empty())
-    }
-}
 
 pub async fn session(
     config: &Config,
@@ -132,7 +87,8 @@ pub async fn session(
                 };
             }
             _ = look_again.tick(), if !parked.is_empty() => {
-                let mut work = unpark(shared, runner, &mut parked);
+                let (mut work, held) = intake::unpark(&runner.limiter, &mut parked);
+                shared.metrics.deferred.inc_by(held);
                 if let Err(e) = start(shared, runner, permits, &mut work, shutdown).await {
                     if !database_away(shared, shutdown).await {
                         return Err(e);
@@ -148,7 +104,7 @@ pub async fn session(
         let Some(last_tag) = batch.last().map(|m| m.delivery_tag) else {
             continue;
         };
-        let mut sorted = sort(
+        let mut sorted = intake::sort(
             &runner.limiter,
             &batch,
             PARKED_MOST.saturating_sub(parked.len()),
@@ -181,124 +137,10 @@ pub async fn session(
     Ok(())
 }
 
-/// The deliveries of a batch of hand-off messages, sorted by the limiter's verdicts.
-#[derive(Default)]
-struct Sorted {
-    /// To start now.
-    work: Work,
-    /// To look at again in a moment.
-    park: Vec<Parked>,
-    /// Left pending, untouched: the scheduler finds them once `HANDOFF_GRACE` has passed.
-    held: u64,
-}
-
-/// Reads a batch of hand-off messages and sorts their deliveries; at most `room` are parked, the
-/// rest of those are held. A delivery that goes now is carried (attempted without a claim) if its
-/// message came first-hand, with its body, and its lease still leaves `attempt_room` at `now`.
-fn sort(
-    limiter: &Limiter,
-    batch: &[Delivery],
-    room: usize,
-    now: DateTime<Utc>,
-    attempt_room: Duration,
-) -> Sorted {
-    let mut sorted = Sorted::default();
-    let since = Instant::now();
-    let attempt_room = chrono::Duration::from_std(attempt_room).unwrap_or(chrono::Duration::MAX);
-    let one =
-        |sorted: &mut Sorted, delivery, webhook, reserved, carried: Option<Carried>| match limiter
-            .verdict(webhook)
-        {
-            Verdict::Go => match carried {
-                Some(carried) => sorted.work.carried.push(carried),
-                None => sorted.work.claim(reserved, delivery),
-            },
-            Verdict::Park if sorted.park.len() < room => sorted.park.push(Parked {
-                delivery,
-                webhook,
-                reserved,
-                since,
-            }),
-            Verdict::Park | Verdict::HoldBack => sorted.held += 1,
-        };
-    for message in batch {
-        if message.properties.kind().as_ref().map(|k| k.as_str()) == Some(HANDOFF_V2) {
-            let handoff = match serde_json::from_slice::<HandoffV2>(&message.data) {
-                Ok(handoff) => handoff,
-                Err(e) => {
-                    tracing::error!(error = %e, "unreadable hand-off message dropped");
-                    continue;
-                }
-            };
-            // A redelivered message may have been taken by another sender, which may be
-            // attempting its deliveries under their reservation right now.
-            let reserved = (!message.redelivered).then_some(handoff.leased_until);
-            let carry = reserved.is_some() && handoff.leased_until - now >= attempt_room;
-            for event in handoff.events {
-                let body = event
-                    .body
-                    .filter(|_| carry)
-                    .map(|b| Bytes::copy_from_slice(b.get().as_bytes()));
-                for (delivery, webhook) in event.deliveries.into_iter().zip(event.webhooks) {
-                    let carried = body.as_ref().map(|body| Carried {
-                        delivery_id: delivery,
-                        webhook_id: webhook,
-                        event_name: event.name,
-                        body: body.clone(),
-                        recorded_at: handoff.recorded_at,
-                        reserved: handoff.leased_until,
-                    });
-                    one(&mut sorted, delivery, webhook, reserved, carried);
-                }
-            }
-            continue;
-        }
-        match serde_json::from_slice::<SenderMessage>(&message.data) {
-            Ok(SenderMessage::DeliverV1 {
-                deliveries,
-                webhooks,
-            }) if webhooks.len() == deliveries.len() => {
-                for (delivery, webhook) in deliveries.into_iter().zip(webhooks) {
-                    one(&mut sorted, delivery, webhook, None, None);
-                }
-            }
-            // From a dispatcher that does not name webhooks: claim them all.
-            Ok(SenderMessage::DeliverV1 { deliveries, .. }) => {
-                for delivery in deliveries {
-                    sorted.work.claim(None, delivery);
-                }
-            }
-            // Not ours to fix by retrying; its deliveries (if any) are reached by the scheduler.
-            Err(e) => tracing::error!(error = %e, "unreadable hand-off message dropped"),
-        }
-    }
-    sorted
-}
-
 /// Whether a failed claim means the database is away, so the session carries on (rather than
 /// ending, as on any other error or when stopping).
 async fn database_away(shared: &Shared, shutdown: &CancellationToken) -> bool {
     !shutdown.is_cancelled() && !webhooks_core::db::is_reachable(&shared.pool).await
-}
-
-/// Takes out of `parked` the deliveries whose endpoint has answered (returned, to be claimed)
-/// or is now held back or has been waited for long enough (left pending for the scheduler).
-fn unpark(shared: &Shared, runner: &Runner, parked: &mut Vec<Parked>) -> Work {
-    let mut go = Work::default();
-    let mut held = 0;
-    parked.retain(|p| match runner.limiter.verdict(p.webhook) {
-        Verdict::Go => {
-            go.claim(p.reserved, p.delivery);
-            false
-        }
-        Verdict::Park if p.since.elapsed() < PARKED_AT_MOST => true,
-        Verdict::Park | Verdict::HoldBack => {
-            held += 1;
-            false
-        }
-    });
-    shared.metrics.deferred.inc_by(held);
-    go
 }
 
 /// Starts the deliveries of `work` as far as in-flight permits and the budget of bodies in flight

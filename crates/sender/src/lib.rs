@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`config`]: flags and environment.
 //! - [`consumer`]: the broker session: hand-off messages in, notification outbox out.
+//! - [`intake`]: hand-off messages decoded and sorted by the limiter's verdicts.
 //! - [`scheduler`]: claims due deliveries (retries, lost hand-offs, expired leases) from the database.
 //! - [`claim`]: leasing deliveries for an attempt.
 //! - [`bodies`]: the budget of delivery bodies in flight, and the jobs started within it.
@@ -22,6 +23,7 @@ pub mod bodies;
 pub mod claim;
 pub mod config;
 pub mod consumer;
+pub mod intake;
 pub mod limiter;
 pub mod metrics;
 pub mod outbox;
