@@ -112,7 +112,7 @@ pub(crate) fn failed(report: &mut Report, what: &str, error: &anyhow::Error) {
     report.failure(what);
 }
 
-/// How this run was invoked, for the README.
+/// How this run was invoked, for BENCHMARKS.md.
 fn command_line() -> String {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.is_empty() {

@@ -1,6 +1,6 @@
 //! The results: one row per scenario phase and baseline, the ratios and targets, the per-stage
 //! figures from the services' metrics and the database, and notes; printed as markdown that can go
-//! into a README.
+//! into BENCHMARKS.md.
 //!
 //! The main table is here; [`row`] makes its lines, [`targets`] compares figures with the goals,
 //! [`breakdown`] shows where the time goes inside the services and the database.

@@ -70,9 +70,9 @@ fn durable_exchange() -> ExchangeDeclareOptions {
 ///
 /// A quorum queue writes every message to the broker's log, whether its consumer keeps up or not,
 /// and hands it out once it is on disk; a classic queue skips the write for a message consumed and
-/// acked at once but spends more per message while a backlog stands (the benchmark's findings in
-/// the README). The broker refuses to declare an existing queue with another type: switching an
-/// installation means draining and deleting `webhooks.dispatcher` first.
+/// acked at once but spends more per message while a backlog stands (measured: docs/decisions.md).
+/// The broker refuses to declare an existing queue with another type: switching an installation
+/// means draining and deleting `webhooks.dispatcher` first.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum QueueType {
     #[default]
