@@ -9,6 +9,7 @@
 //! - [`duration`]: durations written like `500ms`, `15s`, `2d`.
 //! - [`config`]: configuration both services share (broker, database, logging).
 //! - [`destination`]: which addresses deliveries may reach (SSRF guard, `ALLOWED_TARGETS`).
+//! - [`delivery`]: a delivery's states and their SQL spelling.
 //! - [`db`]: the PostgreSQL pool, database creation and embedded migrations.
 //! - [`amqp`]: broker connection, topology and confirmed publishing.
 //! - [`messages`]: versioned bodies of the queues between our services and to the e-mail service.
@@ -21,6 +22,7 @@ pub mod body;
 pub mod clock;
 pub mod config;
 pub mod db;
+pub mod delivery;
 pub mod destination;
 pub mod duration;
 pub mod event;

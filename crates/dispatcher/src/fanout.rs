@@ -30,6 +30,7 @@ use webhooks_core::clock::Clock;
 use webhooks_core::event::{Event, EventName, Rejection};
 use webhooks_core::memory::{RECORD_BYTES_MOST, RECORD_DELIVERIES_MOST};
 use webhooks_core::messages::{HANDOFF_V2, HandoffEvent, HandoffV2, SenderMessage};
+use webhooks_core::{pending_state, waiting_states};
 
 use crate::index::WebhookIndex;
 use crate::metrics::Metrics;
@@ -431,9 +432,18 @@ impl Fanout {
             // left to that sender, or to the scheduler once the lease runs out.
             let found = client
                 .query(
-                    "SELECT id, webhook_id FROM deliveries
-                     WHERE state IN ('pending', 'retrying') AND event_id = ANY($1) AND state = 'pending'
-                       AND (leased_until IS NULL OR leased_until <= $2) AND attempt_count = 0",
+                    // The first condition is the due index's own, which lets the planner
+                    // read through it; the second is the one that matters.
+                    concat!(
+                        "SELECT id, webhook_id FROM deliveries
+                         WHERE state IN ",
+                        waiting_states!(),
+                        " AND event_id = ANY($1)
+                           AND state = ",
+                        pending_state!(),
+                        "
+                           AND (leased_until IS NULL OR leased_until <= $2) AND attempt_count = 0"
+                    ),
                     &[&redelivered, &now],
                 )
                 .await
@@ -597,7 +607,7 @@ impl<'a> Rows<'a> {
 /// recorded before (redelivered, or published again) had its deliveries recorded with it, in the
 /// same statement, so it gets none now. The webhook is read per row by primary key (a join would
 /// let the planner hash every webhook for each batch).
-const RECORD: &str = "
+const RECORD: &str = concat!("
 WITH new_events AS (
     INSERT INTO events (id, event_name, project_code, body, received_at)
     SELECT e.id, e.name, e.project, e.body, $5
@@ -606,8 +616,8 @@ WITH new_events AS (
     RETURNING id
 )
 INSERT INTO deliveries (id, event_id, webhook_id, event_name, state, created_at, next_attempt_at, leased_until)
-SELECT d.id, d.event_id, d.webhook_id, d.name, 'pending', $5, $6, $6
+SELECT d.id, d.event_id, d.webhook_id, d.name, ", pending_state!(), ", $5, $6, $6
 FROM unnest($7::uuid[], $8::text[], $9::uuid[], $10::text[]) AS d(id, event_id, webhook_id, name)
 WHERE d.event_id IN (SELECT id FROM new_events)
   AND (SELECT w.enabled AND w.deleted_at IS NULL FROM webhooks w WHERE w.id = d.webhook_id)
-RETURNING id, webhook_id, event_id";
+RETURNING id, webhook_id, event_id");

@@ -20,6 +20,7 @@ use webhooks_core::db::StoreError;
 use webhooks_core::event::EventName;
 use webhooks_core::memory::INLINE_BODY_MOST;
 use webhooks_core::secret::Secret;
+use webhooks_core::{cancelled_state, finished_states, retrying_state, waiting_states};
 
 /// Everything one attempt needs.
 #[derive(Clone, Debug)]
@@ -124,8 +125,14 @@ pub async fn by_ids(
 pub fn by_ids_statement() -> String {
     leasing(
         None,
-        "d.id = ANY($1) AND d.state NOT IN ('retrying', 'succeeded', 'failed', 'cancelled')
-         AND (d.leased_until IS NULL OR d.leased_until <= $3 OR d.leased_until = $4)",
+        concat!(
+            "d.id = ANY($1) AND d.state <> ",
+            retrying_state!(),
+            " AND d.state NOT IN ",
+            finished_states!(),
+            "
+         AND (d.leased_until IS NULL OR d.leased_until <= $3 OR d.leased_until = $4)"
+        ),
     )
 }
 
@@ -204,24 +211,30 @@ pub async fn due(
 ) -> Result<Claimed, StoreError> {
     let client = pool.get().await?;
     let cancel = client
-        .prepare_cached(
-            "UPDATE deliveries d SET state = 'cancelled', next_attempt_at = NULL, leased_until = NULL
+        .prepare_cached(concat!(
+            "UPDATE deliveries d SET state = ",
+            cancelled_state!(),
+            ", next_attempt_at = NULL, leased_until = NULL
              FROM webhooks w
-             WHERE d.state IN ('pending', 'retrying') AND d.next_attempt_at <= $1
+             WHERE d.state IN ",
+            waiting_states!(),
+            " AND d.next_attempt_at <= $1
                AND (d.leased_until IS NULL OR d.leased_until <= $1)
-               AND w.id = d.webhook_id AND NOT (w.enabled AND w.deleted_at IS NULL)",
-        )
+               AND w.id = d.webhook_id AND NOT (w.enabled AND w.deleted_at IS NULL)"
+        ))
         .await?;
     client.execute(&cancel, &[&now]).await?;
     let claim = client
         .prepare_cached(&leasing(
-            Some(
+            Some(concat!(
                 "SELECT d.id FROM deliveries d
-             WHERE d.state IN ('pending', 'retrying') AND d.next_attempt_at <= $1
+             WHERE d.state IN ",
+                waiting_states!(),
+                " AND d.next_attempt_at <= $1
                AND (d.leased_until IS NULL OR d.leased_until <= $1)
              ORDER BY d.next_attempt_at LIMIT $3
-             FOR UPDATE SKIP LOCKED",
-            ),
+             FOR UPDATE SKIP LOCKED"
+            )),
             "d.id IN (SELECT id FROM picked)",
         ))
         .await?;

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use uuid::Uuid;
+use webhooks_core::delivery::DeliveryState;
 
 use crate::attempt::Attempt;
 use crate::retry::RetryPolicy;
@@ -43,11 +44,11 @@ pub enum Next {
 }
 
 impl Next {
-    pub fn state(self) -> &'static str {
+    pub fn state(self) -> DeliveryState {
         match self {
-            Self::Succeeded => "succeeded",
-            Self::Retry(_) => "retrying",
-            Self::GivenUp => "failed",
+            Self::Succeeded => DeliveryState::Succeeded,
+            Self::Retry(_) => DeliveryState::Retrying,
+            Self::GivenUp => DeliveryState::Failed,
         }
     }
 

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use webhooks_core::clock::Clock;
 use webhooks_core::db::StoreError;
 use webhooks_core::messages::{Notification, WebhookDisabled};
+use webhooks_core::{cancelled_state, finished_states, waiting_states};
 
 use crate::metrics::Metrics;
 use crate::outcome::{self, Next, Outcome};
@@ -159,10 +160,10 @@ impl Recorder {
             }
             tx.execute(
                 &tx.prepare_cached(
-                "UPDATE deliveries d SET state = u.state, next_attempt_at = u.next, leased_until = NULL,
+                concat!("UPDATE deliveries d SET state = u.state, next_attempt_at = u.next, leased_until = NULL,
                     attempt_count = d.attempt_count + 1, first_attempt_at = COALESCE(d.first_attempt_at, u.at)
                  FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[]) AS u(id, state, next, at)
-                 WHERE d.id = ANY($1) AND d.id = u.id AND d.state NOT IN ('succeeded', 'failed', 'cancelled')",
+                 WHERE d.id = ANY($1) AND d.id = u.id AND d.state NOT IN ", finished_states!()),
                 ).await?,
                 &[&rows.ids, &rows.state, &rows.next, &rows.at],
             )
@@ -173,11 +174,12 @@ impl Recorder {
                 return Ok(0);
             }
             tx.execute(
-                &tx.prepare_cached(
+                &tx.prepare_cached(concat!(
                     "UPDATE deliveries d SET next_attempt_at = u.until, leased_until = NULL
                  FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, until)
-                 WHERE d.id = ANY($1) AND d.id = u.id AND d.state NOT IN ('succeeded', 'failed', 'cancelled')",
-                )
+                 WHERE d.id = ANY($1) AND d.id = u.id AND d.state NOT IN ",
+                    finished_states!()
+                ))
                 .await?,
                 &[&deferred_ids, &deferred_until],
             )
@@ -189,10 +191,10 @@ impl Recorder {
         if !released_ids.is_empty() {
             tx.execute(
                 &tx.prepare_cached(
-                    "UPDATE deliveries d SET next_attempt_at = u.at
+                    concat!("UPDATE deliveries d SET next_attempt_at = u.at
                  FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, at)
-                 WHERE d.id = ANY($1) AND d.id = u.id AND d.state NOT IN ('succeeded', 'failed', 'cancelled')
-                   AND (d.leased_until IS NULL OR d.leased_until <= u.at) AND d.next_attempt_at > u.at",
+                 WHERE d.id = ANY($1) AND d.id = u.id AND d.state NOT IN ", finished_states!(), "
+                   AND (d.leased_until IS NULL OR d.leased_until <= u.at) AND d.next_attempt_at > u.at"),
                 )
                 .await?,
                 &[&released_ids, &released_at],
@@ -235,10 +237,14 @@ impl Recorder {
         }
         let ids: Vec<Uuid> = disabled.iter().map(|row| row.get(0)).collect();
         tx.execute(
-            &tx.prepare_cached(
-            "UPDATE deliveries SET state = 'cancelled', next_attempt_at = NULL, leased_until = NULL
-             WHERE webhook_id = ANY($1) AND state IN ('pending', 'retrying')",
-            ).await?,
+            &tx.prepare_cached(concat!(
+                "UPDATE deliveries SET state = ",
+                cancelled_state!(),
+                ", next_attempt_at = NULL, leased_until = NULL
+             WHERE webhook_id = ANY($1) AND state IN ",
+                waiting_states!()
+            ))
+            .await?,
             &[&ids],
         )
         .await?;
@@ -326,7 +332,7 @@ impl AttemptRows {
         // PostgreSQL text cannot hold NUL bytes.
         self.response
             .push(attempt.response.as_ref().map(|r| r.replace('\0', "")));
-        self.state.push(next.state());
+        self.state.push(next.state().as_str());
         self.next.push(next.next_attempt_at());
     }
 }

@@ -7,6 +7,7 @@ use axum::response::IntoResponse;
 use serde::Deserialize;
 use std::collections::HashMap;
 use uuid::Uuid;
+use webhooks_core::retrying_state;
 
 use super::views::{ATTEMPT_COLUMNS, AttemptView, DELIVERY_COLUMNS, DeliveryView};
 use super::webhooks::{id, project};
@@ -106,9 +107,14 @@ pub async fn retry(
     let row = client
         .query_one(
             &format!(
-                "UPDATE deliveries d SET state = 'retrying', next_attempt_at = $2, leased_until = NULL,
-                    first_attempt_at = NULL
-                 WHERE d.id = $1 RETURNING {DELIVERY_COLUMNS}"
+                concat!(
+                    "UPDATE deliveries d SET state = ",
+                    retrying_state!(),
+                    ", next_attempt_at = $2,
+                        leased_until = NULL, first_attempt_at = NULL
+                     WHERE d.id = $1 RETURNING {columns}"
+                ),
+                columns = DELIVERY_COLUMNS
             ),
             &[&delivery, &now],
         )

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio_postgres::Row;
 use uuid::Uuid;
+use webhooks_core::delivery::DeliveryState;
 use webhooks_core::messages::rfc3339;
 
 /// Columns read for a [`WebhookView`], in this order.
@@ -76,7 +77,9 @@ pub struct DeliveryView {
 impl From<&Row> for DeliveryView {
     fn from(row: &Row) -> Self {
         let state: String = row.get(4);
-        let finished = matches!(state.as_str(), "succeeded" | "failed" | "cancelled");
+        let finished = state
+            .parse::<DeliveryState>()
+            .is_ok_and(DeliveryState::is_finished);
         Self {
             id: row.get(0),
             event_id: row.get(1),

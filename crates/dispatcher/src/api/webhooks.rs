@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use uuid::Uuid;
 use webhooks_core::event::MAX_PROJECT_CODE;
+use webhooks_core::{cancelled_state, waiting_states};
 
 use super::input::WebhookInput;
 use super::views::{WEBHOOK_COLUMNS, WebhookView};
@@ -208,8 +209,14 @@ async fn cancel_pending(
     webhook: Uuid,
 ) -> Result<(), ApiError> {
     tx.execute(
-        "UPDATE deliveries SET state = 'cancelled', next_attempt_at = NULL, leased_until = NULL
-         WHERE webhook_id = $1 AND state IN ('pending', 'retrying')",
+        concat!(
+            "UPDATE deliveries SET state = ",
+            cancelled_state!(),
+            ", next_attempt_at = NULL,
+                leased_until = NULL
+             WHERE webhook_id = $1 AND state IN ",
+            waiting_states!()
+        ),
         &[&webhook],
     )
     .await?;
