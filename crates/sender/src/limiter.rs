@@ -30,6 +30,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 use webhooks_core::clock::Clock;
 
+mod circuit;
+use circuit::{Circuit, Pass};
+
 #[derive(Clone, Copy, Debug)]
 pub struct LimiterConfig {
     pub max_per_endpoint: usize,
@@ -47,9 +50,6 @@ pub struct LimiterConfig {
 const ANSWERING: Duration = Duration::from_secs(1);
 /// Webhooks whose endpoint is remembered; past this the memory starts over.
 const WEBHOOKS_REMEMBERED: usize = 65_536;
-/// Deliveries an open circuit remembers holding back, to make them due when it closes; the rest
-/// come back at the time they were given, no later than the next probe.
-const HELD_REMEMBERED: usize = 10_000;
 
 struct Endpoint {
     slots: Arc<Semaphore>,
@@ -59,17 +59,6 @@ struct Endpoint {
     answered: bool,
     consecutive_failures: u32,
     circuit: Option<Circuit>,
-}
-
-/// An open (or half-open, while its probe is out) circuit.
-struct Circuit {
-    /// When it first opened: a webhook changed since then starts from a closed circuit.
-    opened_at: DateTime<Utc>,
-    /// When the next probe may go.
-    probe_at: DateTime<Utc>,
-    probing: bool,
-    /// Deliveries held back meanwhile, made due again when the circuit closes.
-    held: Vec<Uuid>,
 }
 
 /// Shared by every attempt of the process.
@@ -239,10 +228,10 @@ impl Limiter {
                 if let Some(circuit) = endpoints.get_mut(endpoint).and_then(|s| s.circuit.as_mut())
                 {
                     if probe {
-                        circuit.probing = false;
+                        circuit.probe_ended();
                     }
                     // Released on entry but not sent after all: held with the rest.
-                    circuit.held.extend(released);
+                    circuit.hold_again(released);
                 }
                 let wait = chrono::Duration::from_std(self.config.busy_hold).unwrap_or_default();
                 Err(HeldBack::Busy(self.clock.now() + wait))
@@ -268,27 +257,20 @@ impl Limiter {
         if state
             .circuit
             .as_ref()
-            .is_some_and(|c| c.opened_at < fresh_since)
+            .is_some_and(|c| c.is_older_than(fresh_since))
         {
             // The webhook changed (or a person asked for this retry) since the circuit opened.
-            released = state.circuit.take().map(|c| c.held).unwrap_or_default();
+            released = state
+                .circuit
+                .take()
+                .map(Circuit::release)
+                .unwrap_or_default();
             state.consecutive_failures = 0;
         } else if let Some(circuit) = state.circuit.as_mut() {
-            if now < circuit.probe_at || circuit.probing {
-                if circuit.held.len() < HELD_REMEMBERED {
-                    circuit.held.push(delivery);
-                }
-                // While the probe is out, its outcome releases the held deliveries; until then
-                // they wait no longer than a pause.
-                let until = if circuit.probing {
-                    now + pause
-                } else {
-                    circuit.probe_at
-                };
-                return Gate::Held(HeldBack::CircuitOpen(until));
+            match circuit.pass(delivery, now, pause) {
+                Pass::Held(until) => return Gate::Held(HeldBack::CircuitOpen(until)),
+                Pass::Probe => probe = true,
             }
-            probe = true;
-            circuit.probing = true;
         }
         Gate::Slots {
             slots: state.slots.clone(),
@@ -319,30 +301,23 @@ impl Limiter {
         if slot.probe
             && let Some(circuit) = state.circuit.as_mut()
         {
-            circuit.probing = false;
+            circuit.probe_ended();
         }
         match finished {
             Finished::Success => {
                 state.consecutive_failures = 0;
                 if let Some(circuit) = state.circuit.take() {
-                    released = circuit.held;
+                    released = circuit.release();
                 }
             }
             Finished::Failure { .. } if config.breaker_failures > 0 => {
                 state.consecutive_failures += 1;
                 if slot.probe || state.consecutive_failures >= config.breaker_failures {
-                    let probe_at =
-                        now + chrono::Duration::from_std(config.breaker_pause).unwrap_or_default();
+                    let pause =
+                        chrono::Duration::from_std(config.breaker_pause).unwrap_or_default();
                     match state.circuit.as_mut() {
-                        Some(circuit) => circuit.probe_at = probe_at,
-                        None => {
-                            state.circuit = Some(Circuit {
-                                opened_at: now,
-                                probe_at,
-                                probing: false,
-                                held: Vec::new(),
-                            });
-                        }
+                        Some(circuit) => circuit.reopen(now, pause),
+                        None => state.circuit = Some(Circuit::open(now, pause)),
                     }
                 }
             }
@@ -377,226 +352,4 @@ impl Limiter {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const PAUSE: Duration = Duration::from_secs(10);
-
-    fn limiter(max: usize, failures: u32) -> (Limiter, Clock) {
-        let clock = Clock::shifted();
-        let limiter = Limiter::new(
-            LimiterConfig {
-                max_per_endpoint: max,
-                breaker_failures: failures,
-                breaker_pause: PAUSE,
-                busy_hold: Duration::from_secs(15),
-            },
-            clock.clone(),
-        );
-        (limiter, clock)
-    }
-
-    /// Long ago: the delivery's webhook has not changed since any circuit opened.
-    fn unchanged() -> DateTime<Utc> {
-        DateTime::UNIX_EPOCH
-    }
-
-    async fn enter(l: &Limiter, endpoint: &str) -> Result<Slot, HeldBack> {
-        l.enter(endpoint, Uuid::new_v4(), unchanged()).await
-    }
-
-    const FAILED: Finished = Finished::Failure { answered: true };
-
-    /// Opens the circuit of `endpoint` with `failures` failed attempts.
-    async fn open(l: &Limiter, endpoint: &str, failures: u32) {
-        for _ in 0..failures {
-            let slot = enter(l, endpoint).await.expect("closed");
-            assert!(l.finish(slot, FAILED).is_empty());
-        }
-    }
-
-    #[tokio::test]
-    async fn caps_concurrency_per_endpoint_and_waits_briefly_while_it_answers() {
-        let (l, _) = limiter(2, 0);
-        let a = enter(&l, "e").await.expect("first");
-        let _b = enter(&l, "e").await.expect("second");
-        assert!(
-            enter(&l, "other").await.is_ok(),
-            "other endpoints are not affected"
-        );
-        // At the cap and answering: waits for a slot, which frees when `a` finishes.
-        let l2 = l.clone();
-        let waiter = tokio::spawn(async move { enter(&l2, "e").await.map(|_| ()) });
-        tokio::task::yield_now().await;
-        l.finish(a, Finished::Success);
-        assert_eq!(waiter.await.expect("task"), Ok(()));
-    }
-
-    #[tokio::test]
-    async fn holds_back_when_the_endpoint_is_not_answering() {
-        let (l, clock) = limiter(1, 0);
-        let _hanging = enter(&l, "e").await.expect("first");
-        // Last sign of life two seconds ago: not answering.
-        l.with("e", |state| {
-            state.last_sign_of_life -= Duration::from_secs(2)
-        });
-        let held = enter(&l, "e").await.expect_err("held");
-        assert!(matches!(held, HeldBack::Busy(_)));
-        let wait = held.until() - clock.now();
-        assert!(
-            wait > chrono::Duration::seconds(14) && wait <= chrono::Duration::seconds(15),
-            "{wait}"
-        );
-    }
-
-    #[tokio::test]
-    async fn opens_after_failures_then_probes_once_when_the_pause_is_over() {
-        let (l, clock) = limiter(10, 3);
-        open(&l, "e", 3).await;
-        let opened = clock.now();
-        let held = enter(&l, "e").await.expect_err("open");
-        let HeldBack::CircuitOpen(until) = held else {
-            panic!("{held:?}")
-        };
-        assert!(
-            until - opened <= chrono::Duration::from_std(PAUSE).expect("pause"),
-            "held no longer than the pause: the probe comes by then"
-        );
-        clock.advance(PAUSE);
-        let probe = enter(&l, "e").await.expect("probe after the pause");
-        let during = enter(&l, "e").await.expect_err("one probe at a time");
-        assert!(matches!(during, HeldBack::CircuitOpen(_)));
-        assert!(
-            during.until() - clock.now() <= chrono::Duration::from_std(PAUSE).expect("pause"),
-            "held while the probe is out no longer than a pause"
-        );
-        l.finish(probe, Finished::Success);
-        assert!(
-            enter(&l, "e").await.is_ok(),
-            "closed again after a successful probe"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_successful_probe_releases_every_delivery_held_back() {
-        let (l, clock) = limiter(10, 1);
-        open(&l, "e", 1).await;
-        let held: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
-        for id in &held {
-            assert!(l.enter("e", *id, unchanged()).await.is_err());
-        }
-        clock.advance(PAUSE);
-        let probe = enter(&l, "e").await.expect("probe");
-        let during = Uuid::new_v4();
-        assert!(l.enter("e", during, unchanged()).await.is_err());
-        let mut released = l.finish(probe, Finished::Success);
-        released.sort();
-        let mut expected = [held, vec![during]].concat();
-        expected.sort();
-        assert_eq!(released, expected);
-    }
-
-    #[tokio::test]
-    async fn failed_probe_reopens_and_keeps_what_it_held() {
-        let (l, clock) = limiter(10, 1);
-        open(&l, "e", 1).await;
-        let held = Uuid::new_v4();
-        assert!(l.enter("e", held, unchanged()).await.is_err());
-        clock.advance(PAUSE);
-        let probe = enter(&l, "e").await.expect("probe");
-        assert!(l.finish(probe, FAILED).is_empty());
-        let reopened = enter(&l, "e").await.expect_err("open again");
-        assert!(reopened.until() > clock.now());
-        clock.advance(PAUSE);
-        let probe = enter(&l, "e").await.expect("second probe");
-        assert!(l.finish(probe, Finished::Success).contains(&held));
-    }
-
-    #[tokio::test]
-    async fn a_webhook_changed_since_the_circuit_opened_starts_from_a_closed_circuit() {
-        let (l, clock) = limiter(10, 1);
-        open(&l, "e", 1).await;
-        let held = Uuid::new_v4();
-        assert!(l.enter("e", held, unchanged()).await.is_err());
-        clock.advance(Duration::from_secs(1));
-        let mut slot = l
-            .enter("e", Uuid::new_v4(), clock.now())
-            .await
-            .expect("re-enabled since: closed");
-        assert_eq!(slot.take_released(), vec![held]);
-        assert!(
-            enter(&l, "e").await.is_ok(),
-            "closed for the other deliveries too"
-        );
-        l.finish(slot, Finished::Success);
-    }
-
-    #[tokio::test]
-    async fn refused_destinations_do_not_trip_the_breaker() {
-        let (l, _) = limiter(10, 1);
-        let slot = enter(&l, "e").await.expect("closed");
-        l.finish(slot, Finished::NotSent);
-        assert!(enter(&l, "e").await.is_ok());
-    }
-
-    #[tokio::test]
-    async fn a_timeout_is_no_sign_of_life() {
-        let (l, _) = limiter(1, 0);
-        let webhook = Uuid::new_v4();
-        l.learn(webhook, "e");
-        let slot = enter(&l, "e").await.expect("slot");
-        l.with("e", |state| {
-            state.last_sign_of_life -= Duration::from_secs(2)
-        });
-        // No response within the timeout: the endpoint still counts as silent.
-        l.finish(slot, Finished::Failure { answered: false });
-        let _hanging = enter(&l, "e").await.expect("the slot is free again");
-        assert_eq!(l.verdict(webhook), Verdict::HoldBack, "full and silent");
-    }
-
-    #[tokio::test]
-    async fn tells_which_webhooks_are_held_back() {
-        let (l, _) = limiter(1, 1);
-        let (hanging, failing, healthy) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-        l.learn(hanging, "h");
-        l.learn(failing, "f");
-        l.learn(healthy, "ok");
-        assert_eq!(
-            l.verdict(hanging),
-            Verdict::Go,
-            "nothing known against it yet"
-        );
-        assert_eq!(
-            l.verdict(Uuid::new_v4()),
-            Verdict::Go,
-            "unknown webhooks go ahead"
-        );
-
-        let _in_flight = enter(&l, "h").await.expect("slot");
-        assert_eq!(
-            l.verdict(hanging),
-            Verdict::Park,
-            "full, first used a moment ago, never answered: wait and see"
-        );
-        l.with("h", |state| {
-            state.last_sign_of_life -= Duration::from_secs(2)
-        });
-        assert_eq!(l.verdict(hanging), Verdict::HoldBack, "full and silent");
-
-        open(&l, "f", 1).await;
-        assert_eq!(
-            l.verdict(failing),
-            Verdict::Go,
-            "an open circuit is judged on entry, where the delivery's next try is written"
-        );
-
-        let slot = enter(&l, "ok").await.expect("slot");
-        assert_eq!(l.verdict(healthy), Verdict::Park, "full and not proven yet");
-        l.finish(slot, Finished::Success);
-        assert_eq!(l.verdict(healthy), Verdict::Go);
-        // Full, but it has answered lately: go ahead and wait briefly for a slot.
-        let _busy = enter(&l, "ok").await.expect("slot");
-        l.with("ok", |state| state.answered = true);
-        assert_eq!(l.verdict(healthy), Verdict::Go);
-    }
-}
+mod tests;
