@@ -62,16 +62,36 @@ async fn every_metric_in_the_readme_is_exported_from_the_start_and_moves() {
     assert!(names.len() >= 15, "the README's table: {names:?}");
     let (from_dispatcher, from_sender) = (exported(dispatcher).await, exported(sender).await);
     for name in &names {
-        let text = if name.starts_with("webhooks_dispatcher_") {
-            &from_dispatcher
+        // A name with neither service's prefix is one every service exports.
+        let texts = if name.starts_with("webhooks_dispatcher_") {
+            vec![&from_dispatcher]
+        } else if name.starts_with("webhooks_sender_") {
+            vec![&from_sender]
         } else {
-            &from_sender
+            vec![&from_dispatcher, &from_sender]
         };
-        assert!(
-            text.lines()
-                .any(|l| l.starts_with(name.as_str()) && l[name.len()..].starts_with([' ', '{'])),
-            "{name} is in the README but not exported"
+        for text in texts {
+            assert!(
+                text.lines().any(
+                    |l| l.starts_with(name.as_str()) && l[name.len()..].starts_with([' ', '{'])
+                ),
+                "{name} is in the README but not exported"
+            );
+        }
+    }
+    // What every service exports: readiness, its build and its process.
+    for (addr, service) in [
+        (dispatcher, "webhooks-dispatcher"),
+        (sender, "webhooks-sender"),
+    ] {
+        moves(&world, addr, "webhooks_ready", 1.0).await;
+        let build = format!(
+            "webhooks_build_info{{service=\"{service}\",version=\"{}\"}}",
+            env!("CARGO_PKG_VERSION")
         );
+        assert_eq!(world.metric(addr, &build).await, 1.0, "{build}");
+        assert!(world.metric(addr, "process_resident_memory_bytes").await > 0.0);
+        assert!(world.metric(addr, "process_open_fds").await > 0.0);
     }
     for series in [
         "webhooks_dispatcher_events_total{outcome=\"accepted\"}",
@@ -220,6 +240,30 @@ async fn every_metric_in_the_readme_is_exported_from_the_start_and_moves() {
         1.0,
     )
     .await;
+
+    // The waiting work: the gauges' query, as at an hour from now (every retry due by then) and
+    // as at an hour ago (none due yet), so that no claim races it.
+    let pool =
+        webhooks_core::db::connect(&world.database_url, 1, webhooks_core::db::Reads::ByIndex)
+            .await
+            .expect("database");
+    let now = world.clock.now();
+    let later = webhooks_sender::backlog::count(&pool, now + chrono::Duration::hours(1))
+        .await
+        .expect("count");
+    assert!(later.retrying >= 10, "{later:?}");
+    assert!(later.due >= 10, "{later:?}");
+    assert!(
+        later
+            .oldest_due
+            .is_some_and(|at| at <= now + chrono::Duration::minutes(1)),
+        "{later:?}"
+    );
+    let earlier = webhooks_sender::backlog::count(&pool, now - chrono::Duration::hours(1))
+        .await
+        .expect("count");
+    assert_eq!((earlier.due, earlier.oldest_due), (0, None), "{earlier:?}");
+    assert!(earlier.retrying >= 10, "{earlier:?}");
 
     // Retries come from the scheduler; past DISABLE_AFTER a failure gives up and disables, and
     // the owner is notified.

@@ -1,5 +1,6 @@
 //! The HTTP side every service has: `/healthz` (the process answers), `/readyz` (200 only while the
-//! broker and the database are reachable) and `/metrics` (Prometheus text format).
+//! broker and the database are reachable) and `/metrics` (Prometheus text format): the service's
+//! own metrics and those every service has (see [`Common`]).
 
 use axum::Router;
 use axum::extract::State;
@@ -7,7 +8,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use deadpool_postgres::Pool;
-use prometheus::{Encoder, Registry, TextEncoder};
+use prometheus::{Encoder, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,14 +44,64 @@ impl Readiness {
     }
 }
 
+/// The metrics every service exports beside its own, under the same names whichever service it
+/// is (the scrape target tells them apart): `webhooks_ready`, `webhooks_build_info` and, on
+/// Linux, the process's memory, CPU and file descriptors (`process_*`).
+#[derive(Clone)]
+pub struct Common {
+    pub registry: Registry,
+    /// 1 while `/readyz` would answer 200, set at each scrape.
+    pub ready: IntGauge,
+}
+
+impl Common {
+    /// `service` names the binary (`webhooks-dispatcher`, `webhooks-sender`) in the build info.
+    pub fn new(service: &str) -> Self {
+        let registry = Registry::new();
+        let ready = IntGauge::new(
+            "webhooks_ready",
+            "1 while the broker and the database are reachable (what /readyz answers), else 0.",
+        )
+        .expect("valid metric");
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "webhooks_build_info",
+                "Always 1; the labels name the running service and its version.",
+            ),
+            &["service", "version"],
+        )
+        .expect("valid metric");
+        build_info
+            .with_label_values(&[service, env!("CARGO_PKG_VERSION")])
+            .set(1);
+        registry
+            .register(Box::new(ready.clone()))
+            .expect("unique metric");
+        registry
+            .register(Box::new(build_info))
+            .expect("unique metric");
+        // process_resident_memory_bytes, process_cpu_seconds_total, process_open_fds, … read from
+        // /proc at each scrape (Linux only: elsewhere the crate has no such collector).
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("unique metric");
+        Self { registry, ready }
+    }
+}
+
 #[derive(Clone)]
 struct Ops {
     readiness: Readiness,
     registry: Registry,
+    common: Common,
 }
 
-/// The operational routes, to merge with a service's own.
-pub fn ops_router(readiness: Readiness, registry: Registry) -> Router {
+/// The operational routes, to merge with a service's own; `/metrics` serves `registry` (the
+/// service's own metrics) and `common`.
+pub fn ops_router(readiness: Readiness, registry: Registry, common: Common) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -58,6 +109,7 @@ pub fn ops_router(readiness: Readiness, registry: Registry) -> Router {
         .with_state(Ops {
             readiness,
             registry,
+            common,
         })
 }
 
@@ -73,9 +125,15 @@ async fn readyz(State(ops): State<Ops>) -> impl IntoResponse {
 }
 
 async fn metrics(State(ops): State<Ops>) -> impl IntoResponse {
+    // The same check as /readyz (a flag and a `SELECT 1` bounded by 1 s), once per scrape.
+    ops.common
+        .ready
+        .set(i64::from(ops.readiness.is_ready().await));
+    let mut families = ops.registry.gather();
+    families.extend(ops.common.registry.gather());
     let mut out = Vec::new();
     let encoder = TextEncoder::new();
-    if let Err(e) = encoder.encode(&ops.registry.gather(), &mut out) {
+    if let Err(e) = encoder.encode(&families, &mut out) {
         return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
     }
     (

@@ -128,7 +128,12 @@ pub async fn start(
         token: Arc::new(admin_token.clone()),
         metrics: metrics.clone(),
     });
-    let router = server::ops_router(shared.readiness.clone(), metrics.registry.clone()).merge(api);
+    let router = server::ops_router(
+        shared.readiness.clone(),
+        metrics.registry.clone(),
+        server::Common::new("webhooks-dispatcher"),
+    )
+    .merge(api);
     let (http_addr, serve) = server::bind(config.http_addr, router, shutdown.clone())
         .await
         .with_context(|| format!("binding HTTP_ADDR {}", config.http_addr))?;

@@ -6,6 +6,7 @@
 //! - [`consumer`]: the broker session: hand-off messages in, notification outbox out.
 //! - [`intake`]: hand-off messages decoded and sorted by the limiter's verdicts.
 //! - [`scheduler`]: claims due deliveries (retries, lost hand-offs, expired leases) from the database.
+//! - [`backlog`]: gauges of the work waiting in the database.
 //! - [`claim`]: leasing deliveries for an attempt.
 //! - [`bodies`]: the budget of delivery bodies in flight, and the jobs started within it.
 //! - [`runner`]: runs claimed jobs within the in-flight and per-endpoint limits.
@@ -19,6 +20,7 @@
 //! - [`metrics`]: every metric the sender exports.
 
 pub mod attempt;
+pub mod backlog;
 pub mod bodies;
 pub mod claim;
 pub mod config;
@@ -180,7 +182,11 @@ pub async fn start(
     let permits = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
     let tasks = TaskTracker::new();
 
-    let router = server::ops_router(shared.readiness.clone(), metrics.registry.clone());
+    let router = server::ops_router(
+        shared.readiness.clone(),
+        metrics.registry.clone(),
+        server::Common::new("webhooks-sender"),
+    );
     let (http_addr, serve) = server::bind(config.http_addr, router, shutdown.clone())
         .await
         .with_context(|| format!("binding HTTP_ADDR {}", config.http_addr))?;
@@ -190,6 +196,12 @@ pub async fn start(
         }
     });
 
+    tasks.spawn(backlog::run(
+        pool.clone(),
+        shared.clock.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    ));
     tasks.spawn(
         scheduler::Scheduler {
             pool,

@@ -1,7 +1,9 @@
 //! Every metric the sender exports, declared in one place. Labels are small fixed sets.
 
 use prometheus::core::Collector;
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
 
 /// The `outcome` label values of `attempts_total`.
 pub const ATTEMPT_OUTCOMES: [&str; 2] = ["success", "failure"];
@@ -31,6 +33,13 @@ pub struct Metrics {
     pub notifications_published: IntCounter,
     /// HTTP requests in flight now.
     pub in_flight: IntGauge,
+    /// Deliveries due now and under no lease: what the scheduler has yet to take (see
+    /// [`crate::backlog`], which counts at most [`crate::backlog::COUNTED_MOST`]).
+    pub deliveries_due: IntGauge,
+    /// Deliveries waiting for a retry (state `retrying`), due or not.
+    pub deliveries_retrying: IntGauge,
+    /// How long the longest-due of the deliveries in `deliveries_due` has been due; 0 when none is.
+    pub oldest_due_seconds: Gauge,
 }
 
 impl Metrics {
@@ -83,6 +92,21 @@ impl Metrics {
         );
         let in_flight = IntGauge::new("in_flight_requests", "HTTP requests in flight now.")
             .expect("valid metric");
+        let deliveries_due = IntGauge::new(
+            "deliveries_due",
+            "Deliveries due now and under no lease, not yet taken (counted up to 100000).",
+        )
+        .expect("valid metric");
+        let deliveries_retrying = IntGauge::new(
+            "deliveries_retrying",
+            "Deliveries waiting for a retry (counted up to 100000, soonest due first).",
+        )
+        .expect("valid metric");
+        let oldest_due_seconds = Gauge::new(
+            "oldest_due_seconds",
+            "How long the longest-due delivery not yet taken has been due.",
+        )
+        .expect("valid metric");
         let collectors: Vec<Box<dyn Collector>> = vec![
             Box::new(attempts.clone()),
             Box::new(attempt_seconds.clone()),
@@ -93,6 +117,9 @@ impl Metrics {
             Box::new(webhooks_disabled.clone()),
             Box::new(notifications_published.clone()),
             Box::new(in_flight.clone()),
+            Box::new(deliveries_due.clone()),
+            Box::new(deliveries_retrying.clone()),
+            Box::new(oldest_due_seconds.clone()),
         ];
         // Every series exists from the start, at 0: a rate() over one never counted is no rate.
         for outcome in ATTEMPT_OUTCOMES {
@@ -115,6 +142,9 @@ impl Metrics {
             webhooks_disabled,
             notifications_published,
             in_flight,
+            deliveries_due,
+            deliveries_retrying,
+            oldest_due_seconds,
         }
     }
 }
