@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 
-# One image, both services: run `webhooks-dispatcher` (default) or `webhooks-sender`.
+# One image, both services: run `webhooks-dispatcher` (default) or `webhooks-sender`; also
+# `webhooks-publish`, which publishes a domain event (as in the README's "Try it").
 # Neither binds outside the container unless HTTP_ADDR is set (e.g. 0.0.0.0:8080 / 0.0.0.0:8081).
 
 FROM rust:1.88-bookworm AS builder
@@ -14,9 +15,12 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
     cargo build --locked --release -p webhooks-dispatcher -p webhooks-sender \
- && install -D -m 0755 -t /out target/release/webhooks-dispatcher target/release/webhooks-sender
+ && install -D -m 0755 -t /out target/release/webhooks-dispatcher target/release/webhooks-sender \
+      target/release/webhooks-publish
 
 FROM debian:bookworm-slim
+# ca-certificates unpinned: the image takes the distribution's current trust roots when built.
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
