@@ -9,6 +9,7 @@ use deadpool_postgres::Pool;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use webhooks_core::clock::Clock;
+use webhooks_core::{retrying_state, waiting_states};
 
 use crate::metrics::Metrics;
 
@@ -32,17 +33,21 @@ pub struct Backlog {
 pub async fn count(pool: &Pool, now: DateTime<Utc>) -> anyhow::Result<Backlog> {
     let client = pool.get().await?;
     let statement = client
-        .prepare_cached(
+        .prepare_cached(concat!(
             "SELECT count(*) FILTER (WHERE due),
-                    count(*) FILTER (WHERE state = 'retrying'),
+                    count(*) FILTER (WHERE state = ",
+            retrying_state!(),
+            "),
                     min(next_attempt_at) FILTER (WHERE due)
              FROM (SELECT state, next_attempt_at,
                           next_attempt_at <= $1 AND (leased_until IS NULL OR leased_until <= $1) AS due
                    FROM deliveries
-                   WHERE state IN ('pending', 'retrying')
+                   WHERE state IN ",
+            waiting_states!(),
+            "
                    ORDER BY next_attempt_at
-                   LIMIT $2) waiting",
-        )
+                   LIMIT $2) waiting"
+        ))
         .await?;
     let row = client.query_one(&statement, &[&now, &COUNTED_MOST]).await?;
     Ok(Backlog {
