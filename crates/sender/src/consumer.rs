@@ -74,6 +74,7 @@ pub async fn session(
     // instead of queueing one per message.
     let mut batches = consumer.ready_chunks(usize::from(config.prefetch.max(1)));
     let mut parked: Vec<Parked> = Vec::new();
+    shared.metrics.deliveries_parked.set(0);
     let mut look_again = tokio::time::interval(PARKED_EVERY);
     look_again.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -88,6 +89,7 @@ pub async fn session(
             }
             _ = look_again.tick(), if !parked.is_empty() => {
                 let (mut work, held) = intake::unpark(&runner.limiter, &mut parked);
+                shared.metrics.deliveries_parked.set(parked.len() as i64);
                 shared.metrics.deferred.inc_by(held);
                 if let Err(e) = start(shared, runner, permits, &mut work, shutdown).await {
                     if !database_away(shared, shutdown).await {
@@ -132,6 +134,7 @@ pub async fn session(
             .basic_ack(last_tag, BasicAckOptions { multiple: true })
             .await?;
         parked.append(&mut sorted.park);
+        shared.metrics.deliveries_parked.set(parked.len() as i64);
     }
     amqp::close(&connection, &channel, consumer_tag).await;
     Ok(())

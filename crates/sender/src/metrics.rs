@@ -40,6 +40,9 @@ pub struct Metrics {
     pub deliveries_retrying: IntGauge,
     /// How long the longest-due of the deliveries in `deliveries_due` has been due; 0 when none is.
     pub oldest_due_seconds: Gauge,
+    /// Deliveries parked for a moment, waiting for a full endpoint's first answer (see
+    /// [`crate::intake::Parked`]).
+    pub deliveries_parked: IntGauge,
 }
 
 impl Metrics {
@@ -107,7 +110,13 @@ impl Metrics {
             "How long the longest-due delivery not yet taken has been due.",
         )
         .expect("valid metric");
+        let deliveries_parked = IntGauge::new(
+            "deliveries_parked",
+            "Deliveries parked for a moment, waiting for a full endpoint's first answer.",
+        )
+        .expect("valid metric");
         let collectors: Vec<Box<dyn Collector>> = vec![
+            Box::new(deliveries_parked.clone()),
             Box::new(attempts.clone()),
             Box::new(attempt_seconds.clone()),
             Box::new(claimed.clone()),
@@ -145,6 +154,7 @@ impl Metrics {
             deliveries_due,
             deliveries_retrying,
             oldest_due_seconds,
+            deliveries_parked,
         }
     }
 }
