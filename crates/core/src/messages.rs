@@ -1,5 +1,14 @@
-//! Bodies of the messages our services put on queues. Each is a tagged enum whose tag carries a
-//! version, so an old and a new worker can run side by side during a deploy.
+//! Bodies of the messages our services put on queues. Each is tagged with a `type` whose string
+//! carries a version, so an old and a new worker can run side by side during a deploy.
+//!
+//! The dispatcher hands deliveries to the senders in two kinds of message, neither a newer
+//! version of the other; both are in use:
+//! - [`SenderMessage::ClaimIds`] (`deliver.v1`, the older): only delivery ids, for deliveries a
+//!   sender must claim from the database before an attempt;
+//! - [`CarriedHandoff`] (`deliver.v2`): fresh deliveries with what their first attempt needs,
+//!   so the first sender to take it can attempt them without a claim.
+//!
+//! The Rust names say what a message is; the wire strings stay as they are, for running services.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -12,9 +21,10 @@ use crate::event::EventName;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum SenderMessage {
-    /// One message carries every new delivery of one dispatcher batch.
+    /// Deliveries of one dispatcher batch that a sender claims from the database by id before
+    /// attempting them.
     #[serde(rename = "deliver.v1")]
-    DeliverV1 {
+    ClaimIds {
         deliveries: Vec<Uuid>,
         /// The webhook of each delivery, in the same order, so a sender can leave deliveries to an
         /// endpoint it is holding back untouched instead of claiming them only to put them back.
@@ -24,9 +34,9 @@ pub enum SenderMessage {
     },
 }
 
-/// The `type` of a [`HandoffV2`], in its body and in the message's `type` property: a sender
-/// reads the property to know how to read the body.
-pub const HANDOFF_V2: &str = "deliver.v2";
+/// The `type` of a [`CarriedHandoff`], in its body and in the message's `type` property: a
+/// sender reads the property to know how to read the body.
+pub const CARRIED_HANDOFF: &str = "deliver.v2";
 
 /// Dispatcher → sender, on `webhooks.deliveries`: the new deliveries of one dispatcher batch with
 /// what their first attempt needs but the webhook's URL and secret, reserved for whoever takes the
@@ -40,7 +50,7 @@ pub const HANDOFF_V2: &str = "deliver.v2";
 /// Its own struct rather than a variant of [`SenderMessage`], so that bodies are borrowed from the
 /// message as they are, not copied through serde's buffer for tagged enums.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct HandoffV2<'a> {
+pub struct CarriedHandoff<'a> {
     #[serde(rename = "type")]
     pub kind: &'a str,
     /// When the deliveries were recorded: a webhook changed since then (disabled, say, which
@@ -49,12 +59,12 @@ pub struct HandoffV2<'a> {
     /// The lease every delivery of the message was recorded with, to the microsecond, as stored.
     pub leased_until: DateTime<Utc>,
     #[serde(borrow)]
-    pub events: Vec<HandoffEvent<'a>>,
+    pub events: Vec<CarriedEvent<'a>>,
 }
 
-/// One event of a [`HandoffV2`] and its deliveries.
+/// One event of a [`CarriedHandoff`] and its deliveries.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct HandoffEvent<'a> {
+pub struct CarriedEvent<'a> {
     pub name: EventName,
     /// The delivery body, byte for byte as recorded; absent for a body too large to carry, which
     /// the sender then reads with its claim.
@@ -116,9 +126,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sender_message_is_tagged_and_versioned() {
+    fn claim_ids_keeps_its_wire_tag() {
         let id = Uuid::nil();
-        let json = serde_json::to_string(&SenderMessage::DeliverV1 {
+        let json = serde_json::to_string(&SenderMessage::ClaimIds {
             deliveries: vec![id],
             webhooks: vec![id],
         })
@@ -134,7 +144,7 @@ mod tests {
         .expect("old message");
         assert_eq!(
             old,
-            SenderMessage::DeliverV1 {
+            SenderMessage::ClaimIds {
                 deliveries: vec![id],
                 webhooks: Vec::new()
             }
@@ -142,24 +152,24 @@ mod tests {
     }
 
     #[test]
-    fn handoff_v2_carries_bodies_byte_for_byte_and_its_lease_to_the_microsecond() {
+    fn carried_handoff_carries_bodies_byte_for_byte_and_its_lease_to_the_microsecond() {
         let body = RawValue::from_string(r#"{"a": [1, 2],"b":"\u00e9"}"#.to_owned()).expect("raw");
         let leased_until = DateTime::parse_from_rfc3339("2026-12-05T10:00:03.123456Z")
             .expect("time")
             .with_timezone(&Utc);
         let id = Uuid::now_v7();
-        let message = HandoffV2 {
-            kind: HANDOFF_V2,
+        let message = CarriedHandoff {
+            kind: CARRIED_HANDOFF,
             recorded_at: leased_until,
             leased_until,
             events: vec![
-                HandoffEvent {
+                CarriedEvent {
                     name: EventName::RunStarted,
                     body: Some(&body),
                     deliveries: vec![id],
                     webhooks: vec![Uuid::nil()],
                 },
-                HandoffEvent {
+                CarriedEvent {
                     name: EventName::RunStarted,
                     body: None,
                     deliveries: vec![id],
@@ -168,7 +178,7 @@ mod tests {
             ],
         };
         let json = serde_json::to_vec(&message).expect("json");
-        let read: HandoffV2 = serde_json::from_slice(&json).expect("read");
+        let read: CarriedHandoff = serde_json::from_slice(&json).expect("read");
         assert_eq!(read.kind, "deliver.v2");
         assert_eq!(read.leased_until, leased_until);
         assert_eq!(read.events[0].body.map(RawValue::get), Some(body.get()));

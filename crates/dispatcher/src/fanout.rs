@@ -3,7 +3,7 @@
 //! For each batch: parse every message at the edge; dead-letter the rejects (with confirms); match
 //! the rest against the in-memory index; record events and deliveries in one statement (a replayed
 //! event id inserts nothing new); hand the new deliveries to the senders, with their bodies and
-//! reserved by their recorded lease (see [`HandoffV2`]), in one message; then,
+//! reserved by their recorded lease (see [`CarriedHandoff`]), in one message; then,
 //! once the broker has confirmed the hand-off and the record is on disk, ack the whole batch. A
 //! crash anywhere before the ack makes the broker redeliver the batch, and recording is
 //! idempotent, so nothing is lost and nothing doubles.
@@ -29,7 +29,7 @@ use webhooks_core::body::raw_delivery_body;
 use webhooks_core::clock::Clock;
 use webhooks_core::event::{Event, EventName, Rejection};
 use webhooks_core::memory::{RECORD_BYTES_MOST, RECORD_DELIVERIES_MOST};
-use webhooks_core::messages::{HANDOFF_V2, HandoffEvent, HandoffV2, SenderMessage};
+use webhooks_core::messages::{CARRIED_HANDOFF, CarriedEvent, CarriedHandoff, SenderMessage};
 use webhooks_core::{pending_state, waiting_states};
 
 use crate::index::WebhookIndex;
@@ -483,7 +483,7 @@ impl Fanout {
             .waiting
             .chunks(IDS_PER_MESSAGE)
             .map(|chunk| {
-                let body = serde_json::to_vec(&SenderMessage::DeliverV1 {
+                let body = serde_json::to_vec(&SenderMessage::ClaimIds {
                     deliveries: chunk.iter().map(|h| h.delivery).collect(),
                     webhooks: chunk.iter().map(|h| h.webhook).collect(),
                 })
@@ -500,12 +500,12 @@ impl Fanout {
         }
         let messages = bodies
             .iter()
-            .map(|(body, v2)| Outgoing {
+            .map(|(body, is_carried)| Outgoing {
                 exchange: "",
                 routing_key: &queue,
                 body,
-                properties: if *v2 {
-                    amqp::transient_json().with_type(HANDOFF_V2.into())
+                properties: if *is_carried {
+                    amqp::transient_json().with_type(CARRIED_HANDOFF.into())
                 } else {
                     amqp::transient_json()
                 },
@@ -529,12 +529,12 @@ fn carried(
     leased_until: DateTime<Utc>,
 ) -> Vec<Vec<u8>> {
     let mut messages = Vec::new();
-    let mut events: Vec<HandoffEvent<'_>> = Vec::new();
+    let mut events: Vec<CarriedEvent<'_>> = Vec::new();
     let (mut ids, mut bytes) = (0, 0);
-    let mut flush = |events: &mut Vec<HandoffEvent<'_>>| {
+    let mut flush = |events: &mut Vec<CarriedEvent<'_>>| {
         if !events.is_empty() {
-            let message = HandoffV2 {
-                kind: HANDOFF_V2,
+            let message = CarriedHandoff {
+                kind: CARRIED_HANDOFF,
                 recorded_at,
                 leased_until,
                 events: std::mem::take(events),
@@ -558,7 +558,7 @@ fn carried(
             }
             ids += deliveries.len();
             bytes += size;
-            events.push(HandoffEvent {
+            events.push(CarriedEvent {
                 name: event.name,
                 body,
                 deliveries: deliveries.to_vec(),

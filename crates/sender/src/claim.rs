@@ -7,9 +7,9 @@
 //! and no new index entries. The scheduler's due condition therefore reads both columns.
 //!
 //! A fresh delivery is recorded already leased, to its hand-off message (see
-//! `webhooks_core::messages::HandoffV2`): the sender that takes that message first attempts it
-//! without a claim ([`carried`]) while the lease leaves room for an attempt, and claims it by that
-//! lease otherwise ([`by_ids`] with `reserved`).
+//! `webhooks_core::messages::CarriedHandoff`): the sender that takes that message first attempts
+//! it without a claim ([`carried`]) while the lease leaves room for an attempt, and claims it by
+//! that lease otherwise ([`by_ids`] with `reserved`).
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};

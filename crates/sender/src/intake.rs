@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use lapin::message::Delivery;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
-use webhooks_core::messages::{HANDOFF_V2, HandoffV2, SenderMessage};
+use webhooks_core::messages::{CARRIED_HANDOFF, CarriedHandoff, SenderMessage};
 
 use crate::claim::Carried;
 use crate::limiter::{Limiter, Verdict};
@@ -90,8 +90,8 @@ pub fn decode(
     attempt_room: Duration,
 ) -> Vec<HandedOff> {
     let mut named = Vec::new();
-    if kind == Some(HANDOFF_V2) {
-        let handoff = match serde_json::from_slice::<HandoffV2>(data) {
+    if kind == Some(CARRIED_HANDOFF) {
+        let handoff = match serde_json::from_slice::<CarriedHandoff>(data) {
             Ok(handoff) => handoff,
             Err(e) => {
                 tracing::error!(error = %e, "unreadable hand-off message dropped");
@@ -129,7 +129,7 @@ pub fn decode(
         return named;
     }
     match serde_json::from_slice::<SenderMessage>(data) {
-        Ok(SenderMessage::DeliverV1 {
+        Ok(SenderMessage::ClaimIds {
             deliveries,
             webhooks,
         }) => {
@@ -210,7 +210,7 @@ pub fn unpark(limiter: &Limiter, parked: &mut Vec<Parked>) -> (Work, u64) {
 mod tests {
     use super::*;
     use webhooks_core::event::EventName;
-    use webhooks_core::messages::HandoffEvent;
+    use webhooks_core::messages::CarriedEvent;
 
     const ROOM: Duration = Duration::from_secs(20);
 
@@ -218,11 +218,11 @@ mod tests {
         let (delivery, webhook) = (Uuid::new_v4(), Uuid::new_v4());
         let raw =
             body.map(|b| serde_json::value::RawValue::from_string(b.to_owned()).expect("json"));
-        let message = HandoffV2 {
-            kind: HANDOFF_V2,
+        let message = CarriedHandoff {
+            kind: CARRIED_HANDOFF,
             recorded_at: now,
             leased_until: now + chrono::Duration::seconds(lease),
-            events: vec![HandoffEvent {
+            events: vec![CarriedEvent {
                 name: "run.started".parse::<EventName>().expect("a name"),
                 body: raw.as_deref(),
                 deliveries: vec![delivery],
@@ -241,7 +241,7 @@ mod tests {
         let now = Utc::now();
         let body = r#"{"a": 1,  "b":"\u00e9"}"#;
         let (data, delivery, webhook) = handoff(now, 30, Some(body));
-        let named = decode(Some(HANDOFF_V2), &data, false, now, ROOM);
+        let named = decode(Some(CARRIED_HANDOFF), &data, false, now, ROOM);
         assert_eq!(named.len(), 1);
         assert_eq!(named[0].delivery, delivery);
         assert_eq!(named[0].webhook, Some(webhook));
@@ -255,11 +255,11 @@ mod tests {
     fn a_handoff_is_claimed_when_redelivered_short_of_lease_or_without_its_body() {
         let now = Utc::now();
         let (data, ..) = handoff(now, 30, Some("{}"));
-        let redelivered = decode(Some(HANDOFF_V2), &data, true, now, ROOM);
+        let redelivered = decode(Some(CARRIED_HANDOFF), &data, true, now, ROOM);
         assert!(redelivered[0].carried.is_none() && redelivered[0].reserved.is_none());
 
         let (data, ..) = handoff(now, 10, Some("{}"));
-        let late = decode(Some(HANDOFF_V2), &data, false, now, ROOM);
+        let late = decode(Some(CARRIED_HANDOFF), &data, false, now, ROOM);
         assert!(
             late[0].carried.is_none(),
             "10 s of lease leave no room for 20 s"
@@ -268,7 +268,7 @@ mod tests {
 
         let (data, ..) = handoff(now, 30, None);
         assert!(
-            decode(Some(HANDOFF_V2), &data, false, now, ROOM)[0]
+            decode(Some(CARRIED_HANDOFF), &data, false, now, ROOM)[0]
                 .carried
                 .is_none()
         );
@@ -277,7 +277,7 @@ mod tests {
     #[test]
     fn id_only_messages_name_their_webhooks_when_they_have_them() {
         let (delivery, webhook) = (Uuid::new_v4(), Uuid::new_v4());
-        let with = serde_json::to_vec(&SenderMessage::DeliverV1 {
+        let with = serde_json::to_vec(&SenderMessage::ClaimIds {
             deliveries: vec![delivery],
             webhooks: vec![webhook],
         })
@@ -285,7 +285,7 @@ mod tests {
         let named = decode(None, &with, false, Utc::now(), ROOM);
         assert_eq!(named[0].webhook, Some(webhook));
         assert!(named[0].carried.is_none() && named[0].reserved.is_none());
-        let without = serde_json::to_vec(&SenderMessage::DeliverV1 {
+        let without = serde_json::to_vec(&SenderMessage::ClaimIds {
             deliveries: vec![delivery],
             webhooks: vec![],
         })
@@ -296,7 +296,7 @@ mod tests {
 
     #[test]
     fn unreadable_messages_name_nothing() {
-        assert!(decode(Some(HANDOFF_V2), b"{", false, Utc::now(), ROOM).is_empty());
+        assert!(decode(Some(CARRIED_HANDOFF), b"{", false, Utc::now(), ROOM).is_empty());
         assert!(decode(None, b"not json", false, Utc::now(), ROOM).is_empty());
     }
 }
