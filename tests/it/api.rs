@@ -179,8 +179,21 @@ async fn scopes_every_call_to_its_project() {
             Method::POST,
             format!("/projects/DEMO/deliveries/{}/retry", uuid::Uuid::new_v4()),
         ),
+        // No project has an impossible code, so none is found (nor created).
+        (Method::GET, "/projects/DE%01MO/webhooks".to_owned()),
+        (Method::POST, "/projects/DE%00MO/webhooks".to_owned()),
+        (
+            Method::GET,
+            format!("/projects/{}/webhooks", "P".repeat(65)),
+        ),
     ] {
-        let body = (method == Method::PATCH).then(|| json!({"title": "stolen"}));
+        let body = match method {
+            Method::PATCH => Some(json!({"title": "stolen"})),
+            Method::POST if path.ends_with("/webhooks") => Some(
+                json!({"title": "x", "url": "https://hooks.example.com/x", "events": ["run.started"]}),
+            ),
+            _ => None,
+        };
         let (status, _) = world.api(method.clone(), &path, body).await;
         assert_eq!(status, 404, "{method} {path}");
     }

@@ -229,7 +229,7 @@ mod tests {
     fn body_is_a_valid_contract_event() {
         let body = event_body(3, 42);
         let event = webhooks_core::event::Event::parse(&body, None, 1 << 20).expect("valid event");
-        assert_eq!(event.project_code, PROJECT);
+        assert_eq!(event.project_code.as_str(), PROJECT);
         assert_eq!(event.name.as_str(), EVENT_NAME);
         let payload: serde_json::Value = serde_json::from_str(event.payload.get()).expect("json");
         assert_eq!(payload["phase"], 3);

@@ -26,7 +26,7 @@ pub fn raw_delivery_body(event: &Event) -> Box<RawValue> {
         timestamp: event.timestamp,
         payload: &event.payload,
         team_member_id: event.team_member_id,
-        project_code: &event.project_code,
+        project_code: event.project_code.as_str(),
     };
     // Serialising plain strings, integers and an already-valid raw value cannot fail.
     serde_json::value::to_raw_value(&body).expect("delivery body serialises")

@@ -121,7 +121,7 @@ pub struct Event {
     pub id: String,
     pub name: EventName,
     pub timestamp: i64,
-    pub project_code: String,
+    pub project_code: ProjectCode,
     pub team_member_id: Option<i64>,
     /// The `payload` object's bytes, untouched.
     pub payload: Box<RawValue>,
@@ -142,8 +142,8 @@ pub enum Rejection {
     BadId(String),
     #[error("no id: neither the body's id nor the message_id property is set")]
     MissingId,
-    #[error("project_code: must be 1 to {max} characters, none of them control characters", max = MAX_PROJECT_CODE)]
-    BadProjectCode,
+    #[error("project_code: {0}")]
+    BadProjectCode(#[from] InvalidProjectCode),
     #[error("payload: must be a JSON object")]
     PayloadNotObject,
     #[error("{0}")]
@@ -152,6 +152,50 @@ pub enum Rejection {
 
 /// Longest project code accepted, in characters.
 pub const MAX_PROJECT_CODE: usize = 64;
+
+/// A project's code, as events carry it and as the API's paths name it: 1 to
+/// [`MAX_PROJECT_CODE`] characters, none of them control characters (storage cannot hold a NUL,
+/// and a code is shown and compared as written). [`ProjectCode::parse`] is the one check.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProjectCode(String);
+
+/// Why a text is not a [`ProjectCode`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("must be 1 to {MAX_PROJECT_CODE} characters, none of them control characters")]
+pub struct InvalidProjectCode;
+
+impl ProjectCode {
+    pub fn parse(code: impl Into<String>) -> Result<Self, InvalidProjectCode> {
+        let code = code.into();
+        if code.is_empty()
+            || code.chars().count() > MAX_PROJECT_CODE
+            || code.chars().any(char::is_control)
+        {
+            return Err(InvalidProjectCode);
+        }
+        Ok(Self(code))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl AsRef<str> for ProjectCode {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ProjectCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 /// Longest `message_id` accepted as an event id.
 const MAX_MESSAGE_ID: usize = 255;
 
@@ -198,12 +242,7 @@ impl Event {
         let name: EventName = name.parse()?;
         let timestamp: i64 = field("timestamp", wire.timestamp, "an integer (Unix seconds)")?;
         let project_code: String = field("project_code", wire.project_code, "a string")?;
-        if project_code.is_empty()
-            || project_code.chars().count() > MAX_PROJECT_CODE
-            || project_code.chars().any(char::is_control)
-        {
-            return Err(Rejection::BadProjectCode);
-        }
+        let project_code = ProjectCode::parse(project_code)?;
         let team_member_id: Option<i64> = match wire.team_member_id {
             None => None,
             raw => field("team_member_id", raw, "an integer or null")?,
@@ -283,7 +322,7 @@ mod tests {
         assert_eq!(event.id, "7f0c2c8e-3a4b-4d6e-9a51-0e8f3c2b1a77");
         assert_eq!(event.name, EventName::RunStarted);
         assert_eq!(event.timestamp, 1_650_540_069);
-        assert_eq!(event.project_code, "DEMO");
+        assert_eq!(event.project_code.as_str(), "DEMO");
         assert_eq!(event.team_member_id, Some(40));
         assert_eq!(event.payload.get(), r#"{ "id": 1, "title":"Test run" }"#);
     }
@@ -339,13 +378,27 @@ mod tests {
         let body = r#"{"id":"7f0c2c8e-3a4b-4d6e-9a51-0e8f3c2b1a77","event_name":"run.started","timestamp":1,"project_code":"P\u0000","payload":{}}"#;
         assert_eq!(
             Event::parse(body.as_bytes(), None, LIMIT).err(),
-            Some(Rejection::BadProjectCode)
+            Some(Rejection::BadProjectCode(InvalidProjectCode))
         );
         let body = r#"{"event_name":"run.started","timestamp":1,"project_code":"P","payload":{}}"#;
         assert!(matches!(
             Event::parse(body.as_bytes(), Some("a\0b"), LIMIT),
             Err(Rejection::BadId(_))
         ));
+    }
+
+    #[test]
+    fn a_project_code_is_one_to_max_characters_without_control_characters() {
+        for good in ["P", "DEMO", "a b", "проект", &"é".repeat(MAX_PROJECT_CODE)] {
+            assert_eq!(
+                ProjectCode::parse(good).map(ProjectCode::into_string),
+                Ok(good.to_owned())
+            );
+        }
+        let too_long = "é".repeat(MAX_PROJECT_CODE + 1);
+        for bad in ["", &too_long, "P\0", "P\n", "\tP", "P\u{7f}", "P\u{85}"] {
+            assert_eq!(ProjectCode::parse(bad), Err(InvalidProjectCode), "{bad:?}");
+        }
     }
 
     #[test]

@@ -191,7 +191,7 @@ impl Fanout {
             match Event::parse(&delivery.data, message_id, self.max_event_bytes) {
                 Err(rejection) => rejected.push((delivery, rejection)),
                 Ok(event) => {
-                    let webhooks = self.index.matching(&event.project_code, event.name);
+                    let webhooks = self.index.matching(event.project_code.as_str(), event.name);
                     if deliveries > 0 && deliveries + webhooks.len() > RECORD_DELIVERIES_MOST {
                         // This event opens the next part.
                         break;
@@ -587,7 +587,7 @@ impl<'a> Rows<'a> {
     fn push_event(&mut self, event: &Event, body: &'a RawValue) {
         self.event_ids.push(event.id.clone());
         self.event_names.push(event.name.as_str());
-        self.projects.push(event.project_code.clone());
+        self.projects.push(event.project_code.as_str().to_owned());
         // One body per event, shared by all of its deliveries.
         self.bodies.push(body);
     }

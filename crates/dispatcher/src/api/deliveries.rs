@@ -26,7 +26,7 @@ pub async fn list(
     Path((code, id_text)): Path<(String, String)>,
     Query(query): Query<ListQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (code, webhook) = (project(&code)?, id(&id_text)?);
+    let (code, webhook) = (project(code)?, id(&id_text)?);
     let limit = match query.limit {
         None => DEFAULT_LIMIT,
         Some(text) => text
@@ -39,7 +39,7 @@ pub async fn list(
     client
         .query_opt(
             "SELECT 1 FROM webhooks WHERE id = $1 AND project_code = $2 AND deleted_at IS NULL",
-            &[&webhook, &code],
+            &[&webhook, &code.as_str()],
         )
         .await?
         .ok_or_else(ApiError::not_found)?;
@@ -79,14 +79,14 @@ pub async fn retry(
     State(api): State<Api>,
     Path((code, id_text)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (code, delivery) = (project(&code)?, id(&id_text)?);
+    let (code, delivery) = (project(code)?, id(&id_text)?);
     let now = api.clock.now();
     let client = api.client().await?;
     let found = client
         .query_opt(
             "SELECT w.enabled, d.leased_until > $3 FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
              WHERE d.id = $1 AND w.project_code = $2 AND w.deleted_at IS NULL",
-            &[&delivery, &code, &now],
+            &[&delivery, &code.as_str(), &now],
         )
         .await?
         .ok_or_else(ApiError::not_found)?;

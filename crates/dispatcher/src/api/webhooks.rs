@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use uuid::Uuid;
-use webhooks_core::event::MAX_PROJECT_CODE;
+use webhooks_core::event::ProjectCode;
 use webhooks_core::{cancelled_state, waiting_states};
 
 use super::input::WebhookInput;
@@ -14,11 +14,8 @@ use super::views::{WEBHOOK_COLUMNS, WebhookView};
 use super::{Api, ApiError};
 
 /// A project code from the path; an impossible one is simply not found.
-pub fn project(code: &str) -> Result<&str, ApiError> {
-    if code.is_empty() || code.chars().count() > MAX_PROJECT_CODE {
-        return Err(ApiError::not_found());
-    }
-    Ok(code)
+pub fn project(code: String) -> Result<ProjectCode, ApiError> {
+    ProjectCode::parse(code).map_err(|_| ApiError::not_found())
 }
 
 /// An id from the path; anything but a UUID is simply not found.
@@ -37,7 +34,7 @@ pub async fn list(
                 "SELECT {WEBHOOK_COLUMNS} FROM webhooks
                  WHERE project_code = $1 AND deleted_at IS NULL ORDER BY created_at, id"
             ),
-            &[&project(&code)?],
+            &[&project(code)?.as_str()],
         )
         .await?;
     Ok(Json(rows.iter().map(WebhookView::from).collect::<Vec<_>>()))
@@ -54,7 +51,7 @@ pub async fn get(
                 "SELECT {WEBHOOK_COLUMNS} FROM webhooks
                  WHERE id = $1 AND project_code = $2 AND deleted_at IS NULL"
             ),
-            &[&id(&id_text)?, &project(&code)?],
+            &[&id(&id_text)?, &project(code)?.as_str()],
         )
         .await?
         .ok_or_else(ApiError::not_found)?;
@@ -66,7 +63,7 @@ pub async fn create(
     Path(code): Path<String>,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    let code = project(&code)?.to_owned();
+    let code = project(code)?;
     let input = WebhookInput::parse(&body, &api.destinations)?;
     let title = input
         .title
@@ -88,7 +85,7 @@ pub async fn create(
                  RETURNING {WEBHOOK_COLUMNS}"
             ),
             &[
-                &Uuid::now_v7(), &code, &title, &url, &input.secret.flatten(), &events,
+                &Uuid::now_v7(), &code.as_str(), &title, &url, &input.secret.flatten(), &events,
                 &input.enabled.unwrap_or(true), &input.created_by.flatten(), &now,
             ],
         )
@@ -103,7 +100,7 @@ pub async fn update(
     Path((code, id_text)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (code, id) = (project(&code)?, id(&id_text)?);
+    let (code, id) = (project(code)?, id(&id_text)?);
     let input = WebhookInput::parse(&body, &api.destinations)?;
     let now = api.clock.now();
     let mut client = api.client().await?;
@@ -111,7 +108,7 @@ pub async fn update(
     let current = tx
         .query_opt(
             "SELECT enabled FROM webhooks WHERE id = $1 AND project_code = $2 AND deleted_at IS NULL FOR UPDATE",
-            &[&id, &code],
+            &[&id, &code.as_str()],
         )
         .await?
         .ok_or_else(ApiError::not_found)?;
@@ -143,7 +140,7 @@ pub async fn update(
             ),
             &[
                 &id,
-                &code,
+                &code.as_str(),
                 &input.title,
                 &input.url,
                 &input.secret.is_some(),
@@ -170,7 +167,7 @@ pub async fn delete(
     State(api): State<Api>,
     Path((code, id_text)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (code, id) = (project(&code)?, id(&id_text)?);
+    let (code, id) = (project(code)?, id(&id_text)?);
     let now = api.clock.now();
     let mut client = api.client().await?;
     let tx = client.transaction().await?;
@@ -179,7 +176,7 @@ pub async fn delete(
         .execute(
             "UPDATE webhooks SET deleted_at = $3, enabled = false, updated_at = $3
              WHERE id = $1 AND project_code = $2 AND deleted_at IS NULL",
-            &[&id, &code, &now],
+            &[&id, &code.as_str(), &now],
         )
         .await?;
     if deleted == 0 {
@@ -221,4 +218,27 @@ async fn cancel_pending(
     )
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use webhooks_core::event::MAX_PROJECT_CODE;
+
+    #[test]
+    fn an_impossible_project_code_is_not_found() {
+        assert_eq!(
+            project("DEMO".into()).map(ProjectCode::into_string).ok(),
+            Some("DEMO".into())
+        );
+        let too_long = "P".repeat(MAX_PROJECT_CODE + 1);
+        for code in ["", too_long.as_str(), "DE\u{1}MO", "DEMO\0"] {
+            let status = project(code.into())
+                .map(|_| ())
+                .unwrap_err()
+                .into_response()
+                .status();
+            assert_eq!(status, StatusCode::NOT_FOUND, "{code:?}");
+        }
+    }
 }
