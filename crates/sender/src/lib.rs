@@ -12,6 +12,7 @@
 //! - [`runner`]: runs claimed jobs within the in-flight and per-endpoint limits.
 //! - [`limiter`]: per-endpoint concurrency cap and circuit breaker.
 //! - [`attempt`]: prepare → send → describe one HTTP attempt.
+//! - [`failure`]: the kinds of failed attempt, classified by error type, and their stored texts.
 //! - [`resolver`]: DNS resolution that refuses forbidden destinations.
 //! - [`outcome`]: pure decisions: next state of a delivery, change of a webhook's health.
 //! - [`recorder`]: batched writes of outcomes, disabling and the notification outbox.
@@ -25,6 +26,7 @@ pub mod bodies;
 pub mod claim;
 pub mod config;
 pub mod consumer;
+pub mod failure;
 pub mod intake;
 pub mod limiter;
 pub mod metrics;

@@ -139,7 +139,7 @@ pub fn health(outcomes: &[Outcome]) -> Vec<Health> {
                     change.first_failure.get_or_insert(finished);
                     change.last_failure = Some(finished);
                     change.failures += 1;
-                    change.last_error.clone_from(&attempt.error);
+                    change.last_error = attempt.error.as_ref().map(ToString::to_string);
                 }
             }
             change
@@ -154,12 +154,13 @@ fn attempt_duration(attempt: &Attempt) -> chrono::Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::failure::Failure;
 
-    fn attempt(success: bool, error: Option<&str>) -> Attempt {
+    fn attempt(success: bool, error: Option<u16>) -> Attempt {
         Attempt {
             success,
             status_code: Some(if success { 200 } else { 500 }),
-            error: error.map(str::to_owned),
+            error: error.map(Failure::Status),
             duration: Duration::from_millis(5),
             response: None,
             retry_after: None,
@@ -194,7 +195,7 @@ mod tests {
     fn failure_retries_until_the_window_has_passed() {
         let now = Utc::now();
         let window = Duration::from_secs(2 * 86_400);
-        let failed = attempt(false, Some("HTTP 500"));
+        let failed = attempt(false, Some(500));
         match next(&failed, now, None, 0, &policy(), window) {
             Next::Retry(at) => {
                 let delay = at - now;
@@ -221,7 +222,7 @@ mod tests {
     fn health_counts_failures_after_the_last_success() {
         let webhook = Uuid::new_v4();
         let t0 = Utc::now();
-        let outcome = |secs: i64, success: bool, error: Option<&str>| Outcome::Attempted {
+        let outcome = |secs: i64, success: bool, error: Option<u16>| Outcome::Attempted {
             delivery_id: Uuid::new_v4(),
             webhook_id: webhook,
             attempts_before: 0,
@@ -229,10 +230,7 @@ mod tests {
             at: t0 + chrono::Duration::seconds(secs),
             attempt: attempt(success, error),
         };
-        let only_failures = health(&[
-            outcome(0, false, Some("HTTP 500")),
-            outcome(1, false, Some("HTTP 502")),
-        ]);
+        let only_failures = health(&[outcome(0, false, Some(500)), outcome(1, false, Some(502))]);
         assert_eq!(only_failures.len(), 1);
         assert!(!only_failures[0].reset);
         assert_eq!(only_failures[0].failures, 2);
@@ -241,7 +239,7 @@ mod tests {
         let ended = t0 + chrono::Duration::seconds(1) + chrono::Duration::milliseconds(5);
         assert_eq!(only_failures[0].last_failure, Some(ended));
 
-        let recovered = health(&[outcome(0, false, Some("HTTP 500")), outcome(1, true, None)]);
+        let recovered = health(&[outcome(0, false, Some(500)), outcome(1, true, None)]);
         assert!(recovered[0].reset);
         assert_eq!(recovered[0].failures, 0);
         assert_eq!(recovered[0].first_failure, None);
@@ -250,7 +248,7 @@ mod tests {
             "nothing to disable after a success"
         );
 
-        let relapsed = health(&[outcome(0, true, None), outcome(1, false, Some("HTTP 503"))]);
+        let relapsed = health(&[outcome(0, true, None), outcome(1, false, Some(503))]);
         assert!(relapsed[0].reset);
         assert_eq!(relapsed[0].failures, 1);
         assert!(relapsed[0].first_failure.is_some());

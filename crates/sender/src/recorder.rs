@@ -326,7 +326,8 @@ impl AttemptRows {
         self.at.push(at);
         self.success.push(attempt.success);
         self.status.push(attempt.status_code.map(i32::from));
-        self.error.push(attempt.error.clone());
+        self.error
+            .push(attempt.error.as_ref().map(ToString::to_string));
         self.duration_ms
             .push(i32::try_from(attempt.duration.as_millis()).unwrap_or(i32::MAX));
         // PostgreSQL text cannot hold NUL bytes.

@@ -25,14 +25,22 @@ impl GuardedResolver {
 #[error("destination refused: {0}")]
 pub struct DestinationRefused(pub String);
 
+/// The name did not resolve. Its own type so that an attempt's failure is known to be DNS's
+/// without reading the system resolver's words (std reports them as an uncategorised I/O error).
+#[derive(Debug, thiserror::Error)]
+#[error("could not resolve the host name")]
+pub struct LookupFailed(#[source] pub std::io::Error);
+
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let destinations = self.destinations.clone();
         Box::pin(async move {
             let host = name.as_str().to_owned();
             // Port 0: the client replaces it with the URL's port.
-            let found: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await
+                .map_err(LookupFailed)?
+                .collect();
             let mut refusal = None;
             let allowed: Vec<SocketAddr> = found
                 .into_iter()

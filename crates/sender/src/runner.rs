@@ -81,7 +81,7 @@ impl Runner {
             delivery_id = %job.delivery_id,
             webhook_id = %job.webhook_id,
             success = attempt.success,
-            error = attempt.error.as_deref().unwrap_or(""),
+            error = attempt.error.as_ref().map(ToString::to_string).unwrap_or_default(),
             "attempt made"
         );
         let finished = if attempt.success {
