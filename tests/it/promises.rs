@@ -400,7 +400,7 @@ async fn webhooks_publish_publishes_an_event_that_is_delivered() {
         let world = &world;
         async move {
             tokio::process::Command::new(binary("webhooks-publish"))
-                .env("AMQP_URL", &world.dispatcher_config.common.amqp_url)
+                .env("AMQP_URL", world.dispatcher_config.common.amqp_url.expose())
                 .env("EVENTS_EXCHANGE", world.topology.events_exchange())
                 .args(args)
                 .output()

@@ -216,3 +216,25 @@ async fn secrets_reach_no_log_metric_or_answer() {
     );
     world.finish().await;
 }
+
+/// `--help` shows each variable's value and each default unless told not to: a password in
+/// `AMQP_URL` or `DATABASE_URL`, or the admin token, must not show.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_shows_no_password() {
+    for name in ["webhooks-dispatcher", "webhooks-sender", "webhooks-publish"] {
+        let output = tokio::process::Command::new(webhooks_tests::process::binary(name))
+            .arg("--help")
+            .env("AMQP_URL", "amqp://app:amqp-hunter2@broker:5672/%2f")
+            .env("DATABASE_URL", "postgres://app:pg-hunter2@db:5432/webhooks")
+            .env("ADMIN_TOKEN", "token-hunter2")
+            .output()
+            .await
+            .expect("the binary runs");
+        assert!(output.status.success(), "{name} --help failed");
+        let help = String::from_utf8_lossy(&output.stdout);
+        assert!(help.contains("AMQP_URL"), "{name}: {help}");
+        for secret in ["hunter2", "guest:guest"] {
+            assert!(!help.contains(secret), "{name} shows {secret:?}: {help}");
+        }
+    }
+}

@@ -9,7 +9,7 @@ impl World {
     /// Opens the test's own broker connection again (after a broker restart).
     pub async fn reconnect_broker(&mut self) {
         let (amqp, channel) =
-            crate::world::open_channel(&self.dispatcher_config.common.amqp_url).await;
+            crate::world::open_channel(self.dispatcher_config.common.amqp_url.expose()).await;
         self.amqp = amqp;
         self.channel = channel;
     }

@@ -102,7 +102,7 @@ impl World {
         // test moves forward instead.
         let mut dispatcher = webhooks_dispatcher::Config::parse_from(["webhooks-dispatcher"]);
         dispatcher.common.amqp_url = AMQP_URL.into();
-        dispatcher.common.database_url = database_url.clone();
+        dispatcher.common.database_url = database_url.as_str().into();
         dispatcher.common.amqp_prefix = prefix.clone();
         // Many worlds run at once against one PostgreSQL (100 connections).
         dispatcher.common.database_pool_size = 4;
@@ -126,18 +126,10 @@ impl World {
         };
         adjust(&mut options);
         let database_url = format!("{}/wh_{id}", options.pg_server);
-        options
-            .dispatcher
-            .common
-            .database_url
-            .clone_from(&database_url);
-        options.sender.common.database_url.clone_from(&database_url);
-        options
-            .dispatcher
-            .common
-            .amqp_url
-            .clone_from(&options.amqp_url);
-        options.sender.common.amqp_url.clone_from(&options.amqp_url);
+        options.dispatcher.common.database_url = database_url.as_str().into();
+        options.sender.common.database_url = database_url.as_str().into();
+        options.dispatcher.common.amqp_url = options.amqp_url.as_str().into();
+        options.sender.common.amqp_url = options.amqp_url.as_str().into();
 
         let clock = Clock::shifted();
         let (amqp, channel) = open_channel(&options.amqp_url).await;
@@ -304,8 +296,8 @@ impl World {
     fn common_env(&self) -> Vec<(&'static str, String)> {
         let c = &self.sender_config.common;
         vec![
-            ("AMQP_URL", c.amqp_url.clone()),
-            ("DATABASE_URL", c.database_url.clone()),
+            ("AMQP_URL", c.amqp_url.expose().to_owned()),
+            ("DATABASE_URL", c.database_url.expose().to_owned()),
             ("AMQP_PREFIX", c.amqp_prefix.clone()),
             ("ALLOWED_TARGETS", "127.0.0.0/8".to_owned()),
             ("DATABASE_POOL_SIZE", "4".to_owned()),
@@ -345,7 +337,7 @@ impl World {
         remove_world(
             &self.id,
             &self.topology,
-            &self.dispatcher_config.common.amqp_url,
+            self.dispatcher_config.common.amqp_url.expose(),
             &self.pg_server,
         )
         .await;
@@ -375,7 +367,7 @@ impl Drop for World {
             std::thread::sleep(Duration::from_millis(20));
         }
         let (id, topology) = (self.id.clone(), self.topology.clone());
-        let url = self.dispatcher_config.common.amqp_url.clone();
+        let url = self.dispatcher_config.common.amqp_url.expose().to_owned();
         let pg_server = self.pg_server.clone();
         let _ = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()

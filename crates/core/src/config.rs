@@ -3,24 +3,33 @@
 
 use std::time::Duration;
 
+use crate::secret::ConnectionUrl;
+
 /// Broker, database and logging settings.
 #[derive(clap::Args, Clone, Debug)]
 pub struct Common {
-    /// RabbitMQ URL.
+    /// RabbitMQ URL [default: amqp://guest:***@127.0.0.1:5672/%2f].
+    // Neither its value nor its default shows in `--help` (both may hold a password); `Debug`
+    // hides the password.
     #[arg(
         long,
         env = "AMQP_URL",
-        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
+        hide_env_values = true,
+        hide_default_value = true
     )]
-    pub amqp_url: String,
+    pub amqp_url: ConnectionUrl,
 
     /// PostgreSQL URL; the database is created and migrated at start-up if missing.
+    // Its value does not show in `--help` (it may hold a password; the default holds none);
+    // `Debug` hides the password.
     #[arg(
         long,
         env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/webhooks"
+        default_value = "postgres://postgres@127.0.0.1:5432/webhooks",
+        hide_env_values = true
     )]
-    pub database_url: String,
+    pub database_url: ConnectionUrl,
 
     /// Prefix for every queue and exchange name this service declares, except EVENTS_EXCHANGE
     /// (lets several isolated installations share one vhost; empty in production).

@@ -4,6 +4,7 @@ use ipnet::IpNet;
 use std::net::SocketAddr;
 use std::time::Duration;
 use webhooks_core::duration;
+use webhooks_core::secret::Secret;
 
 /// Consumes domain events, fans out one delivery per matching webhook, and serves the management API.
 #[derive(clap::Parser, Clone, Debug)]
@@ -18,7 +19,7 @@ pub struct Config {
 
     /// Bearer token of the management API; when unset a random one is generated and logged once.
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
+    pub admin_token: Option<Secret>,
 
     /// Topic exchange the domain events are published to.
     #[arg(long, env = "EVENTS_EXCHANGE", default_value = "domain.events")]
@@ -68,4 +69,34 @@ pub struct Config {
     /// (its `DELIVERY_TIMEOUT` plus 5 s), so this must be longer than that.
     #[arg(long, env = "HANDOFF_GRACE", default_value = "30s", value_parser = duration::parse)]
     pub handoff_grace: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn debug_shows_no_password_or_token() {
+        let config = Config::parse_from([
+            "webhooks-dispatcher",
+            "--amqp-url",
+            "amqp://app:amqp-hunter2@broker:5672/%2f",
+            "--database-url",
+            "postgres://app:pg-hunter2@db:5432/webhooks",
+            "--admin-token",
+            "token-hunter2",
+        ]);
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("amqp://app:***@broker:5672/%2f"), "{shown}");
+        assert!(
+            shown.contains("postgres://app:***@db:5432/webhooks"),
+            "{shown}"
+        );
+        assert_eq!(
+            config.admin_token.map(|t| t.expose().to_owned()),
+            Some("token-hunter2".into())
+        );
+    }
 }

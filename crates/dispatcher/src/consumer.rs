@@ -28,7 +28,7 @@ pub async fn session(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     let connection = amqp::connect(
-        &config.common.amqp_url,
+        config.common.amqp_url.expose(),
         "webhooks-dispatcher",
         &shared.topology,
     )

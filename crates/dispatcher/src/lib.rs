@@ -77,7 +77,7 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> anyhow::Result<Service> {
     let pool = webhooks_core::db::connect(
-        &config.common.database_url,
+        config.common.database_url.expose(),
         config.common.database_pool_size,
         // Recording inserts; the API's listings are left to the planner.
         webhooks_core::db::Reads::Default,
@@ -86,7 +86,7 @@ pub async fn start(
     .context("connecting to the database")?;
     // The preparing stage records one batch at a time; a second connection covers a reconnect.
     let record_pool = webhooks_core::db::connect_unflushed(
-        &config.common.database_url,
+        config.common.database_url.expose(),
         2,
         webhooks_core::db::Reads::Default,
     )?;
@@ -108,7 +108,7 @@ pub async fn start(
         readiness: Readiness::new(pool.clone()),
     };
     let admin_token = match &config.admin_token {
-        Some(token) if !token.is_empty() => Secret::new(token.clone()),
+        Some(token) if !token.expose().is_empty() => token.clone(),
         _ => {
             let token = generate_token();
             tracing::warn!(
@@ -145,7 +145,7 @@ pub async fn start(
 
     tracker.spawn(index::keep_fresh(
         index,
-        config.common.database_url.clone(),
+        config.common.database_url.expose().to_owned(),
         config.index_reload,
         metrics.index_webhooks.clone(),
         shutdown.clone(),

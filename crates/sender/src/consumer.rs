@@ -40,8 +40,12 @@ pub async fn session(
     permits: &Arc<Semaphore>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let connection =
-        amqp::connect(&config.common.amqp_url, "webhooks-sender", &shared.topology).await?;
+    let connection = amqp::connect(
+        config.common.amqp_url.expose(),
+        "webhooks-sender",
+        &shared.topology,
+    )
+    .await?;
     let setup = connection.create_channel().await?;
     amqp::declare_deliveries(&setup, &shared.topology).await?;
     amqp::declare_notifications(&setup, &shared.topology).await?;

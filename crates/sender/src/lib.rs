@@ -114,7 +114,7 @@ pub async fn start(
     // ring is the one TLS crypto provider compiled in; installing it twice is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let pool = webhooks_core::db::connect(
-        &config.common.database_url,
+        config.common.database_url.expose(),
         config.common.database_pool_size,
         // Claims, outcomes and health all reach rows by key: see `Reads::ByIndex`.
         webhooks_core::db::Reads::ByIndex,
@@ -123,7 +123,7 @@ pub async fn start(
     .context("connecting to the database")?;
     // The consumer claims one chunk at a time; a second connection covers a reconnect.
     let claim_pool = webhooks_core::db::connect_unflushed(
-        &config.common.database_url,
+        config.common.database_url.expose(),
         2,
         webhooks_core::db::Reads::ByIndex,
     )?;

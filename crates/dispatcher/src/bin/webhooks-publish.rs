@@ -9,18 +9,22 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareO
 use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties, ExchangeKind};
 use webhooks_core::event::{Event, EventName};
+use webhooks_core::secret::ConnectionUrl;
 
 /// Publishes one domain event to the events exchange.
 #[derive(Parser)]
 #[command(name = "webhooks-publish", version)]
 struct Args {
-    /// RabbitMQ URL.
+    /// RabbitMQ URL [default: amqp://guest:***@127.0.0.1:5672/%2f].
+    // Neither its value nor its default shows in `--help`: both may hold a password.
     #[arg(
         long,
         env = "AMQP_URL",
-        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
+        hide_env_values = true,
+        hide_default_value = true
     )]
-    amqp_url: String,
+    amqp_url: ConnectionUrl,
     /// Topic exchange of domain events.
     #[arg(long, env = "EVENTS_EXCHANGE", default_value = "domain.events")]
     exchange: String,
@@ -58,7 +62,7 @@ async fn main() -> anyhow::Result<()> {
     Event::parse(body.as_bytes(), None, usize::MAX)
         .map_err(|e| anyhow::anyhow!("not a valid event: {e}"))?;
 
-    let connection = Connection::connect(&args.amqp_url, ConnectionProperties::default())
+    let connection = Connection::connect(args.amqp_url.expose(), ConnectionProperties::default())
         .await
         .context("connecting to RabbitMQ")?;
     let channel = connection.create_channel().await?;
