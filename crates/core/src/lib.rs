@@ -13,6 +13,7 @@
 //! - [`db`]: the PostgreSQL pool, database creation and embedded migrations.
 //! - [`amqp`]: broker connection, topology and confirmed publishing.
 //! - [`messages`]: versioned bodies of the queues between our services and to the e-mail service.
+//! - [`labels`]: counters split by a label whose values are an enum.
 //! - [`server`]: `/healthz`, `/readyz` and `/metrics` for both services.
 //! - [`shutdown`]: SIGTERM/SIGINT into one cancellation token.
 //! - [`telemetry`]: `tracing` subscriber set-up (text or JSON).
@@ -26,6 +27,7 @@ pub mod delivery;
 pub mod destination;
 pub mod duration;
 pub mod event;
+pub mod labels;
 pub mod memory;
 pub mod messages;
 pub mod secret;

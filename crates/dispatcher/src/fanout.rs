@@ -33,7 +33,7 @@ use webhooks_core::messages::{CARRIED_HANDOFF, CarriedEvent, CarriedHandoff, Sen
 use webhooks_core::{pending_state, waiting_states};
 
 use crate::index::WebhookIndex;
-use crate::metrics::Metrics;
+use crate::metrics::{EventOutcome, Metrics};
 
 /// Delivery ids per hand-off message (keeps each message well under the broker's frame limits).
 const IDS_PER_MESSAGE: usize = 2000;
@@ -197,7 +197,7 @@ impl Fanout {
                         break;
                     }
                     if webhooks.is_empty() {
-                        self.metrics.events.with_label_values(&["unmatched"]).inc();
+                        self.metrics.events.with(EventOutcome::Unmatched).inc();
                     } else if seen.insert(event.id.clone()) {
                         deliveries += webhooks.len();
                         matched.push(Matched::new(event, webhooks, delivery.redelivered));
@@ -210,10 +210,10 @@ impl Fanout {
         let handoff = self.record(&matched).await?;
         let events = &self.metrics.events;
         events
-            .with_label_values(&["rejected"])
+            .with(EventOutcome::Rejected)
             .inc_by(rejected.len() as u64);
         events
-            .with_label_values(&["accepted"])
+            .with(EventOutcome::Accepted)
             .inc_by(matched.len() as u64);
         let last = end == batch.len();
         if last {
@@ -297,7 +297,7 @@ impl Fanout {
             .basic_ack(delivery.delivery_tag, BasicAckOptions { multiple: false })
             .await
             .context("acking a poison event")?;
-        self.metrics.events.with_label_values(&["rejected"]).inc();
+        self.metrics.events.with(EventOutcome::Rejected).inc();
         Ok(())
     }
 

@@ -1,17 +1,71 @@
 //! Every metric the dispatcher exports, declared in one place. Labels are small fixed sets.
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, Opts, Registry};
+use webhooks_core::labels::{CounterBy, LabelValue};
 
-/// The `outcome` label values of `events_total`.
-pub const EVENT_OUTCOMES: [&str; 3] = ["accepted", "unmatched", "rejected"];
-/// The `status` label values of `api_requests_total`.
-pub const API_STATUS_CLASSES: [&str; 4] = ["2xx", "4xx", "5xx", "other"];
+/// The `outcome` label of `events_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventOutcome {
+    /// Matched at least one webhook.
+    Accepted,
+    Unmatched,
+    /// Dead-lettered: not a valid event.
+    Rejected,
+}
+
+impl LabelValue for EventOutcome {
+    const ALL: &'static [Self] = &[Self::Accepted, Self::Unmatched, Self::Rejected];
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Unmatched => "unmatched",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
+/// The `status` label of `api_requests_total`: the class of the answer's status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusClass {
+    Success,
+    ClientError,
+    ServerError,
+    Other,
+}
+
+impl StatusClass {
+    pub fn of(status: u16) -> Self {
+        match status {
+            200..=299 => Self::Success,
+            400..=499 => Self::ClientError,
+            500..=599 => Self::ServerError,
+            _ => Self::Other,
+        }
+    }
+}
+
+impl LabelValue for StatusClass {
+    const ALL: &'static [Self] = &[
+        Self::Success,
+        Self::ClientError,
+        Self::ServerError,
+        Self::Other,
+    ];
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "2xx",
+            Self::ClientError => "4xx",
+            Self::ServerError => "5xx",
+            Self::Other => "other",
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct Metrics {
     pub registry: Registry,
     /// Domain events consumed, by outcome: accepted (matched at least one webhook), unmatched, rejected.
-    pub events: IntCounterVec,
+    pub events: CounterBy<EventOutcome>,
     /// Deliveries recorded and handed to the senders.
     pub deliveries_created: IntCounter,
     /// Seconds to process one batch of events (parse, record, hand off, ack).
@@ -21,16 +75,16 @@ pub struct Metrics {
     /// Enabled webhooks in this instance's matching index.
     pub index_webhooks: IntGauge,
     /// Management API requests, by status class.
-    pub api_requests: IntCounterVec,
+    pub api_requests: CounterBy<StatusClass>,
 }
 
 impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new_custom(Some("webhooks_dispatcher".into()), None)
             .expect("valid namespace");
-        let events = IntCounterVec::new(
+        let events = CounterBy::new(
             Opts::new("events_total", "Domain events consumed, by outcome."),
-            &["outcome"],
+            "outcome",
         )
         .expect("valid metric");
         let deliveries_created = IntCounter::new(
@@ -57,28 +111,21 @@ impl Metrics {
             "Enabled webhooks in this instance's matching index.",
         )
         .expect("valid metric");
-        let api_requests = IntCounterVec::new(
+        let api_requests = CounterBy::new(
             Opts::new(
                 "api_requests_total",
                 "Management API requests, by status class.",
             ),
-            &["status"],
+            "status",
         )
         .expect("valid metric");
-        // Every series exists from the start, at 0: a rate() over one never counted is no rate.
-        for outcome in EVENT_OUTCOMES {
-            events.with_label_values(&[outcome]);
-        }
-        for class in API_STATUS_CLASSES {
-            api_requests.with_label_values(&[class]);
-        }
         for collector in [
-            Box::new(events.clone()) as Box<dyn prometheus::core::Collector>,
+            events.collector(),
             Box::new(deliveries_created.clone()),
             Box::new(batch_seconds.clone()),
             Box::new(batch_events.clone()),
             Box::new(index_webhooks.clone()),
-            Box::new(api_requests.clone()),
+            api_requests.collector(),
         ] {
             registry.register(collector).expect("unique metric");
         }
@@ -110,13 +157,22 @@ mod tests {
         let text = prometheus::TextEncoder::new()
             .encode_to_string(&metrics.registry.gather())
             .expect("text");
-        for outcome in EVENT_OUTCOMES {
+        for outcome in EventOutcome::ALL.iter().map(|o| o.as_str()) {
             let line = format!("webhooks_dispatcher_events_total{{outcome=\"{outcome}\"}} 0");
             assert!(text.contains(&line), "{line} missing in\n{text}");
         }
-        for class in API_STATUS_CLASSES {
+        for class in StatusClass::ALL.iter().map(|c| c.as_str()) {
             let line = format!("webhooks_dispatcher_api_requests_total{{status=\"{class}\"}} 0");
             assert!(text.contains(&line), "{line} missing in\n{text}");
         }
+    }
+
+    #[test]
+    fn a_status_falls_in_its_class() {
+        let classes = [200, 204, 301, 404, 422, 500, 503, 101].map(StatusClass::of);
+        assert_eq!(
+            classes.map(StatusClass::as_str),
+            ["2xx", "2xx", "other", "4xx", "4xx", "5xx", "5xx", "other"]
+        );
     }
 }

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use webhooks_core::amqp::{self, ConfirmedPublisher};
 
 use crate::intake::{self, Parked, Work};
+use crate::metrics::ClaimSource;
 use crate::runner::Runner;
 use crate::scheduler::lease_end;
 use crate::{Config, Shared};
@@ -171,7 +172,7 @@ async fn start(
         shared
             .metrics
             .claimed
-            .with_label_values(&["handoff"])
+            .with(ClaimSource::Handoff)
             .inc_by(jobs.len() as u64);
         let jobs = crate::claim::Claimed {
             jobs,
@@ -196,7 +197,7 @@ async fn start(
             shared
                 .metrics
                 .claimed
-                .with_label_values(&["queue"])
+                .with(ClaimSource::Queue)
                 .inc_by(jobs.len() as u64);
             shared.bodies.run(runner, &shared.pool, jobs, held).await?;
         }

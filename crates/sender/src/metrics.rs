@@ -1,26 +1,60 @@
 //! Every metric the sender exports, declared in one place. Labels are small fixed sets.
 
 use prometheus::core::Collector;
-use prometheus::{
-    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-};
+use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, IntGauge, Opts, Registry};
+use webhooks_core::labels::{CounterBy, LabelValue};
 
-/// The `outcome` label values of `attempts_total`.
-pub const ATTEMPT_OUTCOMES: [&str; 2] = ["success", "failure"];
-/// The `source` label values of `deliveries_claimed_total`.
-pub const CLAIM_SOURCES: [&str; 3] = ["handoff", "queue", "scheduler"];
+/// The `outcome` label of `attempts_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    Success,
+    Failure,
+}
+
+impl LabelValue for AttemptOutcome {
+    const ALL: &'static [Self] = &[Self::Success, Self::Failure];
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure => "failure",
+        }
+    }
+}
+
+/// The `source` label of `deliveries_claimed_total`: where a delivery taken for an attempt
+/// came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClaimSource {
+    /// Carried whole by a fresh hand-off message, no claim.
+    Handoff,
+    /// Claimed from a hand-off message.
+    Queue,
+    /// Claimed by the scheduler: a due retry, a lost hand-off.
+    Scheduler,
+}
+
+impl LabelValue for ClaimSource {
+    const ALL: &'static [Self] = &[Self::Handoff, Self::Queue, Self::Scheduler];
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Handoff => "handoff",
+            Self::Queue => "queue",
+            Self::Scheduler => "scheduler",
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct Metrics {
     pub registry: Registry,
     /// HTTP attempts made, by outcome: success or failure.
-    pub attempts: IntCounterVec,
+    pub attempts: CounterBy<AttemptOutcome>,
     /// Seconds from sending a request to its outcome.
     pub attempt_seconds: Histogram,
     /// Deliveries taken for an attempt, by source: handoff (carried whole by a fresh hand-off
     /// message, no claim), queue (claimed from a hand-off message) or scheduler (due retry, lost
     /// hand-off).
-    pub claimed: IntCounterVec,
+    pub claimed: CounterBy<ClaimSource>,
     /// Failed deliveries scheduled for another attempt.
     pub retries_scheduled: IntCounter,
     /// Deliveries given up after failing for DISABLE_AFTER.
@@ -49,9 +83,9 @@ impl Metrics {
     pub fn new() -> Self {
         let registry =
             Registry::new_custom(Some("webhooks_sender".into()), None).expect("valid namespace");
-        let attempts = IntCounterVec::new(
+        let attempts = CounterBy::new(
             Opts::new("attempts_total", "HTTP attempts made, by outcome."),
-            &["outcome"],
+            "outcome",
         )
         .expect("valid metric");
         let attempt_seconds = Histogram::with_opts(
@@ -64,12 +98,12 @@ impl Metrics {
             ]),
         )
         .expect("valid metric");
-        let claimed = IntCounterVec::new(
+        let claimed = CounterBy::new(
             Opts::new(
                 "deliveries_claimed_total",
                 "Deliveries taken for an attempt, by source.",
             ),
-            &["source"],
+            "source",
         )
         .expect("valid metric");
         let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
@@ -117,9 +151,9 @@ impl Metrics {
         .expect("valid metric");
         let collectors: Vec<Box<dyn Collector>> = vec![
             Box::new(deliveries_parked.clone()),
-            Box::new(attempts.clone()),
+            attempts.collector(),
             Box::new(attempt_seconds.clone()),
-            Box::new(claimed.clone()),
+            claimed.collector(),
             Box::new(retries_scheduled.clone()),
             Box::new(deliveries_given_up.clone()),
             Box::new(deferred.clone()),
@@ -130,13 +164,6 @@ impl Metrics {
             Box::new(deliveries_retrying.clone()),
             Box::new(oldest_due_seconds.clone()),
         ];
-        // Every series exists from the start, at 0: a rate() over one never counted is no rate.
-        for outcome in ATTEMPT_OUTCOMES {
-            attempts.with_label_values(&[outcome]);
-        }
-        for source in CLAIM_SOURCES {
-            claimed.with_label_values(&[source]);
-        }
         for collector in collectors {
             registry.register(collector).expect("unique metric");
         }
@@ -175,11 +202,11 @@ mod tests {
         let text = prometheus::TextEncoder::new()
             .encode_to_string(&metrics.registry.gather())
             .expect("text");
-        for outcome in ATTEMPT_OUTCOMES {
+        for outcome in AttemptOutcome::ALL.iter().map(|o| o.as_str()) {
             let line = format!("webhooks_sender_attempts_total{{outcome=\"{outcome}\"}} 0");
             assert!(text.contains(&line), "{line} missing in\n{text}");
         }
-        for source in CLAIM_SOURCES {
+        for source in ClaimSource::ALL.iter().map(|s| s.as_str()) {
             let line = format!("webhooks_sender_deliveries_claimed_total{{source=\"{source}\"}} 0");
             assert!(text.contains(&line), "{line} missing in\n{text}");
         }

@@ -11,7 +11,7 @@ use webhooks_core::clock::Clock;
 use crate::attempt::Sender;
 use crate::claim::Job;
 use crate::limiter::{Finished, Limiter};
-use crate::metrics::Metrics;
+use crate::metrics::{AttemptOutcome, Metrics};
 use crate::outcome::Outcome;
 
 #[derive(Clone)]
@@ -71,12 +71,12 @@ impl Runner {
         self.metrics
             .attempt_seconds
             .observe(started.elapsed().as_secs_f64());
-        let label = if attempt.success {
-            "success"
+        let outcome = if attempt.success {
+            AttemptOutcome::Success
         } else {
-            "failure"
+            AttemptOutcome::Failure
         };
-        self.metrics.attempts.with_label_values(&[label]).inc();
+        self.metrics.attempts.with(outcome).inc();
         tracing::debug!(
             delivery_id = %job.delivery_id,
             webhook_id = %job.webhook_id,

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bodies::Bodies;
 use crate::claim;
+use crate::metrics::ClaimSource;
 use crate::runner::Runner;
 
 /// Most deliveries claimed in one query.
@@ -69,7 +70,7 @@ impl Scheduler {
         self.runner
             .metrics
             .claimed
-            .with_label_values(&["scheduler"])
+            .with(ClaimSource::Scheduler)
             .inc_by(claimed as u64);
         // Started as the budget of bodies in flight has room for them.
         self.bodies

@@ -26,7 +26,7 @@ use webhooks_core::destination::Destinations;
 use webhooks_core::secret::Secret;
 
 use crate::index::WebhookIndex;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, StatusClass};
 pub use error::ApiError;
 
 /// Largest request body the API reads.
@@ -105,12 +105,7 @@ async fn authorize(State(api): State<Api>, request: Request, next: Next) -> Resp
 
 async fn count(State(api): State<Api>, request: Request, next: Next) -> Response {
     let response = next.run(request).await;
-    let class = match response.status().as_u16() {
-        200..=299 => "2xx",
-        400..=499 => "4xx",
-        500..=599 => "5xx",
-        _ => "other",
-    };
-    api.metrics.api_requests.with_label_values(&[class]).inc();
+    let class = StatusClass::of(response.status().as_u16());
+    api.metrics.api_requests.with(class).inc();
     response
 }
