@@ -8,7 +8,7 @@ use crate::secret::ConnectionUrl;
 /// Broker, database and logging settings.
 #[derive(clap::Args, Clone, Debug)]
 pub struct Common {
-    /// RabbitMQ URL [default: amqp://guest:***@127.0.0.1:5672/%2f].
+    /// RabbitMQ URL (by default amqp://guest:***@127.0.0.1:5672/%2f).
     // Neither its value nor its default shows in `--help` (both may hold a password); `Debug`
     // hides the password.
     #[arg(

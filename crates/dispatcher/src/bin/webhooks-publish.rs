@@ -15,7 +15,7 @@ use webhooks_core::secret::ConnectionUrl;
 #[derive(Parser)]
 #[command(name = "webhooks-publish", version)]
 struct Args {
-    /// RabbitMQ URL [default: amqp://guest:***@127.0.0.1:5672/%2f].
+    /// RabbitMQ URL (by default amqp://guest:***@127.0.0.1:5672/%2f).
     // Neither its value nor its default shows in `--help`: both may hold a password.
     #[arg(
         long,
