@@ -408,18 +408,27 @@ async fn two_senders_racing_send_one_notification() {
     for n in 0..20 {
         world.publish("DEMO", "run.started", json!({"n": n})).await;
     }
-    world.receiver.wait_for("race", 20, SOON).await;
-    wait_webhook(&world, &id, "20 failures recorded", |w| {
-        w["failed_attempts"] == 20
+    // Every delivery settled: attempted, or held back by a sender whose circuit opened (with
+    // BREAKER_FAILURES at 10, one of the two may take more than ten of them); none in flight.
+    let db = world.db().await;
+    wait::until("all 20 deliveries attempted or held back", SOON, || async {
+        let row = db
+            .query_one(
+                "SELECT count(*), count(leased_until) FROM deliveries WHERE webhook_id = $1::text::uuid",
+                &[&id],
+            )
+            .await
+            .ok()?;
+        (row.get::<_, i64>(0) == 20 && row.get::<_, i64>(1) == 0).then_some(())
     })
     .await;
+    assert!(!world.receiver.received("race").is_empty());
     // Every retry is due at once, on both senders.
     world.clock.advance(2 * DAY + Duration::from_secs(1));
     wait_webhook(&world, &id, "the webhook to be disabled", |w| {
         w["enabled"] == false
     })
     .await;
-    let db = world.db().await;
     wait::until("the outbox to drain", SOON, || async {
         let left: i64 = db
             .query_one("SELECT count(*) FROM notification_outbox", &[])
