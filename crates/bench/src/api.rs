@@ -5,8 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::report::{Report, int, percentile_us};
-use crate::scenarios::Ctx;
+use crate::ctx::Ctx;
+use crate::report::Report;
+use crate::report::api_table::ApiRow;
 use crate::services::{Service, World};
 
 /// Concurrent clients of each measurement: below, at and above the default pool size (16).
@@ -17,69 +18,6 @@ const MEASURE_FOR: Duration = Duration::from_secs(4);
 const WARM_UP: usize = 200;
 /// The URL every created webhook points at (never called: no event is published).
 const TARGET: &str = "http://127.0.0.1:9/api-bench";
-
-/// One concurrency's figures.
-#[derive(Clone, Debug)]
-pub struct ApiRow {
-    pub concurrency: usize,
-    pub creates: usize,
-    /// Answers other than 201, by status (0: no answer at all).
-    pub failures: Vec<(u16, usize)>,
-    pub wall_s: f64,
-    /// Each create's latency, sorted.
-    pub latencies_us: Vec<u32>,
-}
-
-impl ApiRow {
-    pub fn rate(&self) -> f64 {
-        self.creates as f64 / self.wall_s.max(1e-9)
-    }
-
-    fn failed(&self) -> usize {
-        self.failures.iter().map(|(_, n)| n).sum()
-    }
-
-    /// The table's line.
-    pub fn markdown(&self) -> String {
-        let ms = |p| percentile_us(&self.latencies_us, p) / 1000.0;
-        let failures = if self.failures.is_empty() {
-            "0".to_owned()
-        } else {
-            let each: Vec<String> = self
-                .failures
-                .iter()
-                .map(|(status, n)| format!("{n}× {status}"))
-                .collect();
-            format!("**{}** ({})", self.failed(), each.join(", "))
-        };
-        format!(
-            "| {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} |",
-            self.concurrency,
-            int(self.creates as f64),
-            failures,
-            int(self.rate()),
-            ms(0.50),
-            ms(0.95),
-            ms(0.99),
-            ms(1.0),
-        )
-    }
-}
-
-/// The table of every concurrency measured.
-pub fn table(rows: &[ApiRow]) -> String {
-    let pool = std::env::var("DATABASE_POOL_SIZE").unwrap_or_else(|_| "16 (default)".into());
-    let mut out = format!(
-        "API: webhooks created back to back by concurrent clients (dispatcher alone, DATABASE_POOL_SIZE {pool})\n\n\
-         | clients | creates | not 201 | creates/s | p50 ms | p95 ms | p99 ms | max ms |\n\
-         |---:|---:|---:|---:|---:|---:|---:|---:|\n"
-    );
-    for row in rows {
-        out.push_str(&row.markdown());
-        out.push('\n');
-    }
-    out
-}
 
 pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     let mut world = ctx.world(None)?;

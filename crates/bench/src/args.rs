@@ -136,10 +136,10 @@ impl Scenario {
             Scenario::Steady => STEADY_RATE as u64 * 20,
             Scenario::Hanging => 2_000,
             Scenario::Backlog => 200_000,
-            // Sized by time instead (see `crate::api`).
+            // Sized by time instead (see the api scenario).
             Scenario::Api => 0,
             Scenario::BrokerBacklog => 1_000_000,
-            // Sized by its phases (see `crate::memory`).
+            // Sized by its phases (see the memory scenario).
             Scenario::Memory => 0,
             // Sized by `--minutes` and `--rate` instead (see `Args::events`).
             Scenario::Soak => 0,
@@ -151,7 +151,7 @@ impl Scenario {
 pub const STEADY_RATE: f64 = 1_000.0;
 
 impl Args {
-    /// Whether the soak was asked for (it then runs alone, see [`crate::soak`]).
+    /// Whether the soak was asked for (it then runs alone).
     pub fn soak(&self) -> bool {
         self.scenarios.contains(&Scenario::Soak)
     }

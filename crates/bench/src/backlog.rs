@@ -7,13 +7,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::ctx::{Ctx, healthy_webhooks, start_services};
 use crate::dbprofile::DbProfile;
 use crate::phase::{self, Measured, Probe, Progress};
 use crate::procfs::{RssSampler, SAMPLE_EVERY};
 use crate::publisher::{self, Pipeline, Plan, Published};
 use crate::receiver::{Receiver, now_ns};
 use crate::report::{Kind, Report, Row, int};
-use crate::scenarios::{Ctx, healthy_webhooks, start_services};
 use crate::services::{Service, World};
 use crate::stages::Scrape;
 

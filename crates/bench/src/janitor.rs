@@ -85,7 +85,7 @@ impl Janitor {
             &names.topology(),
             &[
                 vec![format!("{}bench.hop", names.prefix)],
-                crate::stalls::queues(names).to_vec(),
+                probe_queues(names).to_vec(),
             ]
             .concat(),
         )
@@ -110,4 +110,13 @@ impl Janitor {
         let _ = driver.await;
         Ok(())
     }
+}
+
+/// The stall probes' queues in the world named `names`, persistent and transient (deleted with
+/// the world's other names).
+pub fn probe_queues(names: &Names) -> [String; 2] {
+    [
+        format!("{}bench.probe", names.prefix),
+        format!("{}bench.probe.transient", names.prefix),
+    ]
 }

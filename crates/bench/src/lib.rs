@@ -26,6 +26,7 @@ pub mod api;
 pub mod args;
 pub mod backlog;
 pub mod baselines;
+pub mod ctx;
 pub mod dbprofile;
 pub mod faults;
 pub mod janitor;
@@ -45,8 +46,8 @@ pub mod stalls;
 use std::sync::Arc;
 
 use crate::args::Args;
+use crate::ctx::Ctx;
 use crate::report::Report;
-use crate::scenarios::Ctx;
 use crate::services::{Janitor, Settings, TUNING_VARIABLES};
 
 /// Runs the selected scenarios (the full-speed fan-outs in rounds, each round beside a fresh

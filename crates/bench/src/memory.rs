@@ -17,11 +17,11 @@ use std::fmt::Write as _;
 use webhooks_core::memory;
 
 use crate::backlog::drain_broker;
+use crate::ctx::{Ctx, healthy_webhooks, start_services};
 use crate::phase::{self, Measured, Spec};
 use crate::procfs::RssSampler;
 use crate::receiver::Receiver;
 use crate::report::{Kind, Report, Row, int};
-use crate::scenarios::{Ctx, healthy_webhooks, start_services};
 
 /// Events of each backlog, and their sizes.
 const BACKLOG_EVENTS: u64 = 2_000;

@@ -3,15 +3,14 @@
 //! service processes and receiver) so that no scenario inherits another's tables, queues or memory.
 //! The backlog scenario lives in [`crate::backlog`].
 
-use std::sync::Arc;
-
-use crate::args::{Args, STEADY_RATE, Scenario};
+use crate::args::{STEADY_RATE, Scenario};
 use crate::baselines::{self, Baseline};
+use crate::ctx::{Ctx, healthy_webhooks, start_services};
 use crate::phase::{self, Measured, Spec};
 use crate::procfs::RssSampler;
 use crate::receiver::Receiver;
 use crate::report::{Kind, Pair, Report, Row, int};
-use crate::services::{Janitor, Service, Settings, World};
+use crate::services::World;
 use crate::stalls;
 use crate::{failed, settle};
 
@@ -29,46 +28,6 @@ const ROUNDS: usize = 5;
 /// Requests of the HTTP ceiling and messages of the broker hop, before `--quick`.
 const CEILING_REQUESTS: u64 = 100_000;
 const HOP_MESSAGES: u64 = 50_000;
-
-/// What every scenario needs.
-pub struct Ctx {
-    pub args: Args,
-    pub settings: Arc<Settings>,
-    pub janitor: Arc<Janitor>,
-    /// The benchmark's own broker connection, for publishing.
-    pub connection: lapin::Connection,
-}
-
-impl Ctx {
-    /// Receiver ports for `webhooks` webhooks: one each, or one for all with `--shared-endpoint`.
-    pub fn ports(&self, webhooks: usize) -> usize {
-        if self.args.shared_endpoint {
-            1
-        } else {
-            webhooks
-        }
-    }
-
-    /// Broker-hop run `hop`'s way with `messages` messages, in names of its own.
-    async fn broker_hop(&self, messages: u64, hop: baselines::Hop) -> anyhow::Result<Baseline> {
-        baselines::broker_hop(
-            &self.connection,
-            &self.args.amqp_url,
-            &self.janitor,
-            messages,
-            hop,
-        )
-        .await
-    }
-
-    pub fn world(&self, delivery_timeout: Option<&'static str>) -> anyhow::Result<World> {
-        World::new(
-            self.settings.clone(),
-            self.janitor.clone(),
-            delivery_timeout,
-        )
-    }
-}
 
 /// Runs `scenario` and adds its rows to `report`. The full-speed fan-outs wait for a quiet
 /// machine before each of their measurements, the others once before they start.
@@ -264,32 +223,6 @@ async fn probed(
 /// A phase's p99 publish→receive latency in milliseconds.
 fn p99_ms(m: &Measured) -> f64 {
     crate::report::percentile_us(&m.arrivals.latencies_us, 0.99) / 1000.0
-}
-
-/// Starts both services and samples their memory.
-pub async fn start_services(world: &mut World, sampler: &RssSampler) -> anyhow::Result<()> {
-    for service in [Service::Dispatcher, Service::Sender] {
-        world.start(service).await?;
-        if let Some(process) = world.process(service) {
-            sampler.watch(service.name(), process.pid);
-        }
-    }
-    Ok(())
-}
-
-/// Creates healthy webhooks `from..to` on the receiver.
-pub async fn healthy_webhooks(
-    world: &World,
-    receiver: &Receiver,
-    from: usize,
-    to: usize,
-) -> anyhow::Result<()> {
-    for k in from..to {
-        world
-            .create_webhook(&format!("bench {k}"), &receiver.url(k, false))
-            .await?;
-    }
-    Ok(())
 }
 
 /// One phase of `spec` in a world of its own, with `spec.healthy` webhooks.

@@ -14,13 +14,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::args::Scenario;
+use crate::ctx::{Ctx, healthy_webhooks, start_services};
 use crate::faults::{Fault, Injector, Peaks};
 use crate::phase::Progress;
 use crate::procfs::RssSampler;
 use crate::publisher::{self, Pipeline, Plan, Published};
 use crate::receiver::{Arrivals, Receiver, Tracker, now_ns};
 use crate::report::{int, percentile_us};
-use crate::scenarios::{Ctx, healthy_webhooks, start_services};
 use crate::schedule::Schedule;
 use crate::services::{Service, World};
 

@@ -17,16 +17,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::janitor::Names;
-
-/// The broker probes' queues in the world named `names`, persistent and transient (deleted with
-/// the world's other names).
-pub fn queues(names: &Names) -> [String; 2] {
-    [
-        format!("{}bench.probe", names.prefix),
-        format!("{}bench.probe.transient", names.prefix),
-    ]
-}
+use crate::janitor::{Names, probe_queues as queues};
 
 /// Time between two samples of one probe.
 const EVERY: Duration = Duration::from_millis(10);

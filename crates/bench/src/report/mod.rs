@@ -5,6 +5,7 @@
 //! The main table is here; [`row`] makes its lines, [`targets`] compares figures with the goals,
 //! [`breakdown`] shows where the time goes inside the services and the database.
 
+pub mod api_table;
 mod breakdown;
 mod row;
 mod targets;
@@ -30,7 +31,7 @@ pub enum Kind {
     HangingTwo,
     Backlog,
     BrokerBacklog,
-    /// The memory scenario's phases, held to targets of their own (see [`crate::memory`]).
+    /// The memory scenario's phases, held to targets of their own (see the memory scenario).
     MemoryLarge,
     MemorySmall,
     MemoryWide,
@@ -90,7 +91,7 @@ impl Pair {
 pub struct Report {
     command: String,
     /// The API scenario's rows, one per concurrency.
-    api: Vec<crate::api::ApiRow>,
+    api: Vec<api_table::ApiRow>,
     rows: Vec<Row>,
     stages: Vec<StageRow>,
     baselines: Vec<Baseline>,
@@ -150,7 +151,7 @@ impl Report {
         self.add_stages(m);
     }
 
-    pub fn add_api(&mut self, row: crate::api::ApiRow) {
+    pub fn add_api(&mut self, row: api_table::ApiRow) {
         self.api.push(row);
     }
 
@@ -290,7 +291,7 @@ impl Report {
             self.main_table(&mut out);
         }
         if !self.api.is_empty() {
-            let _ = writeln!(out, "{}", crate::api::table(&self.api));
+            let _ = writeln!(out, "{}", api_table::table(&self.api));
         }
         self.targets_table(&mut out);
         for table in &self.tables {
