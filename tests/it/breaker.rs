@@ -53,6 +53,23 @@ async fn failures_recorded(world: &World, id: &str, failures: u64) {
     .await;
 }
 
+/// Waits until the webhook is disabled, then fixes its endpoint and re-enables it.
+async fn recover_and_re_enable(world: &World, id: &str) {
+    wait::until("the webhook to be disabled", LONG, || async {
+        (world.get_webhook("DEMO", id).await["enabled"] == false).then_some(())
+    })
+    .await;
+    world.receiver.set("down", Behaviour::Statuses(vec![200]));
+    let (status, _) = world
+        .api(
+            Method::PATCH,
+            &format!("/projects/DEMO/webhooks/{id}"),
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    assert_eq!(status, 200);
+}
+
 fn seq_of(body: &[u8]) -> Option<u64> {
     let body: Value = serde_json::from_slice(body).ok()?;
     body["payload"]["seq"].as_u64()
@@ -135,20 +152,7 @@ async fn a_webhook_re_enabled_after_its_disable_gets_the_next_event_at_once() {
     world.receiver.set("down", Behaviour::Statuses(vec![500]));
     let id = world.webhook("DEMO", "down", &["run.started"], None).await;
     publish_seqs(&world, 0..10).await;
-    wait::until("the webhook to be disabled", LONG, || async {
-        (world.get_webhook("DEMO", &id).await["enabled"] == false).then_some(())
-    })
-    .await;
-
-    world.receiver.set("down", Behaviour::Statuses(vec![200]));
-    let (status, _) = world
-        .api(
-            Method::PATCH,
-            &format!("/projects/DEMO/webhooks/{id}"),
-            Some(json!({"enabled": true})),
-        )
-        .await;
-    assert_eq!(status, 200);
+    recover_and_re_enable(&world, &id).await;
     let before = world.receiver.received("down").len();
     let published = Instant::now();
     publish_seqs(&world, 100..101).await;
@@ -187,20 +191,7 @@ async fn a_re_enabled_webhook_starts_from_a_closed_circuit() {
     // Past the first retries: the circuit probes (the pause is over), fails, and the webhook,
     // failing for longer than DISABLE_AFTER, is disabled. The circuit is open for 30 s more.
     world.clock.advance(Duration::from_secs(61));
-    wait::until("the webhook to be disabled", LONG, || async {
-        (world.get_webhook("DEMO", &id).await["enabled"] == false).then_some(())
-    })
-    .await;
-
-    world.receiver.set("down", Behaviour::Statuses(vec![200]));
-    let (status, _) = world
-        .api(
-            Method::PATCH,
-            &format!("/projects/DEMO/webhooks/{id}"),
-            Some(json!({"enabled": true})),
-        )
-        .await;
-    assert_eq!(status, 200);
+    recover_and_re_enable(&world, &id).await;
     let before = world.receiver.received("down").len();
     publish_seqs(&world, 100..101).await;
     // Within SOON (15 s), half the open circuit's remaining 30 s pause.
