@@ -397,7 +397,7 @@ async fn a_claim_reads_only_its_own_rows_however_large_the_table_has_grown() {
     session
         .batch_execute(&format!(
             "PREPARE claim(uuid[], timestamptz, timestamptz, timestamptz) AS {}",
-            webhooks_sender::claim::by_ids_statement()
+            webhooks_sender::store::claims::by_ids_statement()
         ))
         .await
         .expect("prepare");
@@ -489,7 +489,7 @@ async fn every_lease_of_a_freshly_inserted_batch_fits_on_its_rows_page() {
     let tx = session.transaction().await.expect("begin");
     let claimed = tx
         .query(
-            &webhooks_sender::claim::by_ids_statement(),
+            &webhooks_sender::store::claims::by_ids_statement(),
             &[
                 &ids,
                 &(chrono::Utc::now() + chrono::Duration::minutes(5)),

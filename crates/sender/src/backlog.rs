@@ -1,61 +1,23 @@
-//! The work waiting in the database, as gauges: every [`INTERVAL`], one query reads the deliveries
-//! not finished, soonest due first, through the due index (`deliveries_due`, partial on the
-//! unfinished states and ordered by `next_attempt_at`), at most [`COUNTED_MOST`] of them: the cost
-//! is bounded however large the backlog grows. Every sender reads the same numbers; dashboards and
-//! alerts take their `max`.
+//! The work waiting in the database, as gauges: every [`INTERVAL`], one query
+//! ([`crate::store::backlog::count`]) reads the deliveries not finished, soonest due first,
+//! through the due index (`deliveries_due`, partial on the unfinished states and ordered by
+//! `next_attempt_at`), at most [`COUNTED_MOST`] of them: the cost is bounded however large the
+//! backlog grows. Every sender reads the same numbers; dashboards and alerts take their `max`.
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use webhooks_core::clock::Clock;
-use webhooks_core::{retrying_state, waiting_states};
 
 use crate::metrics::Metrics;
+use crate::store;
+use crate::store::backlog::Backlog;
 
 /// How often the waiting work is counted.
 pub const INTERVAL: Duration = Duration::from_secs(15);
 /// Most deliveries one count reads; the gauges stop there.
 pub const COUNTED_MOST: i64 = 100_000;
-
-/// What one count found.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Backlog {
-    /// Due at `now` and under no lease.
-    pub due: i64,
-    /// In state `retrying`.
-    pub retrying: i64,
-    /// When the longest-due of `due` came due.
-    pub oldest_due: Option<DateTime<Utc>>,
-}
-
-/// Counts the waiting work as at `now`.
-pub async fn count(pool: &Pool, now: DateTime<Utc>) -> anyhow::Result<Backlog> {
-    let client = pool.get().await?;
-    let statement = client
-        .prepare_cached(concat!(
-            "SELECT count(*) FILTER (WHERE due),
-                    count(*) FILTER (WHERE state = ",
-            retrying_state!(),
-            "),
-                    min(next_attempt_at) FILTER (WHERE due)
-             FROM (SELECT state, next_attempt_at,
-                          next_attempt_at <= $1 AND (leased_until IS NULL OR leased_until <= $1) AS due
-                   FROM deliveries
-                   WHERE state IN ",
-            waiting_states!(),
-            "
-                   ORDER BY next_attempt_at
-                   LIMIT $2) waiting"
-        ))
-        .await?;
-    let row = client.query_one(&statement, &[&now, &COUNTED_MOST]).await?;
-    Ok(Backlog {
-        due: row.get(0),
-        retrying: row.get(1),
-        oldest_due: row.get(2),
-    })
-}
 
 /// Sets the gauges from a count every [`INTERVAL`] until `shutdown`.
 pub async fn run(pool: Pool, clock: Clock, metrics: Metrics, shutdown: CancellationToken) {
@@ -83,4 +45,10 @@ pub async fn run(pool: Pool, clock: Clock, metrics: Metrics, shutdown: Cancellat
             ),
         }
     }
+}
+
+/// Counts the waiting work as at `now`.
+async fn count(pool: &Pool, now: DateTime<Utc>) -> anyhow::Result<Backlog> {
+    let client = pool.get().await?;
+    Ok(store::backlog::count(&client, now, COUNTED_MOST).await?)
 }

@@ -17,6 +17,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::claim::{Claimed, Job};
 use crate::runner::Runner;
+use crate::store::events;
 
 /// Most bytes of bodies read in one query.
 const READ_BYTES_MOST: usize = 1 << 20;
@@ -89,18 +90,12 @@ impl Bodies {
         }
         let ids: Vec<&str> = unread.iter().map(|(event, _)| event.as_str()).collect();
         let client = pool.get().await?;
-        let sizes = client
-            .query(
-                "SELECT id, octet_length(body) FROM events WHERE id = ANY($1)",
-                &[&ids],
-            )
-            .await?;
+        let sizes = events::body_sizes(&client, &ids).await?;
         let size_of = |event: &str| -> usize {
             sizes
                 .iter()
-                .find(|row| row.get::<_, &str>(0) == event)
-                .and_then(|row| usize::try_from(row.get::<_, i32>(1)).ok())
-                .unwrap_or(0)
+                .find(|(id, _)| id == event)
+                .map_or(0, |(_, size)| *size)
         };
         let mut sized: Vec<(usize, String, Vec<Job>)> = unread
             .drain(..)
@@ -117,15 +112,13 @@ impl Bodies {
             let mut share = self.take(bytes).await?;
             let group: Vec<(usize, String, Vec<Job>)> = sized.drain(..n).collect();
             let ids: Vec<&str> = group.iter().map(|(_, event, _)| event.as_str()).collect();
-            let rows = client
-                .query("SELECT id, body FROM events WHERE id = ANY($1)", &[&ids])
-                .await?;
+            let mut read = events::bodies(&client, &ids).await?;
             for (_, event, mut jobs) in group {
-                let Some(row) = rows.iter().find(|row| row.get::<_, &str>(0) == event) else {
+                let Some(at) = read.iter().position(|(id, _)| *id == event) else {
                     tracing::error!(event_id = %event, "stored delivery has no event body");
                     continue;
                 };
-                let body = Bytes::from(row.get::<_, Vec<u8>>(1));
+                let body = Bytes::from(read.swap_remove(at).1);
                 let own = match share.split(self.share(body.len()) as usize) {
                     Some(own) => own,
                     // Larger than read as: take the rest of its share now.

@@ -1,10 +1,7 @@
 //! Taking deliveries for an attempt. A claim leases the delivery in the database
-//! (`leased_until`), so no other sender takes it meanwhile and, should this process die
-//! mid-attempt, the scheduler of any sender picks it up once the lease expires.
-//!
-//! The lease is written to `leased_until` alone, a column no index covers, so that on a page with
-//! room (the table's fillfactor leaves some) the claim is a heap-only update: a new row version
-//! and no new index entries. The scheduler's due condition therefore reads both columns.
+//! (`leased_until`, see [`crate::store::claims`]), so no other sender takes it meanwhile and,
+//! should this process die mid-attempt, the scheduler of any sender picks it up once the lease
+//! expires. This module turns what a claim returns into [`Job`]s.
 //!
 //! A fresh delivery is recorded already leased, to its hand-off message (see
 //! `webhooks_core::messages::CarriedHandoff`): the sender that takes that message first attempts
@@ -18,9 +15,9 @@ use std::collections::HashMap;
 use uuid::Uuid;
 use webhooks_core::db::StoreError;
 use webhooks_core::event::EventName;
-use webhooks_core::memory::INLINE_BODY_MOST;
 use webhooks_core::secret::Secret;
-use webhooks_core::{cancelled_state, finished_states, retrying_state, waiting_states};
+
+use crate::store::claims::{self, Leased};
 
 /// Everything one attempt needs.
 #[derive(Clone, Debug)]
@@ -108,32 +105,8 @@ pub async fn by_ids(
     lease_until: DateTime<Utc>,
 ) -> Result<Claimed, StoreError> {
     let client = pool.get().await?;
-    let statement = client.prepare_cached(&by_ids_statement()).await?;
-    let rows = client
-        .query(&statement, &[&ids, &lease_until, &now, &reserved])
-        .await?;
-    Ok(jobs(&rows))
-}
-
-/// The statement [`by_ids`] runs: `$1` the ids, `$2` the end of the lease, `$3` now, `$4` the
-/// reservation (or null). Public so that its plan can be examined against a real table.
-///
-/// Driven from the id array through the primary key; "pending" is spelt as the states it is not,
-/// so that the planner cannot go through the due index, which holds every delivery waiting (see
-/// the recorder). No row lock is taken before the update: should another sender's scheduler hold
-/// one of these rows, the update waits for it, then finds the row leased and skips it.
-pub fn by_ids_statement() -> String {
-    leasing(
-        None,
-        concat!(
-            "d.id = ANY($1) AND d.state <> ",
-            retrying_state!(),
-            " AND d.state NOT IN ",
-            finished_states!(),
-            "
-         AND (d.leased_until IS NULL OR d.leased_until <= $3 OR d.leased_until = $4)"
-        ),
-    )
+    let leased = claims::by_ids(&client, ids, now, reserved, lease_until).await?;
+    Ok(jobs(leased))
 }
 
 /// A fresh delivery as its hand-off message carries it: everything an attempt needs but the
@@ -161,21 +134,17 @@ pub async fn carried(
     ids.sort_unstable();
     ids.dedup();
     let client = pool.get().await?;
-    let statement = client
-        .prepare_cached(
-            "SELECT id, url, secret, updated_at FROM webhooks
-             WHERE id = ANY($1) AND enabled AND deleted_at IS NULL",
-        )
-        .await?;
-    let rows = client.query(&statement, &[&ids]).await?;
-    let webhooks: HashMap<Uuid, (Target, Option<Secret>, DateTime<Utc>)> = rows
-        .iter()
-        .map(|row| {
-            let url: &str = row.get(1);
-            let secret = row.get::<_, Option<String>>(2).map(Secret::new);
-            (row.get(0), (Target::parse(url), secret, row.get(3)))
-        })
-        .collect();
+    let webhooks: HashMap<Uuid, (Target, Option<Secret>, DateTime<Utc>)> =
+        claims::enabled_webhooks(&client, &ids)
+            .await?
+            .into_iter()
+            .map(|w| {
+                (
+                    w.webhook_id,
+                    (Target::parse(&w.url), w.secret, w.changed_at),
+                )
+            })
+            .collect();
     let mut changed = Vec::new();
     let jobs = carried
         .iter()
@@ -210,71 +179,12 @@ pub async fn due(
     limit: i64,
 ) -> Result<Claimed, StoreError> {
     let client = pool.get().await?;
-    let cancel = client
-        .prepare_cached(concat!(
-            "UPDATE deliveries d SET state = ",
-            cancelled_state!(),
-            ", next_attempt_at = NULL, leased_until = NULL
-             FROM webhooks w
-             WHERE d.state IN ",
-            waiting_states!(),
-            " AND d.next_attempt_at <= $1
-               AND (d.leased_until IS NULL OR d.leased_until <= $1)
-               AND w.id = d.webhook_id AND NOT (w.enabled AND w.deleted_at IS NULL)"
-        ))
-        .await?;
-    client.execute(&cancel, &[&now]).await?;
-    let claim = client
-        .prepare_cached(&leasing(
-            Some(concat!(
-                "SELECT d.id FROM deliveries d
-             WHERE d.state IN ",
-                waiting_states!(),
-                " AND d.next_attempt_at <= $1
-               AND (d.leased_until IS NULL OR d.leased_until <= $1)
-             ORDER BY d.next_attempt_at LIMIT $3
-             FOR UPDATE SKIP LOCKED"
-            )),
-            "d.id IN (SELECT id FROM picked)",
-        ))
-        .await?;
-    let rows = client.query(&claim, &[&now, &lease_until, &limit]).await?;
-    Ok(jobs(&rows))
-}
-
-/// The statement that leases the deliveries `which` names (among those `picked` selects and
-/// locks, when given) until `$2`, if their webhook is still enabled, and returns them with their
-/// webhook's URL and secret and their event's body. The body is read by primary key and sent once per event (on the event's first
-/// row): the deliveries of one event share one body buffer. A body over [`INLINE_BODY_MOST`]
-/// comes as an empty one instead (no delivery body is empty), to be read apart once the sender's
-/// budget of bodies in flight has room for it (see [`Claimed`]): a claim's answer stays small
-/// whatever the events' size.
-///
-/// The update reaches the webhook through a subquery run per row rather than a join, so the
-/// planner has no way in through the webhook (a scan of all of its deliveries) and takes each
-/// picked row by primary key.
-fn leasing(picked: Option<&str>, which: &str) -> String {
-    let picked = picked
-        .map(|p| format!("picked AS ({p}),"))
-        .unwrap_or_default();
-    format!(
-        "WITH {picked} claimed AS (
-            UPDATE deliveries d SET leased_until = $2
-            WHERE {which}
-              AND (SELECT w.enabled AND w.deleted_at IS NULL FROM webhooks w WHERE w.id = d.webhook_id)
-            RETURNING d.id, d.webhook_id, d.event_name, d.attempt_count, d.first_attempt_at, d.event_id)
-         SELECT c.id, c.webhook_id, c.event_name, c.attempt_count, c.first_attempt_at,
-                w.url, w.secret, c.event_id,
-                CASE WHEN row_number() OVER (PARTITION BY c.event_id) = 1
-                     THEN (SELECT CASE WHEN octet_length(e.body) <= {INLINE_BODY_MOST} THEN e.body ELSE ''::bytea END
-                           FROM events e WHERE e.id = c.event_id) END,
-                w.updated_at
-         FROM claimed c JOIN webhooks w ON w.id = c.webhook_id"
-    )
+    let leased = claims::due(&client, now, lease_until, limit).await?;
+    Ok(jobs(leased))
 }
 
 /// Claimed deliveries: the jobs whose bodies came with the claim, and those of each event whose
-/// body is to be read apart (over [`INLINE_BODY_MOST`]; their body is empty until then).
+/// body is to be read apart (over [`INLINE_BODY_MOST`](webhooks_core::memory::INLINE_BODY_MOST); their body is empty until then).
 #[derive(Debug, Default)]
 pub struct Claimed {
     pub jobs: Vec<Job>,
@@ -297,55 +207,60 @@ impl Claimed {
     }
 }
 
-/// Builds jobs from claimed rows.
-fn jobs(rows: &[tokio_postgres::Row]) -> Claimed {
+/// Builds jobs from leased rows: each URL parsed once, each event's body shared by its deliveries.
+fn jobs(mut rows: Vec<Leased>) -> Claimed {
     let mut bodies: HashMap<String, Bytes> = HashMap::new();
-    let mut targets: HashMap<&str, Target> = HashMap::new();
-    for row in rows {
-        if let Some(body) = row.get::<_, Option<Vec<u8>>>(8) {
-            bodies.insert(row.get(7), Bytes::from(body));
+    for row in &mut rows {
+        if let Some(body) = row.body.take() {
+            bodies.insert(row.event_id.clone(), Bytes::from(body));
         }
-        let url: &str = row.get(5);
-        targets.entry(url).or_insert_with(|| Target::parse(url));
     }
+    let mut targets: HashMap<&str, Target> = HashMap::new();
+    for row in &rows {
+        targets
+            .entry(&row.url)
+            .or_insert_with(|| Target::parse(&row.url));
+    }
+    let mut events: HashMap<Uuid, &str> = HashMap::new();
     let jobs: Vec<Job> = rows
         .iter()
         .filter_map(|row| {
-            let name: String = row.get(2);
-            let Ok(event_name) = name.parse::<EventName>() else {
-                tracing::error!(event_name = %name, "stored delivery has an unknown event name");
+            let Ok(event_name) = row.event_name.parse::<EventName>() else {
+                tracing::error!(event_name = %row.event_name, "stored delivery has an unknown event name");
                 return None;
             };
-            let event_id: String = row.get(7);
-            let Some(body) = bodies.get(&event_id).cloned() else {
-                tracing::error!(%event_id, "stored delivery has no event body");
+            let Some(body) = bodies.get(row.event_id.as_str()).cloned() else {
+                tracing::error!(event_id = %row.event_id, "stored delivery has no event body");
                 return None;
             };
+            if body.is_empty() {
+                events.insert(row.delivery_id, &row.event_id);
+            }
             Some(Job {
-                delivery_id: row.get(0),
-                webhook_id: row.get(1),
+                delivery_id: row.delivery_id,
+                webhook_id: row.webhook_id,
                 event_name,
-                attempt_count: row.get(3),
-                first_attempt_at: row.get(4),
-                url: targets[row.get::<_, &str>(5)].clone(),
-                secret: row.get::<_, Option<String>>(6).map(Secret::new),
+                attempt_count: row.attempt_count,
+                first_attempt_at: row.first_attempt_at,
+                url: targets[row.url.as_str()].clone(),
+                secret: row.secret.clone(),
                 body,
-                webhook_changed_at: row.get(9),
+                webhook_changed_at: row.webhook_changed_at,
             })
         })
         .collect();
-    unread_apart(jobs, rows)
+    unread_apart(jobs, &events)
 }
 
-/// Sets apart, by event, the jobs whose body is to be read apart (empty: see [`leasing`]).
-fn unread_apart(jobs: Vec<Job>, rows: &[tokio_postgres::Row]) -> Claimed {
-    if jobs.iter().all(|job| !job.body.is_empty()) {
+/// Sets apart, by event, the jobs whose body is to be read apart (empty: over
+/// [`INLINE_BODY_MOST`](webhooks_core::memory::INLINE_BODY_MOST)); `events` names the event of each of them.
+fn unread_apart(jobs: Vec<Job>, events: &HashMap<Uuid, &str>) -> Claimed {
+    if events.is_empty() {
         return Claimed {
             jobs,
             unread: Vec::new(),
         };
     }
-    let events: HashMap<Uuid, String> = rows.iter().map(|row| (row.get(0), row.get(7))).collect();
     let mut claimed = Claimed::default();
     let mut at: HashMap<&str, usize> = HashMap::new();
     for job in jobs {
@@ -353,7 +268,7 @@ fn unread_apart(jobs: Vec<Job>, rows: &[tokio_postgres::Row]) -> Claimed {
             claimed.jobs.push(job);
             continue;
         }
-        let event = events[&job.delivery_id].as_str();
+        let event = events[&job.delivery_id];
         let i = *at.entry(event).or_insert_with(|| {
             claimed.unread.push((event.to_owned(), Vec::new()));
             claimed.unread.len() - 1

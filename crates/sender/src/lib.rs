@@ -19,6 +19,7 @@
 //! - [`outbox`]: publishes queued notifications with confirms.
 //! - [`retry`]: backoff with jitter (the one user of the `backoff` crate).
 //! - [`metrics`]: every metric the sender exports.
+//! - [`store`]: every SQL statement, with the planner and locking facts each relies on.
 
 pub mod attempt;
 pub mod backlog;
@@ -37,6 +38,7 @@ pub mod resolver;
 pub mod retry;
 pub mod runner;
 pub mod scheduler;
+pub mod store;
 
 pub use config::Config;
 

@@ -1,6 +1,7 @@
 //! Publishes queued disable notifications (contract §5) from the outbox table with publisher
-//! confirms, deleting each row only after the broker confirmed it. Rows are taken with
-//! `FOR UPDATE SKIP LOCKED`, so several senders never publish the same notification.
+//! confirms, deleting each row only after the broker confirmed it. Rows are taken locked, skipping
+//! those another sender has taken ([`crate::store::outbox::take`]), so several senders never
+//! publish the same notification.
 
 use deadpool_postgres::Pool;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use webhooks_core::amqp::{self, ConfirmedPublisher, Outgoing, Topology};
 
 use crate::metrics::Metrics;
+use crate::store;
 
 const ROUTING_KEY: &str = "webhook.disabled";
 
@@ -46,33 +48,23 @@ async fn publish_some(
 ) -> anyhow::Result<usize> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
-    let rows = tx
-        .query(
-            "SELECT id, body FROM notification_outbox ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED",
-            &[],
-        )
-        .await?;
-    if rows.is_empty() {
+    let queued = store::outbox::take(&tx).await?;
+    if queued.is_empty() {
         return Ok(0);
     }
     let exchange = topology.notifications_exchange();
-    let bodies: Vec<Vec<u8>> = rows.iter().map(|row| row.get(1)).collect();
-    let messages = bodies
+    let messages = queued
         .iter()
-        .map(|body| Outgoing {
+        .map(|n| Outgoing {
             exchange: &exchange,
             routing_key: ROUTING_KEY,
-            body,
+            body: &n.body,
             properties: amqp::persistent_json(),
         })
         .collect();
     publisher.publish_all(messages).await?;
-    let ids: Vec<i64> = rows.iter().map(|row| row.get(0)).collect();
-    tx.execute(
-        "DELETE FROM notification_outbox WHERE id = ANY($1)",
-        &[&ids],
-    )
-    .await?;
+    let ids: Vec<i64> = queued.iter().map(|n| n.id).collect();
+    store::outbox::delete(&tx, &ids).await?;
     tx.commit().await?;
     Ok(ids.len())
 }
