@@ -15,6 +15,7 @@
 //! - [`failure`]: the kinds of failed attempt, classified by error type, and their stored texts.
 //! - [`resolver`]: DNS resolution that refuses forbidden destinations.
 //! - [`outcome`]: pure decisions: next state of a delivery, change of a webhook's health.
+//! - [`disable`]: the pure disable rule (no success for `DISABLE_AFTER`) and its notification.
 //! - [`recorder`]: batched writes of outcomes, disabling and the notification outbox.
 //! - [`outbox`]: publishes queued notifications with confirms.
 //! - [`retry`]: backoff with jitter (the one user of the `backoff` crate).
@@ -27,6 +28,7 @@ pub mod bodies;
 pub mod claim;
 pub mod config;
 pub mod consumer;
+pub mod disable;
 pub mod failure;
 pub mod intake;
 pub mod limiter;
@@ -151,7 +153,8 @@ pub async fn start(
             pool: pool.clone(),
             clock: clock.clone(),
             policy,
-            disable_after: config.disable_after,
+            give_up_after: config.disable_after,
+            disable: disable::DisableRule::new(config.disable_after),
             metrics: metrics.clone(),
             outbox: shared.outbox.clone(),
         }

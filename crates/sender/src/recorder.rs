@@ -1,9 +1,11 @@
 //! Writes outcomes in batches: attempts, delivery states, webhook health, and — in the same
-//! transaction — disabling webhooks that have failed for `DISABLE_AFTER`, cancelling their pending
-//! deliveries and queueing one notification each in the outbox.
+//! transaction — disabling the webhooks that [`DisableRule`] says have failed for `DISABLE_AFTER`,
+//! cancelling their waiting deliveries and queueing one notification each in the outbox. The
+//! statements are in [`crate::store`].
 //!
-//! Only one transaction can flip a webhook from enabled to disabled (the row lock decides), so
-//! however many senders see its failures at once, exactly one notification is queued.
+//! Only one transaction can flip a webhook from enabled to disabled (the row lock decides, see
+//! [`store::webhooks::disable`]), so however many senders see its failures at once, exactly one
+//! notification is queued.
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Pool, Transaction};
@@ -13,12 +15,14 @@ use tokio::sync::{Notify, mpsc};
 use uuid::Uuid;
 use webhooks_core::clock::Clock;
 use webhooks_core::db::StoreError;
-use webhooks_core::messages::{Notification, WebhookDisabled};
-use webhooks_core::{cancelled_state, finished_states, waiting_states};
 
+use crate::disable::{self, DisableRule};
 use crate::metrics::Metrics;
 use crate::outcome::{self, Next, Outcome};
 use crate::retry::RetryPolicy;
+use crate::store;
+use crate::store::outcomes::{AttemptRecord, Due};
+use crate::store::webhooks::HealthChange;
 
 /// Most outcomes written in one transaction.
 const BATCH: usize = 1000;
@@ -31,7 +35,9 @@ pub struct Recorder {
     pub pool: Pool,
     pub clock: Clock,
     pub policy: RetryPolicy,
-    pub disable_after: Duration,
+    /// A delivery is given up this long after its first attempt (`DISABLE_AFTER`).
+    pub give_up_after: Duration,
+    pub disable: DisableRule,
     pub metrics: Metrics,
     /// Woken when notifications were queued.
     pub outbox: Arc<Notify>,
@@ -73,18 +79,32 @@ impl Recorder {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let health = outcome::health(batch);
+        let changes: Vec<HealthChange<'_>> = health
+            .iter()
+            .map(|h| HealthChange {
+                webhook_id: h.webhook_id,
+                reset: h.reset,
+                first_failure: h.first_failure,
+                failures: h.failures,
+                last_error: h.last_error.as_deref(),
+            })
+            .collect();
         // Webhooks before deliveries, the order the API locks them in too, so the two can never
         // deadlock over a webhook and its deliveries.
-        write_health(&tx, &health).await?;
-        let given_up = self.write_deliveries(&tx, batch).await?;
-        let failing: Vec<(Uuid, DateTime<Utc>)> = health
-            .iter()
-            .filter_map(|h| Some((h.webhook_id, h.last_failure?)))
-            .collect();
-        let disabled = self.disable(&tx, &failing, now).await?;
+        let windows = store::webhooks::record_health(&tx, &changes).await?;
+        let deliveries = self.deliveries(batch);
+        store::outcomes::record(
+            &tx,
+            &deliveries.attempts,
+            &deliveries.deferred,
+            &deliveries.released,
+        )
+        .await?;
+        let crossed = self.disable.to_disable(&health, &windows);
+        let disabled = disable_webhooks(&tx, &crossed, now).await?;
         tx.commit().await?;
 
-        self.metrics.deliveries_given_up.inc_by(given_up);
+        self.metrics.deliveries_given_up.inc_by(deliveries.given_up);
         if disabled > 0 {
             self.metrics.webhooks_disabled.inc_by(disabled);
             self.outbox.notify_one();
@@ -92,26 +112,20 @@ impl Recorder {
         Ok(())
     }
 
-    /// Records attempts and moves deliveries on; returns how many were given up.
-    async fn write_deliveries(
-        &self,
-        tx: &Transaction<'_>,
-        batch: &[Outcome],
-    ) -> Result<u64, StoreError> {
-        let mut rows = AttemptRows::default();
-        let (mut deferred_ids, mut deferred_until) = (Vec::new(), Vec::new());
-        let (mut released_ids, mut released_at) = (Vec::new(), Vec::new());
-        let mut given_up = 0;
+    /// What `batch` writes to its deliveries: each attempt with the state it leads to, the
+    /// deliveries held back and those released.
+    fn deliveries<'a>(&self, batch: &'a [Outcome]) -> Deliveries<'a> {
+        let mut deliveries = Deliveries::default();
         for outcome in batch {
             match outcome {
-                Outcome::Deferred { delivery_id, until } => {
-                    deferred_ids.push(*delivery_id);
-                    deferred_until.push(*until);
-                }
-                Outcome::Released { delivery_id, at } => {
-                    released_ids.push(*delivery_id);
-                    released_at.push(*at);
-                }
+                Outcome::Deferred { delivery_id, until } => deliveries.deferred.push(Due {
+                    delivery_id: *delivery_id,
+                    until: *until,
+                }),
+                Outcome::Released { delivery_id, at } => deliveries.released.push(Due {
+                    delivery_id: *delivery_id,
+                    until: *at,
+                }),
                 Outcome::Attempted {
                     delivery_id,
                     attempts_before,
@@ -126,214 +140,61 @@ impl Recorder {
                         *first_attempt_at,
                         *attempts_before,
                         &self.policy,
-                        self.disable_after,
+                        self.give_up_after,
                     );
                     match next {
-                        Next::GivenUp => given_up += 1,
+                        Next::GivenUp => deliveries.given_up += 1,
                         Next::Retry(_) => self.metrics.retries_scheduled.inc(),
                         Next::Succeeded => {}
                     }
-                    rows.push(*delivery_id, *at, attempt, next);
+                    deliveries.attempts.push(AttemptRecord {
+                        delivery_id: *delivery_id,
+                        at: *at,
+                        success: attempt.success,
+                        status_code: attempt.status_code,
+                        error: attempt.error.as_ref().map(ToString::to_string),
+                        duration: attempt.duration,
+                        response: attempt.response.as_deref(),
+                        state: next.state(),
+                        next_attempt_at: next.next_attempt_at(),
+                    });
                 }
             }
         }
-        let attempts = async {
-            if rows.ids.is_empty() {
-                return Ok(0);
-            }
-            tx.execute(
-                &tx.prepare_cached(
-                "INSERT INTO attempts (delivery_id, at, success, status_code, error, duration_ms, response)
-                 SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::bool[], $4::int[], $5::text[], $6::int[], $7::text[])",
-                ).await?,
-                &[&rows.ids, &rows.at, &rows.success, &rows.status, &rows.error, &rows.duration_ms, &rows.response],
-            )
-            .await
-        };
-        // A delivery cancelled meanwhile (webhook disabled or deleted) stays cancelled. The
-        // unfinished states are named by what they are not, so that the planner cannot read the
-        // rows through the due index (whose condition names them): that index holds every
-        // delivery waiting, a scan whose cost grows with the backlog. The ids are looked up.
-        let moved_on = async {
-            if rows.ids.is_empty() {
-                return Ok(0);
-            }
-            tx.execute(
-                &tx.prepare_cached(
-                concat!("UPDATE deliveries d SET state = u.state, next_attempt_at = u.next, leased_until = NULL,
-                    attempt_count = d.attempt_count + 1, first_attempt_at = COALESCE(d.first_attempt_at, u.at)
-                 FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[]) AS u(id, state, next, at)
-                 WHERE d.id = ANY($1) AND d.id = u.id AND d.state NOT IN ", finished_states!()),
-                ).await?,
-                &[&rows.ids, &rows.state, &rows.next, &rows.at],
-            )
-            .await
-        };
-        let deferred = async {
-            if deferred_ids.is_empty() {
-                return Ok(0);
-            }
-            tx.execute(
-                &tx.prepare_cached(concat!(
-                    "UPDATE deliveries d SET next_attempt_at = u.until, leased_until = NULL
-                 FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, until)
-                 WHERE d.id = ANY($1) AND d.id = u.id AND d.state NOT IN ",
-                    finished_states!()
-                ))
-                .await?,
-                &[&deferred_ids, &deferred_until],
-            )
-            .await
-        };
-        futures::try_join!(attempts, moved_on, deferred)?;
-        // After the deferrals (a delivery may be held and released within one batch). One that
-        // has been taken meanwhile keeps its lease; one already due keeps its time.
-        if !released_ids.is_empty() {
-            tx.execute(
-                &tx.prepare_cached(
-                    concat!("UPDATE deliveries d SET next_attempt_at = u.at
-                 FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, at)
-                 WHERE d.id = ANY($1) AND d.id = u.id AND d.state NOT IN ", finished_states!(), "
-                   AND (d.leased_until IS NULL OR d.leased_until <= u.at) AND d.next_attempt_at > u.at"),
-                )
-                .await?,
-                &[&released_ids, &released_at],
-            )
-            .await?;
-        }
-        Ok(given_up)
-    }
-
-    /// Disables the webhooks among `failing` (each with the end of its last failed attempt) that
-    /// had been failing for the whole window when that attempt failed; returns how many.
-    async fn disable(
-        &self,
-        tx: &Transaction<'_>,
-        failing: &[(Uuid, DateTime<Utc>)],
-        now: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
-        if failing.is_empty() {
-            return Ok(0);
-        }
-        let window =
-            chrono::Duration::from_std(self.disable_after).unwrap_or(chrono::Duration::days(2));
-        let ids: Vec<Uuid> = failing.iter().map(|(id, _)| *id).collect();
-        let cutoffs: Vec<DateTime<Utc>> = failing.iter().map(|(_, at)| *at - window).collect();
-        let disabled = tx
-            .query(
-                &tx.prepare_cached(
-                "UPDATE webhooks w SET enabled = false, disabled_at = $3, updated_at = $3,
-                    disabled_reason = COALESCE(w.last_error, 'failing')
-                 FROM unnest($1::uuid[], $2::timestamptz[]) AS f(id, cutoff)
-                 WHERE w.id = f.id AND w.enabled AND w.deleted_at IS NULL AND w.failing_since <= f.cutoff
-                 RETURNING w.id, w.project_code, w.title, w.url, w.created_by, w.failing_since,
-                           COALESCE(w.last_error, ''), w.failed_attempts",
-                ).await?,
-                &[&ids, &cutoffs, &now],
-            )
-            .await?;
-        if disabled.is_empty() {
-            return Ok(0);
-        }
-        let ids: Vec<Uuid> = disabled.iter().map(|row| row.get(0)).collect();
-        tx.execute(
-            &tx.prepare_cached(concat!(
-                "UPDATE deliveries SET state = ",
-                cancelled_state!(),
-                ", next_attempt_at = NULL, leased_until = NULL
-             WHERE webhook_id = ANY($1) AND state IN ",
-                waiting_states!()
-            ))
-            .await?,
-            &[&ids],
-        )
-        .await?;
-        let bodies: Vec<Vec<u8>> = disabled
-            .iter()
-            .map(|row| {
-                let message = Notification::WebhookDisabled(WebhookDisabled {
-                    webhook_id: row.get(0),
-                    project_code: row.get(1),
-                    title: row.get(2),
-                    url: row.get(3),
-                    created_by: row.get(4),
-                    failing_since: row.get(5),
-                    disabled_at: now,
-                    last_error: row.get(6),
-                    failed_attempts: i64::from(row.get::<_, i32>(7)),
-                });
-                tracing::warn!(webhook_id = %row.get::<_, Uuid>(0), "webhook disabled after failing for DISABLE_AFTER");
-                serde_json::to_vec(&message).expect("notification serialises")
-            })
-            .collect();
-        tx.execute(
-            &tx.prepare_cached(
-                "INSERT INTO notification_outbox (webhook_id, body, created_at)
-             SELECT id, body, $3 FROM unnest($1::uuid[], $2::bytea[]) AS n(id, body)",
-            )
-            .await?,
-            &[&ids, &bodies, &now],
-        )
-        .await?;
-        Ok(ids.len() as u64)
+        deliveries
     }
 }
 
-async fn write_health(tx: &Transaction<'_>, health: &[outcome::Health]) -> Result<(), StoreError> {
-    if health.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<Uuid> = health.iter().map(|h| h.webhook_id).collect();
-    let reset: Vec<bool> = health.iter().map(|h| h.reset).collect();
-    let first: Vec<Option<DateTime<Utc>>> = health.iter().map(|h| h.first_failure).collect();
-    let failures: Vec<i32> = health.iter().map(|h| h.failures).collect();
-    let errors: Vec<Option<String>> = health.iter().map(|h| h.last_error.clone()).collect();
-    // Rows are in webhook id order (see outcome::health), so concurrent senders lock in one order.
-    tx.execute(
-        &tx.prepare_cached(
-        "UPDATE webhooks w SET
-            failing_since = CASE WHEN u.reset THEN u.first_failure ELSE COALESCE(w.failing_since, u.first_failure) END,
-            failed_attempts = CASE WHEN u.reset THEN u.failures ELSE w.failed_attempts + u.failures END,
-            last_error = COALESCE(u.last_error, w.last_error)
-         FROM unnest($1::uuid[], $2::bool[], $3::timestamptz[], $4::int[], $5::text[])
-              AS u(id, reset, first_failure, failures, last_error)
-         -- A success on a healthy webhook changes nothing: do not write a new row version for it.
-         WHERE w.id = u.id AND (u.failures > 0 OR w.failing_since IS NOT NULL OR w.failed_attempts <> 0)",
-        ).await?,
-        &[&ids, &reset, &first, &failures, &errors],
-    )
-    .await?;
-    Ok(())
-}
-
-/// Attempts of a batch, column by column, for `unnest`.
+/// A batch's writes to its deliveries.
 #[derive(Default)]
-struct AttemptRows {
-    ids: Vec<Uuid>,
-    at: Vec<DateTime<Utc>>,
-    success: Vec<bool>,
-    status: Vec<Option<i32>>,
-    error: Vec<Option<String>>,
-    duration_ms: Vec<i32>,
-    response: Vec<Option<String>>,
-    state: Vec<&'static str>,
-    next: Vec<Option<DateTime<Utc>>>,
+struct Deliveries<'a> {
+    attempts: Vec<AttemptRecord<'a>>,
+    deferred: Vec<Due>,
+    released: Vec<Due>,
+    given_up: u64,
 }
 
-impl AttemptRows {
-    fn push(&mut self, id: Uuid, at: DateTime<Utc>, attempt: &crate::attempt::Attempt, next: Next) {
-        self.ids.push(id);
-        self.at.push(at);
-        self.success.push(attempt.success);
-        self.status.push(attempt.status_code.map(i32::from));
-        self.error
-            .push(attempt.error.as_ref().map(ToString::to_string));
-        self.duration_ms
-            .push(i32::try_from(attempt.duration.as_millis()).unwrap_or(i32::MAX));
-        // PostgreSQL text cannot hold NUL bytes.
-        self.response
-            .push(attempt.response.as_ref().map(|r| r.replace('\0', "")));
-        self.state.push(next.state().as_str());
-        self.next.push(next.next_attempt_at());
+/// Disables the webhooks `crossed` names, as the disable rule chose them in `tx`, cancelling
+/// their waiting deliveries and queueing their notifications; returns how many it disabled (not
+/// those another sender disabled first).
+async fn disable_webhooks(
+    tx: &Transaction<'_>,
+    crossed: &[Uuid],
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let disabled = store::webhooks::disable(tx, crossed, now).await?;
+    if disabled.is_empty() {
+        return Ok(0);
     }
+    let notifications: Vec<(Uuid, Vec<u8>)> = disabled
+        .iter()
+        .map(|webhook| {
+            tracing::warn!(webhook_id = %webhook.webhook_id, "webhook disabled after failing for DISABLE_AFTER");
+            let message = disable::notification(webhook, now);
+            let body = serde_json::to_vec(&message).expect("notification serialises");
+            (webhook.webhook_id, body)
+        })
+        .collect();
+    store::outbox::queue(tx, &notifications, now).await?;
+    Ok(disabled.len() as u64)
 }

@@ -1,10 +1,12 @@
 //! Every SQL statement of the sender, beside the rows it reads and writes. Callers pass a session
-//! or a transaction and typed values and get typed rows back; what to write is decided elsewhere.
-//! This module imports nothing of the sender's own.
+//! or a transaction and typed values and get typed rows back; what to write is decided elsewhere
+//! ([`crate::outcome`], [`crate::disable`]). This module imports nothing of the sender's own.
 //!
 //! # Layout
 //! - [`claims`]: leases on deliveries for an attempt, and the webhooks of carried deliveries.
 //! - [`events`]: the bodies too large to come with a claim, read apart.
+//! - [`outcomes`]: attempts, the states they leave deliveries in, deferrals and releases.
+//! - [`webhooks`]: webhook health, and the disable with the cancel of its waiting deliveries.
 //! - [`outbox`]: the disable notifications waiting for the broker.
 //! - [`backlog`]: the count of the work waiting.
 //!
@@ -28,3 +30,5 @@ pub mod backlog;
 pub mod claims;
 pub mod events;
 pub mod outbox;
+pub mod outcomes;
+pub mod webhooks;

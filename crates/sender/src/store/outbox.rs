@@ -2,13 +2,35 @@
 //! deleted once the broker has confirmed them, so a crash in between loses none and sends none
 //! twice.
 
+use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
+use uuid::Uuid;
 use webhooks_core::db::StoreError;
 
 /// A notification waiting for the broker.
 pub struct Queued {
     pub id: i64,
     pub body: Vec<u8>,
+}
+
+/// Queues one notification per `(webhook, body)`, created at `now`.
+pub async fn queue(
+    tx: &Transaction<'_>,
+    notifications: &[(Uuid, Vec<u8>)],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let (ids, bodies): (Vec<Uuid>, Vec<&[u8]>) = notifications
+        .iter()
+        .map(|(id, body)| (*id, body.as_slice()))
+        .unzip();
+    let statement = tx
+        .prepare_cached(
+            "INSERT INTO notification_outbox (webhook_id, body, created_at)
+             SELECT id, body, $3 FROM unnest($1::uuid[], $2::bytea[]) AS n(id, body)",
+        )
+        .await?;
+    tx.execute(&statement, &[&ids, &bodies, &now]).await?;
+    Ok(())
 }
 
 /// Up to 100 queued notifications, oldest first, locked until `tx` ends. `SKIP LOCKED`: the

@@ -1,0 +1,190 @@
+//! Outcomes written back to deliveries: each attempt made and the state it leaves its delivery
+//! in, deliveries held back without an attempt, and deliveries released by a closed circuit.
+//!
+//! Every statement reaches its deliveries by id (`d.id = ANY($1)`, through the primary key) and
+//! names the unfinished states by what they are not (`NOT IN finished_states!()`): a delivery
+//! cancelled meanwhile (its webhook disabled or deleted) stays cancelled, and the planner cannot
+//! read the rows through the due index, whose condition names the waiting states and which holds
+//! every delivery waiting, a scan whose cost grows with the backlog.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Transaction;
+use std::time::Duration;
+use uuid::Uuid;
+use webhooks_core::db::StoreError;
+use webhooks_core::delivery::DeliveryState;
+use webhooks_core::finished_states;
+
+/// One attempt, and where it leaves its delivery.
+pub struct AttemptRecord<'a> {
+    pub delivery_id: Uuid,
+    /// When it started.
+    pub at: DateTime<Utc>,
+    pub success: bool,
+    pub status_code: Option<u16>,
+    /// What went wrong, as shown to the customer.
+    pub error: Option<String>,
+    pub duration: Duration,
+    /// The first bytes of the response.
+    pub response: Option<&'a str>,
+    /// The delivery's state after it.
+    pub state: DeliveryState,
+    /// When the delivery is due again, if it is retried.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+/// A delivery due again at `until`, without an attempt (held back), or due now at `until` (released).
+pub struct Due {
+    pub delivery_id: Uuid,
+    pub until: DateTime<Utc>,
+}
+
+/// Writes a batch's outcomes in `tx`: the attempts and the deliveries they move on, the deliveries
+/// held back (`deferred`), then those released by a closed circuit (`released`, after the
+/// deferrals: a delivery may be held and released within one batch). The first three statements
+/// are sent together, without waiting for each other's answer.
+pub async fn record(
+    tx: &Transaction<'_>,
+    attempts: &[AttemptRecord<'_>],
+    deferred: &[Due],
+    released: &[Due],
+) -> Result<(), StoreError> {
+    let columns = AttemptColumns::new(attempts);
+    futures::try_join!(
+        insert_attempts(tx, &columns),
+        move_on(tx, &columns),
+        defer(tx, deferred)
+    )?;
+    release(tx, released).await
+}
+
+/// Appends the attempts to their deliveries' history.
+async fn insert_attempts(
+    tx: &Transaction<'_>,
+    rows: &AttemptColumns<'_>,
+) -> Result<(), StoreError> {
+    if rows.ids.is_empty() {
+        return Ok(());
+    }
+    let statement = tx
+        .prepare_cached(
+            "INSERT INTO attempts (delivery_id, at, success, status_code, error, duration_ms, response)
+             SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::bool[], $4::int[], $5::text[], $6::int[], $7::text[])",
+        )
+        .await?;
+    tx.execute(
+        &statement,
+        &[
+            &rows.ids,
+            &rows.at,
+            &rows.success,
+            &rows.status,
+            &rows.error,
+            &rows.duration_ms,
+            &rows.response,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Moves each attempted delivery to its next state, ending its lease and counting the attempt.
+async fn move_on(tx: &Transaction<'_>, rows: &AttemptColumns<'_>) -> Result<(), StoreError> {
+    if rows.ids.is_empty() {
+        return Ok(());
+    }
+    let statement = tx
+        .prepare_cached(concat!(
+            "UPDATE deliveries d SET state = u.state, next_attempt_at = u.next, leased_until = NULL,
+                attempt_count = d.attempt_count + 1, first_attempt_at = COALESCE(d.first_attempt_at, u.at)
+             FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[]) AS u(id, state, next, at)
+             WHERE d.id = ANY($1) AND d.id = u.id AND d.state NOT IN ",
+            finished_states!()
+        ))
+        .await?;
+    tx.execute(&statement, &[&rows.ids, &rows.state, &rows.next, &rows.at])
+        .await?;
+    Ok(())
+}
+
+/// Makes held-back deliveries due at their `until`, ending their lease.
+async fn defer(tx: &Transaction<'_>, deferred: &[Due]) -> Result<(), StoreError> {
+    if deferred.is_empty() {
+        return Ok(());
+    }
+    let (ids, until) = columns(deferred);
+    let statement = tx
+        .prepare_cached(concat!(
+            "UPDATE deliveries d SET next_attempt_at = u.until, leased_until = NULL
+             FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, until)
+             WHERE d.id = ANY($1) AND d.id = u.id AND d.state NOT IN ",
+            finished_states!()
+        ))
+        .await?;
+    tx.execute(&statement, &[&ids, &until]).await?;
+    Ok(())
+}
+
+/// Makes released deliveries due at their `until` (now). One that has been taken meanwhile keeps
+/// its lease; one already due keeps its time.
+async fn release(tx: &Transaction<'_>, released: &[Due]) -> Result<(), StoreError> {
+    if released.is_empty() {
+        return Ok(());
+    }
+    let (ids, at) = columns(released);
+    let statement = tx
+        .prepare_cached(concat!(
+            "UPDATE deliveries d SET next_attempt_at = u.at
+             FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, at)
+             WHERE d.id = ANY($1) AND d.id = u.id AND d.state NOT IN ",
+            finished_states!(),
+            "
+               AND (d.leased_until IS NULL OR d.leased_until <= u.at) AND d.next_attempt_at > u.at"
+        ))
+        .await?;
+    tx.execute(&statement, &[&ids, &at]).await?;
+    Ok(())
+}
+
+fn columns(due: &[Due]) -> (Vec<Uuid>, Vec<DateTime<Utc>>) {
+    due.iter().map(|d| (d.delivery_id, d.until)).unzip()
+}
+
+/// Attempts of a batch, column by column, for `unnest`.
+struct AttemptColumns<'a> {
+    ids: Vec<Uuid>,
+    at: Vec<DateTime<Utc>>,
+    success: Vec<bool>,
+    status: Vec<Option<i32>>,
+    error: Vec<Option<&'a str>>,
+    duration_ms: Vec<i32>,
+    response: Vec<Option<String>>,
+    state: Vec<&'static str>,
+    next: Vec<Option<DateTime<Utc>>>,
+}
+
+impl<'a> AttemptColumns<'a> {
+    fn new(attempts: &'a [AttemptRecord<'_>]) -> Self {
+        Self {
+            ids: attempts.iter().map(|a| a.delivery_id).collect(),
+            at: attempts.iter().map(|a| a.at).collect(),
+            success: attempts.iter().map(|a| a.success).collect(),
+            status: attempts
+                .iter()
+                .map(|a| a.status_code.map(i32::from))
+                .collect(),
+            error: attempts.iter().map(|a| a.error.as_deref()).collect(),
+            duration_ms: attempts
+                .iter()
+                .map(|a| i32::try_from(a.duration.as_millis()).unwrap_or(i32::MAX))
+                .collect(),
+            // PostgreSQL text cannot hold NUL bytes.
+            response: attempts
+                .iter()
+                .map(|a| a.response.map(|r| r.replace('\0', "")))
+                .collect(),
+            state: attempts.iter().map(|a| a.state.as_str()).collect(),
+            next: attempts.iter().map(|a| a.next_attempt_at).collect(),
+        }
+    }
+}
