@@ -25,13 +25,15 @@
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use std::time::Duration;
+use tokio::sync::OwnedSemaphorePermit;
 use uuid::Uuid;
 use webhooks_core::clock::Clock;
 
 mod circuit;
-use circuit::{Circuit, Pass};
+mod endpoint;
+use endpoint::{ANSWERING, Endpoint, Gate};
+pub use endpoint::{Finished, HeldBack, Verdict};
 
 #[derive(Clone, Copy, Debug)]
 pub struct LimiterConfig {
@@ -46,20 +48,8 @@ pub struct LimiterConfig {
     pub busy_hold: Duration,
 }
 
-/// An endpoint that answered (or was first used) this recently counts as answering.
-const ANSWERING: Duration = Duration::from_secs(1);
 /// Webhooks whose endpoint is remembered; past this the memory starts over.
 const WEBHOOKS_REMEMBERED: usize = 65_536;
-
-struct Endpoint {
-    slots: Arc<Semaphore>,
-    /// When it last answered (any HTTP status), or when it was first used.
-    last_sign_of_life: Instant,
-    /// Whether it has answered at all.
-    answered: bool,
-    consecutive_failures: u32,
-    circuit: Option<Circuit>,
-}
 
 /// Shared by every attempt of the process.
 #[derive(Clone)]
@@ -69,44 +59,6 @@ pub struct Limiter {
     endpoints: Arc<Mutex<HashMap<String, Endpoint>>>,
     /// The endpoint of each webhook seen lately.
     webhooks: Arc<Mutex<HashMap<Uuid, String>>>,
-}
-
-/// What to do with a delivery before it is claimed (see [`Limiter::verdict`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    Go,
-    Park,
-    HoldBack,
-}
-
-/// Why a delivery is held back, and until when.
-#[derive(Debug, PartialEq, Eq)]
-pub enum HeldBack {
-    /// Every slot is taken by requests the endpoint is not answering.
-    Busy(DateTime<Utc>),
-    /// The endpoint's circuit is open, or its one probe is out.
-    CircuitOpen(DateTime<Utc>),
-}
-
-impl HeldBack {
-    /// When the delivery is due again.
-    pub fn until(&self) -> DateTime<Utc> {
-        match self {
-            Self::Busy(at) | Self::CircuitOpen(at) => *at,
-        }
-    }
-}
-
-/// How an attempt made in a [`Slot`] ended, as far as the endpoint's health goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Finished {
-    Success,
-    /// A failure the endpoint is to blame for; `answered` when it sent a response (any status).
-    Failure {
-        answered: bool,
-    },
-    /// No request reached the network (a refused destination): not the endpoint's doing.
-    NotSent,
 }
 
 /// A slot at an endpoint; report the outcome with [`Limiter::finish`].
@@ -124,16 +76,6 @@ impl Slot {
     pub fn take_released(&mut self) -> Vec<Uuid> {
         std::mem::take(&mut self.released)
     }
-}
-
-enum Gate {
-    Slots {
-        slots: Arc<Semaphore>,
-        probe: bool,
-        answering: bool,
-        released: Vec<Uuid>,
-    },
-    Held(HeldBack),
 }
 
 impl Limiter {
@@ -175,18 +117,9 @@ impl Limiter {
             return Verdict::Go;
         };
         let endpoints = self.endpoints.lock().expect("limiter lock");
-        let Some(state) = endpoints.get(endpoint) else {
-            return Verdict::Go;
-        };
-        if state.slots.available_permits() > 0 {
-            Verdict::Go
-        } else if state.last_sign_of_life.elapsed() >= ANSWERING {
-            Verdict::HoldBack
-        } else if state.answered {
-            Verdict::Go
-        } else {
-            Verdict::Park
-        }
+        endpoints
+            .get(endpoint)
+            .map_or(Verdict::Go, Endpoint::verdict)
     }
 
     /// A slot at `endpoint` for `delivery`, or why it is held back and until when. A circuit that
@@ -225,13 +158,8 @@ impl Limiter {
             }),
             None => {
                 let mut endpoints = self.endpoints.lock().expect("limiter lock");
-                if let Some(circuit) = endpoints.get_mut(endpoint).and_then(|s| s.circuit.as_mut())
-                {
-                    if probe {
-                        circuit.probe_ended();
-                    }
-                    // Released on entry but not sent after all: held with the rest.
-                    circuit.hold_again(released);
+                if let Some(state) = endpoints.get_mut(endpoint) {
+                    state.not_entered(probe, released);
                 }
                 let wait = chrono::Duration::from_std(self.config.busy_hold).unwrap_or_default();
                 Err(HeldBack::Busy(self.clock.now() + wait))
@@ -243,41 +171,10 @@ impl Limiter {
         let now = self.clock.now();
         let pause = chrono::Duration::from_std(self.config.breaker_pause).unwrap_or_default();
         let mut endpoints = self.endpoints.lock().expect("limiter lock");
-        let state = endpoints
+        endpoints
             .entry(endpoint.to_owned())
-            .or_insert_with(|| Endpoint {
-                slots: Arc::new(Semaphore::new(self.config.max_per_endpoint)),
-                last_sign_of_life: Instant::now(),
-                answered: false,
-                consecutive_failures: 0,
-                circuit: None,
-            });
-        let mut probe = false;
-        let mut released = Vec::new();
-        if state
-            .circuit
-            .as_ref()
-            .is_some_and(|c| c.is_older_than(fresh_since))
-        {
-            // The webhook changed (or a person asked for this retry) since the circuit opened.
-            released = state
-                .circuit
-                .take()
-                .map(Circuit::release)
-                .unwrap_or_default();
-            state.consecutive_failures = 0;
-        } else if let Some(circuit) = state.circuit.as_mut() {
-            match circuit.pass(delivery, now, pause) {
-                Pass::Held(until) => return Gate::Held(HeldBack::CircuitOpen(until)),
-                Pass::Probe => probe = true,
-            }
-        }
-        Gate::Slots {
-            slots: state.slots.clone(),
-            probe,
-            answering: state.last_sign_of_life.elapsed() < ANSWERING,
-            released,
-        }
+            .or_insert_with(|| Endpoint::new(self.config.max_per_endpoint))
+            .gate(delivery, fresh_since, now, pause)
     }
 
     /// Releases a slot after its attempt ended `finished`; returns the deliveries held back by a
@@ -285,53 +182,24 @@ impl Limiter {
     pub fn finish(&self, slot: Slot, finished: Finished) -> Vec<Uuid> {
         let now = self.clock.now();
         let config = self.config;
-        let mut released = Vec::new();
+        let pause = chrono::Duration::from_std(config.breaker_pause).unwrap_or_default();
         let mut endpoints = self.endpoints.lock().expect("limiter lock");
         let Some(state) = endpoints.get_mut(&slot.key) else {
-            return released;
+            return Vec::new();
         };
-        let answered = matches!(
-            finished,
-            Finished::Success | Finished::Failure { answered: true }
-        );
-        if answered {
-            state.last_sign_of_life = Instant::now();
-            state.answered = true;
-        }
-        if slot.probe
-            && let Some(circuit) = state.circuit.as_mut()
-        {
-            circuit.probe_ended();
-        }
-        match finished {
-            Finished::Success => {
-                state.consecutive_failures = 0;
-                if let Some(circuit) = state.circuit.take() {
-                    released = circuit.release();
-                }
-            }
-            Finished::Failure { .. } if config.breaker_failures > 0 => {
-                state.consecutive_failures += 1;
-                if slot.probe || state.consecutive_failures >= config.breaker_failures {
-                    let pause =
-                        chrono::Duration::from_std(config.breaker_pause).unwrap_or_default();
-                    match state.circuit.as_mut() {
-                        Some(circuit) => circuit.reopen(now, pause),
-                        None => state.circuit = Some(Circuit::open(now, pause)),
-                    }
-                }
-            }
-            Finished::Failure { .. } | Finished::NotSent => {}
-        }
+        let released = state.finish(slot.probe, finished, now, config.breaker_failures, pause);
         let key = slot.key.clone();
         drop(slot);
         // Forget idle, healthy endpoints so the map does not grow with every URL ever seen (a
         // silent one is remembered: that is what holds its next deliveries back).
+        let answered = matches!(
+            finished,
+            Finished::Success | Finished::Failure { answered: true }
+        );
         if answered
-            && let Some(state) = endpoints.get(&key)
-            && state.slots.available_permits() == config.max_per_endpoint
-            && state.consecutive_failures == 0
-            && state.circuit.is_none()
+            && endpoints
+                .get(&key)
+                .is_some_and(|state| state.is_idle(config.max_per_endpoint))
         {
             endpoints.remove(&key);
         }
