@@ -8,19 +8,23 @@
 //! What a batch of messages names is decoded and sorted by [`crate::intake`] first.
 
 use anyhow::Context;
+use deadpool_postgres::Pool;
 use futures::StreamExt;
 use lapin::options::BasicAckOptions;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
-use webhooks_core::amqp::{self, ConfirmedPublisher};
+use webhooks_core::amqp::{self, ConfirmedPublisher, Topology};
+use webhooks_core::clock::Clock;
+use webhooks_core::server::Readiness;
 
+use crate::bodies::Bodies;
+use crate::config::Config;
 use crate::intake::{self, Parked, Work};
-use crate::metrics::ClaimSource;
+use crate::metrics::{ClaimSource, Metrics};
 use crate::runner::Runner;
 use crate::scheduler::lease_end;
-use crate::{Config, Shared};
 
 /// Most deliveries claimed in one query.
 const CLAIM_CHUNK: usize = 500;
@@ -33,6 +37,24 @@ const PARKED_MOST: usize = 100_000;
 const CARRIED_SLACK: Duration = Duration::from_secs(5);
 /// How long the session waits before trying again while the database is away.
 const DATABASE_AWAY_PAUSE: Duration = Duration::from_millis(500);
+
+/// What the broker session works with, set up once by [`crate::start`].
+#[derive(Clone)]
+pub struct Shared {
+    pub pool: Pool,
+    /// For claims of handed-off deliveries: commits that do not wait for the disk (see
+    /// [`crate::claim::by_ids`]).
+    pub claim_pool: Pool,
+    pub topology: Topology,
+    pub clock: Clock,
+    pub metrics: Metrics,
+    pub readiness: Readiness,
+    pub outbox: Arc<Notify>,
+    /// How long a claim keeps other senders away from a delivery.
+    pub lease: Duration,
+    /// The budget of body bytes in flight (`BODIES_IN_FLIGHT_BYTES`).
+    pub bodies: Bodies,
+}
 
 pub async fn session(
     config: &Config,

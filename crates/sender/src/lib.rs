@@ -45,7 +45,6 @@ pub mod store;
 pub use config::Config;
 
 use anyhow::Context;
-use deadpool_postgres::Pool;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,24 +59,6 @@ use webhooks_core::server::{self, Readiness};
 use crate::limiter::{Limiter, LimiterConfig};
 use crate::metrics::Metrics;
 use crate::retry::RetryPolicy;
-
-/// What the broker session, the scheduler and the recorder share.
-#[derive(Clone)]
-pub struct Shared {
-    pub pool: Pool,
-    /// For claims of handed-off deliveries: commits that do not wait for the disk (see
-    /// [`claim::by_ids`]).
-    pub claim_pool: Pool,
-    pub topology: Topology,
-    pub clock: Clock,
-    pub metrics: Metrics,
-    pub readiness: Readiness,
-    pub outbox: Arc<Notify>,
-    /// How long a claim keeps other senders away from a delivery.
-    pub lease: Duration,
-    /// The budget of body bytes in flight (`BODIES_IN_FLIGHT_BYTES`).
-    pub bodies: bodies::Bodies,
-}
 
 /// A running sender.
 pub struct Service {
@@ -132,7 +113,7 @@ pub async fn start(
         webhooks_core::db::Reads::ByIndex,
     )?;
     let metrics = Metrics::new();
-    let shared = Shared {
+    let shared = consumer::Shared {
         pool: pool.clone(),
         claim_pool,
         topology: Topology::new(&config.common.amqp_prefix, ""),
