@@ -1,11 +1,14 @@
 //! Outcomes written back to deliveries: each attempt made and the state it leaves its delivery
 //! in, deliveries held back without an attempt, and deliveries released by a closed circuit.
 //!
-//! Every statement reaches its deliveries by id (`d.id = ANY($1)`, through the primary key) and
-//! names the unfinished states by what they are not (`NOT IN finished_states!()`): a delivery
-//! cancelled meanwhile (its webhook disabled or deleted) stays cancelled, and the planner cannot
-//! read the rows through the due index, whose condition names the waiting states and which holds
-//! every delivery waiting, a scan whose cost grows with the backlog.
+//! Every statement reaches its deliveries by id (`d.id = ANY($1)`, through the primary key: beside
+//! the join on `unnest` it looks redundant, but it puts the ids on the primary key itself, so the
+//! rows are read by index whatever the planner guesses of the rows `unnest` yields, which it
+//! cannot see in a plan kept for any array) and names the unfinished states by what
+//! they are not (`NOT IN finished_states!()`): a delivery cancelled meanwhile (its webhook disabled
+//! or deleted) stays cancelled, and the planner cannot read the rows through the due index, whose
+//! condition names the waiting states and which holds every delivery waiting, a scan whose cost
+//! grows with the backlog.
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
