@@ -3,15 +3,36 @@
 //! [`webhooks_core::amqp::reconnect_loop`] starts a new one.
 
 use anyhow::Context;
+use deadpool_postgres::Pool;
 use futures::{FutureExt, StreamExt};
 use lapin::options::{BasicCancelOptions, BasicNackOptions};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-use webhooks_core::amqp::{self, ConfirmedPublisher};
+use webhooks_core::amqp::{self, ConfirmedPublisher, Topology};
+use webhooks_core::clock::Clock;
+use webhooks_core::server::Readiness;
 
+use crate::config::Config;
 use crate::fanout::{Fanout, Sent};
+use crate::index::WebhookIndex;
+use crate::metrics::Metrics;
 use crate::prefetch::Prefetch;
+
+/// What every broker session of the process is given, one session after another (a new one
+/// after each reconnection).
+#[derive(Clone)]
+pub struct Shared {
+    pub pool: Pool,
+    /// For the record of a batch: commits that do not wait for the disk (the ack does).
+    pub record_pool: Pool,
+    pub index: WebhookIndex,
+    pub topology: Topology,
+    pub clock: Clock,
+    pub metrics: Metrics,
+    /// Told whether the broker is up; shared with `/readyz`.
+    pub readiness: Readiness,
+}
 
 /// What the preparing stage hands to the finishing stage.
 enum Stage {
@@ -19,7 +40,6 @@ enum Stage {
     /// Answered once every batch before it has finished.
     Flushed(oneshot::Sender<()>),
 }
-use crate::{Config, Shared};
 
 /// One connection's life: returns Ok on shutdown, Err when the broker connection fails.
 pub async fn session(

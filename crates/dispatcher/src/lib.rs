@@ -21,7 +21,6 @@ pub mod prefetch;
 pub use config::Config;
 
 use anyhow::Context;
-use deadpool_postgres::Pool;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -32,21 +31,9 @@ use webhooks_core::destination::Destinations;
 use webhooks_core::secret::Secret;
 use webhooks_core::server::{self, Readiness};
 
+use crate::consumer::Shared;
 use crate::index::WebhookIndex;
 use crate::metrics::Metrics;
-
-/// What the broker session and the API share.
-#[derive(Clone)]
-pub struct Shared {
-    pub pool: Pool,
-    /// For the record of a batch: commits that do not wait for the disk (the ack does).
-    pub record_pool: Pool,
-    pub index: WebhookIndex,
-    pub topology: Topology,
-    pub clock: Clock,
-    pub metrics: Metrics,
-    pub readiness: Readiness,
-}
 
 /// A running dispatcher.
 pub struct Service {

@@ -9,9 +9,10 @@ use std::collections::HashMap;
 use uuid::Uuid;
 use webhooks_core::retrying_state;
 
+use super::error::ApiError;
+use super::state::Api;
 use super::views::{ATTEMPT_COLUMNS, AttemptView, DELIVERY_COLUMNS, DeliveryView};
 use super::webhooks::{id, project};
-use super::{Api, ApiError};
 
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 200;

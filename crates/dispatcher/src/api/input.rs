@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use webhooks_core::destination::Destinations;
 use webhooks_core::event::EventName;
 
-use super::ApiError;
+use super::error::ApiError;
 
 const MAX_TITLE: usize = 255;
 const MAX_URL: usize = 2048;

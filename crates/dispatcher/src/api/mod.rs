@@ -6,10 +6,18 @@
 //! A request holds at most one pooled database connection at a time, so requests never wait for
 //! each other's connections: with every connection busy a request queues for one for at most
 //! [`POOL_WAIT`], then gets 503 with `Retry-After` (see [`ApiError::busy`]), having done nothing.
+//!
+//! # Layout
+//! - this file: the routes, the token check and the request counter.
+//! - [`state`]: what every handler is given ([`Api`]), and its one database connection.
+//! - [`webhooks`], [`deliveries`]: the handlers.
+//! - [`input`]: request bodies parsed into validated fields; [`views`]: what the API answers.
+//! - [`error`]: the error answers.
 
 mod deliveries;
 mod error;
 pub mod input;
+mod state;
 mod views;
 mod webhooks;
 
@@ -19,44 +27,13 @@ use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use deadpool_postgres::Pool;
-use std::sync::Arc;
-use webhooks_core::clock::Clock;
-use webhooks_core::destination::Destinations;
-use webhooks_core::secret::Secret;
 
-use crate::index::WebhookIndex;
-use crate::metrics::{Metrics, StatusClass};
+use crate::metrics::StatusClass;
 pub use error::ApiError;
+pub use state::{Api, POOL_WAIT};
 
 /// Largest request body the API reads.
 const MAX_BODY_BYTES: usize = 64 * 1024;
-
-/// Longest a request queues for a pooled database connection before it is answered 503.
-pub const POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// What every handler needs.
-#[derive(Clone)]
-pub struct Api {
-    pub pool: Pool,
-    pub index: WebhookIndex,
-    pub clock: Clock,
-    pub destinations: Destinations,
-    pub token: Arc<Secret>,
-    pub metrics: Metrics,
-}
-
-impl Api {
-    /// A pooled connection, queueing for one for at most [`POOL_WAIT`] (then [`ApiError::busy`]).
-    /// A handler takes one and no other: it never asks the pool again while holding it.
-    async fn client(&self) -> Result<deadpool_postgres::Client, ApiError> {
-        let timeouts = deadpool_postgres::Timeouts {
-            wait: Some(POOL_WAIT),
-            ..self.pool.timeouts()
-        };
-        Ok(self.pool.timeout_get(&timeouts).await?)
-    }
-}
 
 pub fn router(api: Api) -> Router {
     let routes = Router::new()

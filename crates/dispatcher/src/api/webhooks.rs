@@ -9,9 +9,10 @@ use uuid::Uuid;
 use webhooks_core::event::ProjectCode;
 use webhooks_core::{cancelled_state, waiting_states};
 
+use super::error::ApiError;
 use super::input::WebhookInput;
+use super::state::Api;
 use super::views::{WEBHOOK_COLUMNS, WebhookView};
-use super::{Api, ApiError};
 
 /// A project code from the path; an impossible one is simply not found.
 pub fn project(code: String) -> Result<ProjectCode, ApiError> {
