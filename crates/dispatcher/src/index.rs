@@ -17,6 +17,8 @@ use uuid::Uuid;
 use webhooks_core::db::StoreError;
 use webhooks_core::event::EventName;
 
+use crate::store::webhooks::{self as store, Subscription};
+
 #[derive(Default)]
 struct Inner {
     by_key: HashMap<(String, EventName), Vec<Uuid>>,
@@ -27,13 +29,6 @@ struct Inner {
 #[derive(Clone, Default)]
 pub struct WebhookIndex {
     inner: Arc<RwLock<Inner>>,
-}
-
-/// A webhook as the index sees it.
-pub struct Entry {
-    pub id: Uuid,
-    pub project_code: String,
-    pub events: Vec<EventName>,
 }
 
 impl WebhookIndex {
@@ -57,7 +52,7 @@ impl WebhookIndex {
     }
 
     /// Replaces the whole index.
-    pub fn replace_all(&self, entries: Vec<Entry>) {
+    pub fn replace_all(&self, entries: Vec<Subscription>) {
         let mut fresh = Inner::default();
         for entry in entries {
             insert(&mut fresh, entry);
@@ -66,7 +61,7 @@ impl WebhookIndex {
     }
 
     /// Applies the current state of `ids`: present entries are (re)inserted, the others removed.
-    pub fn apply(&self, ids: &[Uuid], present: Vec<Entry>) {
+    pub fn apply(&self, ids: &[Uuid], present: Vec<Subscription>) {
         let mut inner = self.inner.write().expect("index lock");
         for id in ids {
             remove(&mut inner, *id);
@@ -78,13 +73,7 @@ impl WebhookIndex {
 
     /// Loads every enabled webhook, on a connection the caller holds.
     pub async fn load_all(&self, client: &tokio_postgres::Client) -> Result<(), StoreError> {
-        let rows = client
-            .query(
-                "SELECT id, project_code, events FROM webhooks WHERE enabled AND deleted_at IS NULL",
-                &[],
-            )
-            .await?;
-        self.replace_all(rows.iter().map(entry_from_row).collect());
+        self.replace_all(store::subscriptions(client).await?);
         Ok(())
     }
 
@@ -95,29 +84,12 @@ impl WebhookIndex {
         client: &tokio_postgres::Client,
         ids: &[Uuid],
     ) -> Result<(), StoreError> {
-        let rows = client
-            .query(
-                "SELECT id, project_code, events FROM webhooks
-                 WHERE id = ANY($1) AND enabled AND deleted_at IS NULL",
-                &[&ids],
-            )
-            .await?;
-        self.apply(ids, rows.iter().map(entry_from_row).collect());
+        self.apply(ids, store::subscriptions_among(client, ids).await?);
         Ok(())
     }
 }
 
-fn entry_from_row(row: &tokio_postgres::Row) -> Entry {
-    let events: Vec<String> = row.get(2);
-    Entry {
-        id: row.get(0),
-        project_code: row.get(1),
-        // Names were validated on the way in; an unknown one (from a newer version) matches nothing.
-        events: events.iter().filter_map(|name| name.parse().ok()).collect(),
-    }
-}
-
-fn insert(inner: &mut Inner, entry: Entry) {
+fn insert(inner: &mut Inner, entry: Subscription) {
     for event in &entry.events {
         inner
             .by_key
@@ -196,7 +168,7 @@ async fn listen_session(
         }
         Ok(())
     });
-    client.batch_execute("LISTEN webhooks_changed").await?;
+    store::listen(&client).await?;
     // Listening before loading: no change can fall between the two.
     index.load_all(&client).await?;
     gauge.set(index.len() as i64);
@@ -234,8 +206,8 @@ async fn listen_session(
 mod tests {
     use super::*;
 
-    fn entry(id: Uuid, project: &str, events: &[EventName]) -> Entry {
-        Entry {
+    fn entry(id: Uuid, project: &str, events: &[EventName]) -> Subscription {
+        Subscription {
             id,
             project_code: project.into(),
             events: events.to_vec(),

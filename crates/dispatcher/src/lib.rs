@@ -8,6 +8,7 @@
 //! - [`prefetch`]: the prefetch from `EVENTS_IN_FLIGHT_BYTES` and the sizes of the events seen.
 //! - [`index`]: the in-memory index of enabled webhooks by (project, event), kept fresh by LISTEN/NOTIFY.
 //! - [`api`]: the management API under `/api/v1`.
+//! - [`store`]: every SQL statement, used by `fanout`, `index` and `api`; it uses none of them.
 //! - [`metrics`]: every metric the dispatcher exports.
 
 pub mod api;
@@ -17,6 +18,7 @@ pub mod fanout;
 pub mod index;
 pub mod metrics;
 pub mod prefetch;
+pub mod store;
 
 pub use config::Config;
 

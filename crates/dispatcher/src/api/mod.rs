@@ -10,7 +10,7 @@
 //! # Layout
 //! - this file: the routes, the token check and the request counter.
 //! - [`state`]: what every handler is given ([`Api`]), and its one database connection.
-//! - [`webhooks`], [`deliveries`]: the handlers.
+//! - [`webhooks`], [`deliveries`]: the handlers; their SQL is in [`crate::store`].
 //! - [`input`]: request bodies parsed into validated fields; [`views`]: what the API answers.
 //! - [`error`]: the error answers.
 

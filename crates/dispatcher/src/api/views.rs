@@ -2,14 +2,12 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tokio_postgres::Row;
 use uuid::Uuid;
 use webhooks_core::delivery::DeliveryState;
 use webhooks_core::messages::rfc3339;
 
-/// Columns read for a [`WebhookView`], in this order.
-pub const WEBHOOK_COLUMNS: &str = "id, project_code, title, url, secret IS NOT NULL, events, enabled, created_by, \
-     created_at, updated_at, failing_since, failed_attempts, last_error, disabled_at, disabled_reason";
+use crate::store::deliveries::{AttemptRow, DeliveryRow};
+use crate::store::webhooks::WebhookRow;
 
 #[derive(Serialize)]
 pub struct WebhookView {
@@ -34,33 +32,27 @@ fn time(at: Option<DateTime<Utc>>) -> Option<String> {
     at.as_ref().map(rfc3339::format)
 }
 
-impl From<&Row> for WebhookView {
-    fn from(row: &Row) -> Self {
+impl From<WebhookRow> for WebhookView {
+    fn from(row: WebhookRow) -> Self {
         Self {
-            id: row.get(0),
-            project_code: row.get(1),
-            title: row.get(2),
-            url: row.get(3),
-            has_secret: row.get(4),
-            events: row.get(5),
-            enabled: row.get(6),
-            created_by: row.get(7),
-            created_at: rfc3339::format(&row.get(8)),
-            updated_at: rfc3339::format(&row.get(9)),
-            failing_since: time(row.get(10)),
-            failed_attempts: row.get(11),
-            last_error: row.get(12),
-            disabled_at: time(row.get(13)),
-            disabled_reason: row.get(14),
+            id: row.id,
+            project_code: row.project_code,
+            title: row.title,
+            url: row.url,
+            has_secret: row.has_secret,
+            events: row.events,
+            enabled: row.enabled,
+            created_by: row.created_by,
+            created_at: rfc3339::format(&row.created_at),
+            updated_at: rfc3339::format(&row.updated_at),
+            failing_since: time(row.failing_since),
+            failed_attempts: row.failed_attempts,
+            last_error: row.last_error,
+            disabled_at: time(row.disabled_at),
+            disabled_reason: row.disabled_reason,
         }
     }
 }
-
-/// Columns read for a [`DeliveryView`], in this order (table alias `d`). While an attempt is in
-/// flight the next one cannot start before its lease ends.
-pub const DELIVERY_COLUMNS: &str =
-    "d.id, d.event_id, d.event_name, d.webhook_id, d.state, d.created_at,
-     GREATEST(d.next_attempt_at, d.leased_until)";
 
 #[derive(Serialize)]
 pub struct DeliveryView {
@@ -74,27 +66,29 @@ pub struct DeliveryView {
     pub attempts: Vec<AttemptView>,
 }
 
-impl From<&Row> for DeliveryView {
-    fn from(row: &Row) -> Self {
-        let state: String = row.get(4);
-        let finished = state
+impl From<DeliveryRow> for DeliveryView {
+    fn from(row: DeliveryRow) -> Self {
+        // A finished delivery is attempted no more (but by a manual retry).
+        let finished = row
+            .state
             .parse::<DeliveryState>()
             .is_ok_and(DeliveryState::is_finished);
         Self {
-            id: row.get(0),
-            event_id: row.get(1),
-            event_name: row.get(2),
-            webhook_id: row.get(3),
-            created_at: rfc3339::format(&row.get(5)),
-            next_attempt_at: if finished { None } else { time(row.get(6)) },
-            state,
+            id: row.id,
+            event_id: row.event_id,
+            event_name: row.event_name,
+            webhook_id: row.webhook_id,
+            created_at: rfc3339::format(&row.created_at),
+            next_attempt_at: if finished {
+                None
+            } else {
+                time(row.next_attempt_at)
+            },
+            state: row.state,
             attempts: Vec::new(),
         }
     }
 }
-
-/// Columns read for an [`AttemptView`], after the delivery id.
-pub const ATTEMPT_COLUMNS: &str = "delivery_id, at, success, status_code, error, duration_ms";
 
 #[derive(Serialize)]
 pub struct AttemptView {
@@ -105,14 +99,14 @@ pub struct AttemptView {
     duration_ms: i32,
 }
 
-impl From<&Row> for AttemptView {
-    fn from(row: &Row) -> Self {
+impl From<AttemptRow> for AttemptView {
+    fn from(row: AttemptRow) -> Self {
         Self {
-            at: rfc3339::format(&row.get(1)),
-            success: row.get(2),
-            status_code: row.get(3),
-            error: row.get(4),
-            duration_ms: row.get(5),
+            at: rfc3339::format(&row.at),
+            success: row.success,
+            status_code: row.status_code,
+            error: row.error,
+            duration_ms: row.duration_ms,
         }
     }
 }

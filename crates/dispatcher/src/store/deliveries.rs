@@ -1,0 +1,179 @@
+//! The `deliveries` and `attempts` tables as the API sees them: a webhook's recent deliveries with
+//! their attempts, the manual retry of one delivery, and the cancellation of a webhook's waiting
+//! deliveries when it is disabled or deleted.
+//!
+//! The senders write these rows (leases, outcomes, retries); new ones are recorded by the
+//! fan-out.
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::{Client, Row, Transaction};
+use uuid::Uuid;
+use webhooks_core::db::StoreError;
+use webhooks_core::event::ProjectCode;
+use webhooks_core::{cancelled_state, retrying_state, waiting_states};
+
+/// The columns of a [`DeliveryRow`], in the order [`DeliveryRow::from_row`] reads them (table
+/// alias `d`). While an attempt is in flight the next one cannot start before its lease ends,
+/// hence the later of the two times.
+const DELIVERY_COLUMNS: &str =
+    "d.id, d.event_id, d.event_name, d.webhook_id, d.state, d.created_at,
+     GREATEST(d.next_attempt_at, d.leased_until)";
+
+/// A delivery as the API shows it.
+#[derive(Debug)]
+pub struct DeliveryRow {
+    pub id: Uuid,
+    pub event_id: String,
+    pub event_name: String,
+    pub webhook_id: Uuid,
+    /// As stored, one of [`webhooks_core::delivery::DeliveryState`].
+    pub state: String,
+    pub created_at: DateTime<Utc>,
+    /// When it may be attempted next: the later of its due time and its lease.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+impl DeliveryRow {
+    fn from_row(row: &Row) -> Self {
+        Self {
+            id: row.get(0),
+            event_id: row.get(1),
+            event_name: row.get(2),
+            webhook_id: row.get(3),
+            state: row.get(4),
+            created_at: row.get(5),
+            next_attempt_at: row.get(6),
+        }
+    }
+}
+
+/// One attempt of a delivery.
+#[derive(Debug)]
+pub struct AttemptRow {
+    pub delivery_id: Uuid,
+    pub at: DateTime<Utc>,
+    pub success: bool,
+    pub status_code: Option<i32>,
+    pub error: Option<String>,
+    pub duration_ms: i32,
+}
+
+/// The newest `limit` deliveries of a webhook, newest first. Through `deliveries_by_webhook
+/// (webhook_id, created_at DESC)`, read in its order and stopped at the limit; the id (a UUIDv7,
+/// so in creation order too) makes the order total among deliveries created at the same moment.
+pub async fn recent(
+    client: &Client,
+    webhook: Uuid,
+    limit: i64,
+) -> Result<Vec<DeliveryRow>, StoreError> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {DELIVERY_COLUMNS} FROM deliveries d WHERE d.webhook_id = $1
+                 ORDER BY d.created_at DESC, d.id DESC LIMIT $2"
+            ),
+            &[&webhook, &limit],
+        )
+        .await?;
+    Ok(rows.iter().map(DeliveryRow::from_row).collect())
+}
+
+/// The attempts of `deliveries`, oldest first, through `attempts_by_delivery (delivery_id, at)`.
+pub async fn attempts(client: &Client, deliveries: &[Uuid]) -> Result<Vec<AttemptRow>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT delivery_id, at, success, status_code, error, duration_ms
+             FROM attempts WHERE delivery_id = ANY($1) ORDER BY at",
+            &[&deliveries],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| AttemptRow {
+            delivery_id: row.get(0),
+            at: row.get(1),
+            success: row.get(2),
+            status_code: row.get(3),
+            error: row.get(4),
+            duration_ms: row.get(5),
+        })
+        .collect())
+}
+
+/// What a manual retry must know of a delivery before it asks for one.
+#[derive(Debug)]
+pub struct RetryTarget {
+    /// Whether its webhook is enabled.
+    pub webhook_enabled: bool,
+    /// Whether a sender holds it under a lease running at the time asked about; `None` when it
+    /// has no lease.
+    pub leased: Option<bool>,
+}
+
+/// A delivery of a project's webhook that is not deleted, by primary key: a delivery has no
+/// project of its own, so its webhook's (also by primary key) says whether it is this project's.
+pub async fn retry_target(
+    client: &Client,
+    project: &ProjectCode,
+    delivery: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Option<RetryTarget>, StoreError> {
+    let row = client
+        .query_opt(
+            "SELECT w.enabled, d.leased_until > $3 FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+             WHERE d.id = $1 AND w.project_code = $2 AND w.deleted_at IS NULL",
+            &[&delivery, &project.as_str(), &now],
+        )
+        .await?;
+    Ok(row.map(|row| RetryTarget {
+        webhook_enabled: row.get(0),
+        leased: row.get(1),
+    }))
+}
+
+/// Makes a delivery due at `now`, whatever its state, with a fresh give-up window (no first
+/// attempt yet). Being `retrying` with a due time puts it back in the `deliveries_due` index,
+/// where the senders' scheduler finds it.
+pub async fn retry(
+    client: &Client,
+    delivery: Uuid,
+    now: DateTime<Utc>,
+) -> Result<DeliveryRow, StoreError> {
+    let row = client
+        .query_one(
+            &format!(
+                concat!(
+                    "UPDATE deliveries d SET state = ",
+                    retrying_state!(),
+                    ", next_attempt_at = $2,
+                        leased_until = NULL, first_attempt_at = NULL
+                     WHERE d.id = $1 RETURNING {columns}"
+                ),
+                columns = DELIVERY_COLUMNS
+            ),
+            &[&delivery, &now],
+        )
+        .await?;
+    Ok(DeliveryRow::from_row(&row))
+}
+
+/// Cancels every delivery of `webhook` still waiting for an attempt, in the transaction that
+/// disables or deletes it. Found through `deliveries_by_webhook`; cancelled rows leave the
+/// `deliveries_due` index (whose condition is the waiting states), so no scheduler sees them
+/// again, and a sender's outcome for one attempted right now leaves it cancelled (its outcome
+/// writes skip finished deliveries).
+pub async fn cancel_waiting(tx: &Transaction<'_>, webhook: Uuid) -> Result<(), StoreError> {
+    tx.execute(
+        concat!(
+            "UPDATE deliveries SET state = ",
+            cancelled_state!(),
+            ", next_attempt_at = NULL,
+                leased_until = NULL
+             WHERE webhook_id = $1 AND state IN ",
+            waiting_states!()
+        ),
+        &[&webhook],
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,15 @@
+//! Every SQL statement of the dispatcher, each beside a comment on what it relies on: the index it
+//! is planned through, why a predicate that looks redundant is there, what it locks.
+//!
+//! Functions take a client or a transaction (the caller decides which connection, and when to
+//! commit), typed arguments, and return typed rows; nothing above this module writes SQL.
+//! Delivery states are spelt through the macros of [`webhooks_core::delivery`]. The tables,
+//! their indexes and their storage settings are defined by the migrations in `webhooks_core::db`.
+//!
+//! # Layout
+//! - [`webhooks`]: the webhooks the matching index loads, and the API's webhook statements.
+//! - [`deliveries`]: a webhook's recent deliveries and their attempts, the manual retry, and the
+//!   cancellation of waiting deliveries.
+
+pub mod deliveries;
+pub mod webhooks;
