@@ -4,7 +4,7 @@
 //! # Layout
 //! - [`config`]: flags and environment.
 //! - [`consumer`]: the broker session: topology, batched consumption, reconnection.
-//! - [`fanout`]: a batch of events → dead letters, recorded deliveries, one confirmed hand-off, ack.
+//! - [`fanout`]: a batch of events → dead letters, recorded deliveries, confirmed hand-offs, ack.
 //! - [`prefetch`]: the prefetch from `EVENTS_IN_FLIGHT_BYTES` and the sizes of the events seen.
 //! - [`index`]: the in-memory index of enabled webhooks by (project, event), kept fresh by LISTEN/NOTIFY.
 //! - [`api`]: the management API under `/api/v1`.

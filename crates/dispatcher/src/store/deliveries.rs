@@ -2,8 +2,8 @@
 //! their attempts, the manual retry of one delivery, and the cancellation of a webhook's waiting
 //! deliveries when it is disabled or deleted.
 //!
-//! The senders write these rows (leases, outcomes, retries); new ones are recorded by the
-//! fan-out.
+//! The senders write these rows (leases, outcomes, retries); the record of new ones is in
+//! [`super::record`].
 
 use chrono::{DateTime, Utc};
 use tokio_postgres::{Client, Row, Transaction};

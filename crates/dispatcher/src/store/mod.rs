@@ -7,9 +7,12 @@
 //! their indexes and their storage settings are defined by the migrations in `webhooks_core::db`.
 //!
 //! # Layout
+//! - [`record`]: the record of a batch (events and their deliveries in one statement), and the
+//!   waiting deliveries of redelivered events.
 //! - [`webhooks`]: the webhooks the matching index loads, and the API's webhook statements.
 //! - [`deliveries`]: a webhook's recent deliveries and their attempts, the manual retry, and the
 //!   cancellation of waiting deliveries.
 
 pub mod deliveries;
+pub mod record;
 pub mod webhooks;
