@@ -175,3 +175,6 @@ fn carried(
     flush(&mut events);
     messages
 }
+
+#[cfg(test)]
+mod tests;
