@@ -6,7 +6,8 @@
 //! the dispatcher's hand-off, names deliveries the database already holds (see [`transient_json`]).
 //!
 //! - [`topology`]: the names, and declaring queues and exchanges.
-//! - [`connection`]: connecting, closing, and the reconnect loop every broker session runs in.
+//! - [`connection`]: connecting (TLS included), closing, and the reconnect loop every broker
+//!   session runs in.
 //! - [`mod@consume`]: consumers and their prefetch.
 //! - [`properties`]: message properties and headers.
 //! - [`testing`]: removing a throwaway installation (tests and the benchmark).
@@ -20,7 +21,9 @@ mod publisher;
 pub mod testing;
 pub mod topology;
 
-pub use connection::{FRAME_MAX, broker_uri, close, close_connection, connect, reconnect_loop};
+pub use connection::{
+    Broker, FRAME_MAX, broker_uri, close, close_connection, connect, reconnect_loop,
+};
 pub use consume::{EVENTS_PREFETCH, consume, consume_on, received};
 pub use properties::{header_string, persistent_json, transient_json, with_header};
 pub use publisher::{ConfirmedPublisher, Confirms, Outgoing};

@@ -31,6 +31,17 @@ pub struct Common {
     )]
     pub database_url: ConnectionUrl,
 
+    /// PEM file of the certificate authorities the database's certificate must come from (with
+    /// `sslmode=verify-ca` or `verify-full` in DATABASE_URL; it makes `require` check the chain
+    /// too). Wins over `sslrootcert` in the URL. Without either, the system's authorities.
+    #[arg(long, env = "DATABASE_CA_FILE")]
+    pub database_ca_file: Option<std::path::PathBuf>,
+
+    /// PEM file of certificate authorities the broker's certificate may come from, besides the
+    /// system's (AMQP_URL `amqps://`).
+    #[arg(long, env = "AMQP_CA_FILE")]
+    pub amqp_ca_file: Option<std::path::PathBuf>,
+
     /// Prefix for every queue and exchange name this service declares, except EVENTS_EXCHANGE
     /// (lets several isolated installations share one vhost; empty in production).
     #[arg(long, env = "AMQP_PREFIX", default_value = "")]

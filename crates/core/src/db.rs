@@ -1,11 +1,19 @@
-//! PostgreSQL: the pool, creating the database when it is missing, and the embedded migrations.
+//! PostgreSQL: where it is and how to reach it (TLS included), the pools, creating the database
+//! when it is missing, and the embedded migrations.
+//!
+//! Nothing connects until it is used: [`Database::new`] only reads the settings, and a pool opens
+//! its connections on demand. A service builds its pools at once and runs [`Database::set_up`]
+//! (retried until the server answers) before anything else uses them.
 //!
 //! Migrations run under an advisory lock in one transaction, so several instances starting at once
 //! apply each migration exactly once.
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::path::Path;
 use std::time::Duration;
-use tokio_postgres::NoTls;
+use tokio_postgres::Socket;
+
+use crate::tls::{MakeRustls, RustlsStream, TlsError};
 
 /// Migrations in order; the version is the position plus one.
 const MIGRATIONS: &[&str] = &[
@@ -29,6 +37,8 @@ pub enum StoreError {
     Pool(#[from] deadpool_postgres::PoolError),
     #[error("database pool set-up: {0}")]
     Build(#[from] deadpool_postgres::BuildError),
+    #[error("database TLS: {0}")]
+    Tls(#[from] TlsError),
 }
 
 impl StoreError {
@@ -57,23 +67,134 @@ pub enum Reads {
     ByIndex,
 }
 
-/// Creates the database if needed, migrates it and returns a pool of at most `size` connections.
+/// The database named by `DATABASE_URL`, with its TLS settings: `sslmode` and `sslrootcert` in the
+/// URL (see [`crate::tls`]) and `ca_file` (`DATABASE_CA_FILE`, which wins over `sslrootcert`).
+#[derive(Clone)]
+pub struct Database {
+    config: tokio_postgres::Config,
+    tls: MakeRustls,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // tokio-postgres's `Config` hides the password in its own `Debug`.
+        f.debug_struct("Database")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Database {
+    /// Reads the settings (and the CA file); connects to nothing.
+    pub fn new(url: &str, ca_file: Option<&Path>) -> Result<Self, StoreError> {
+        let split = crate::tls::split_url(url)?;
+        let mut config: tokio_postgres::Config = split.url.parse().map_err(StoreError::Url)?;
+        let mode = split.mode.unwrap_or_default();
+        config.ssl_mode(mode.negotiation());
+        let ca_file = ca_file.or(split.root_cert.as_deref());
+        let tls = MakeRustls::new(crate::tls::client_config(mode, ca_file)?);
+        Ok(Self { config, tls })
+    }
+
+    /// A pool of at most `size` connections; see [`Reads`].
+    pub fn pool(&self, size: usize, reads: Reads) -> Result<Pool, StoreError> {
+        self.pool_of(session(self.config.clone(), reads, false), size)
+    }
+
+    /// A pool whose commits return as soon as they are written, before they reach the disk
+    /// (`synchronous_commit=off`). For writes that a delivery waits for but whose loss in a
+    /// database crash costs at most a repeated attempt: what must survive a crash is made durable
+    /// by a [`flush`] before anything depends on it (an event is acked only after one). A crash of
+    /// the client loses nothing: only the server's own crash can drop the last fraction of a
+    /// second of such commits.
+    pub fn unflushed_pool(&self, size: usize, reads: Reads) -> Result<Pool, StoreError> {
+        self.pool_of(session(self.config.clone(), reads, true), size)
+    }
+
+    fn pool_of(&self, config: tokio_postgres::Config, size: usize) -> Result<Pool, StoreError> {
+        let manager = Manager::from_config(
+            config,
+            self.tls.clone(),
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        Ok(Pool::builder(manager)
+            .max_size(size)
+            .wait_timeout(Some(Duration::from_secs(10)))
+            .create_timeout(Some(Duration::from_secs(5)))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()?)
+    }
+
+    /// Creates the database if it is missing and migrates it, through `pool` (one of this
+    /// database's). Fails while the server is away; the caller tries again.
+    pub async fn set_up(&self, pool: &Pool) -> Result<(), StoreError> {
+        self.create_if_missing().await?;
+        migrate(pool).await
+    }
+
+    /// One connection outside any pool (for LISTEN), with its driver to spawn.
+    pub async fn connect(
+        &self,
+    ) -> Result<
+        (
+            tokio_postgres::Client,
+            tokio_postgres::Connection<Socket, RustlsStream<Socket>>,
+        ),
+        StoreError,
+    > {
+        Ok(self.config.connect(self.tls.clone()).await?)
+    }
+
+    async fn create_if_missing(&self) -> Result<(), StoreError> {
+        let Some(name) = self.config.get_dbname().map(str::to_owned) else {
+            return Ok(());
+        };
+        let mut admin = self.config.clone();
+        admin.dbname("postgres");
+        admin.connect_timeout(Duration::from_secs(5));
+        let (client, connection) = admin.connect(self.tls.clone()).await?;
+        let driver = tokio::spawn(connection);
+        let exists = client
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+            .await?
+            .is_some();
+        if !exists {
+            let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+            if let Err(e) = client
+                .batch_execute(&format!("CREATE DATABASE {quoted}"))
+                .await
+            {
+                use tokio_postgres::error::SqlState;
+                // Another instance created it between our check and our CREATE.
+                let raced = e.code() == Some(&SqlState::DUPLICATE_DATABASE)
+                    || e.code() == Some(&SqlState::UNIQUE_VIOLATION);
+                if !raced {
+                    return Err(e.into());
+                }
+            } else {
+                tracing::info!(database = %name, "created database");
+            }
+        }
+        drop(client);
+        let _ = driver.await;
+        Ok(())
+    }
+}
+
+/// Creates the database if needed, migrates it and returns a pool of at most `size` connections:
+/// [`Database::new`] without a CA file, [`Database::pool`] and [`Database::set_up`] at once.
 pub async fn connect(url: &str, size: usize, reads: Reads) -> Result<Pool, StoreError> {
-    let config = session(url, reads, false)?;
-    create_database_if_missing(&config).await?;
-    let pool = pool(config, size)?;
-    migrate(&pool).await?;
+    let database = Database::new(url, None)?;
+    let pool = database.pool(size, reads)?;
+    database.set_up(&pool).await?;
     Ok(pool)
 }
 
-/// A pool onto a database that [`connect`] has already set up, whose commits return as soon as
-/// they are written, before they reach the disk (`synchronous_commit=off`). For writes that a
-/// delivery waits for but whose loss in a database crash costs at most a repeated attempt: what
-/// must survive a crash is made durable by a [`flush`] before anything depends on it (an event is
-/// acked only after one). A crash of the client loses nothing: only the server's own crash can
-/// drop the last fraction of a second of such commits.
+/// [`Database::unflushed_pool`] onto a database that [`connect`] has already set up.
 pub fn connect_unflushed(url: &str, size: usize, reads: Reads) -> Result<Pool, StoreError> {
-    pool(session(url, reads, true)?, size)
+    Database::new(url, None)?.unflushed_pool(size, reads)
 }
 
 /// Returns once everything committed before it, on any connection and however committed, is on
@@ -97,8 +218,11 @@ pub async fn flush(pool: &Pool) -> Result<(), StoreError> {
 }
 
 /// The connection settings of a pool's sessions.
-fn session(url: &str, reads: Reads, unflushed: bool) -> Result<tokio_postgres::Config, StoreError> {
-    let mut config: tokio_postgres::Config = url.parse().map_err(StoreError::Url)?;
+fn session(
+    mut config: tokio_postgres::Config,
+    reads: Reads,
+    unflushed: bool,
+) -> tokio_postgres::Config {
     let mut options: Vec<&str> = config.get_options().into_iter().collect();
     if reads == Reads::ByIndex {
         options.push("-c enable_seqscan=off");
@@ -110,58 +234,7 @@ fn session(url: &str, reads: Reads, unflushed: bool) -> Result<tokio_postgres::C
     if !options.is_empty() {
         config.options(options);
     }
-    Ok(config)
-}
-
-fn pool(config: tokio_postgres::Config, size: usize) -> Result<Pool, StoreError> {
-    let manager = Manager::from_config(
-        config,
-        NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
-    Ok(Pool::builder(manager)
-        .max_size(size)
-        .wait_timeout(Some(Duration::from_secs(10)))
-        .create_timeout(Some(Duration::from_secs(5)))
-        .runtime(deadpool_postgres::Runtime::Tokio1)
-        .build()?)
-}
-
-async fn create_database_if_missing(config: &tokio_postgres::Config) -> Result<(), StoreError> {
-    let Some(name) = config.get_dbname().map(str::to_owned) else {
-        return Ok(());
-    };
-    let mut admin = config.clone();
-    admin.dbname("postgres");
-    admin.connect_timeout(Duration::from_secs(5));
-    let (client, connection) = admin.connect(NoTls).await?;
-    let driver = tokio::spawn(connection);
-    let exists = client
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
-        .await?
-        .is_some();
-    if !exists {
-        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
-        if let Err(e) = client
-            .batch_execute(&format!("CREATE DATABASE {quoted}"))
-            .await
-        {
-            use tokio_postgres::error::SqlState;
-            // Another instance created it between our check and our CREATE.
-            let raced = e.code() == Some(&SqlState::DUPLICATE_DATABASE)
-                || e.code() == Some(&SqlState::UNIQUE_VIOLATION);
-            if !raced {
-                return Err(e.into());
-            }
-        } else {
-            tracing::info!(database = %name, "created database");
-        }
-    }
-    drop(client);
-    let _ = driver.await;
-    Ok(())
+    config
 }
 
 async fn migrate(pool: &Pool) -> Result<(), StoreError> {

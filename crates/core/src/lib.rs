@@ -10,7 +10,9 @@
 //! - [`config`]: configuration both services share (broker, database, logging).
 //! - [`destination`]: which addresses deliveries may reach (SSRF guard, `ALLOWED_TARGETS`).
 //! - [`delivery`]: a delivery's states and their SQL spelling.
-//! - [`db`]: the PostgreSQL pool, database creation and embedded migrations.
+//! - [`db`]: the PostgreSQL pools, database creation and embedded migrations.
+//! - [`tls`]: TLS to PostgreSQL with libpq's `sslmode` meanings.
+//! - [`reconnect`]: backoff with jitter between attempts to reach a backend; error causes for logs.
 //! - [`amqp`]: broker connection, topology and confirmed publishing.
 //! - [`messages`]: versioned bodies of the queues between our services and to the e-mail service.
 //! - [`labels`]: counters split by a label whose values are an enum.
@@ -30,8 +32,10 @@ pub mod event;
 pub mod labels;
 pub mod memory;
 pub mod messages;
+pub mod reconnect;
 pub mod secret;
 pub mod server;
 pub mod shutdown;
 pub mod signing;
 pub mod telemetry;
+pub mod tls;

@@ -1,28 +1,78 @@
-//! Connecting to the broker, closing without hanging, and the loop every broker session runs in.
+//! Connecting to the broker (over TLS for `amqps://`), closing without hanging, and the loop every
+//! broker session runs in.
 
 use lapin::options::BasicCancelOptions;
+use lapin::tcp::OwnedTLSConfig;
 use lapin::types::ShortString;
+use lapin::uri::{AMQPScheme, AMQPUri};
 use lapin::{Channel, Connection, ConnectionProperties};
+use std::path::Path;
 use std::time::Duration;
 
 use super::{QueueError, Topology};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Opens a connection named after the service and the installation's prefix (the name shows in
-/// the broker's management tools, and lets an operator close just this installation's connections).
+/// The broker named by `AMQP_URL`. For `amqps://` the broker's certificate must be issued for the
+/// URL's host by an authority the system trusts or one in `AMQP_CA_FILE`.
+#[derive(Clone, Debug)]
+pub struct Broker {
+    uri: AMQPUri,
+    /// The PEM text of `AMQP_CA_FILE`, read once at start-up.
+    ca: Option<String>,
+}
+
+impl Broker {
+    /// Reads the settings (and the CA file); connects to nothing.
+    pub fn new(url: &str, ca_file: Option<&Path>) -> Result<Self, QueueError> {
+        let uri = broker_uri(url)?;
+        let ca = match ca_file {
+            None => None,
+            Some(_) if uri.scheme != AMQPScheme::AMQPS => {
+                return Err(QueueError::Url(
+                    "AMQP_CA_FILE is set but AMQP_URL is not amqps://".into(),
+                ));
+            }
+            Some(path) => {
+                // Read and checked here, so that a wrong file stops the start rather than every
+                // connection attempt.
+                crate::tls::read_ca_file(path).map_err(|e| QueueError::Url(format!("{e:#}")))?;
+                Some(std::fs::read_to_string(path).map_err(|e| {
+                    QueueError::Url(format!("reading AMQP_CA_FILE {}: {e}", path.display()))
+                })?)
+            }
+        };
+        Ok(Self { uri, ca })
+    }
+
+    /// Opens a connection named after the service and the installation's prefix (the name shows
+    /// in the broker's management tools, and lets an operator close just this installation's
+    /// connections).
+    pub async fn connect(&self, name: &str, topology: &Topology) -> Result<Connection, QueueError> {
+        let name = if topology.prefix().is_empty() {
+            name.to_owned()
+        } else {
+            format!("{name} {}", topology.prefix())
+        };
+        let properties = ConnectionProperties::default().with_connection_name(name.into());
+        let tls = OwnedTLSConfig {
+            identity: None,
+            cert_chain: self.ca.clone(),
+        };
+        let connecting = async {
+            let runtime = lapin::runtime::default_runtime()?;
+            Connection::connect_uri_with_config(self.uri.clone(), properties, tls, runtime).await
+        };
+        tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+            .await
+            .map_err(|_| QueueError::Timeout(CONNECT_TIMEOUT))?
+            .map_err(QueueError::from)
+    }
+}
+
+/// [`Broker::connect`] to `url` without a CA file of its own.
 pub async fn connect(url: &str, name: &str, topology: &Topology) -> Result<Connection, QueueError> {
-    let name = if topology.prefix().is_empty() {
-        name.to_owned()
-    } else {
-        format!("{name} {}", topology.prefix())
-    };
-    let properties = ConnectionProperties::default().with_connection_name(name.into());
-    let uri = broker_uri(url)?;
-    tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect_uri(uri, properties))
-        .await
-        .map_err(|_| QueueError::Timeout(CONNECT_TIMEOUT))?
-        .map_err(QueueError::from)
+    Broker::new(url, None)?.connect(name, topology).await
 }
 
 /// The largest frame the services ask the broker for, unless `AMQP_URL` names one (`frame_max`).
@@ -71,8 +121,9 @@ pub async fn close_connection(connection: &Connection, reason: &str) {
 
 /// Runs `session` (connect, declare, consume) again and again until `shutdown` is cancelled.
 ///
-/// A session returns when its connection fails; the loop then waits (100 ms doubling to 5 s, reset
-/// after a session that lived a minute) and starts a new one. lapin's own recovery is not used: a
+/// A session returns when its connection fails; the loop then waits (100 ms doubling to 5 s, each
+/// wait drawn from the upper half of that at random; back to 100 ms after a session that lived a
+/// minute) and starts a new one. Each failure is logged once, at warn, with its causes. lapin's own recovery is not used: a
 /// fresh connection, fresh channels and fresh consumers are the one path that always works after a
 /// broker restart, and unacked messages are redelivered by the broker meanwhile.
 pub async fn reconnect_loop<F, Fut>(
@@ -84,9 +135,7 @@ pub async fn reconnect_loop<F, Fut>(
     F: FnMut() -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    const FIRST: Duration = Duration::from_millis(100);
-    const MAX: Duration = Duration::from_secs(5);
-    let mut wait = FIRST;
+    let mut backoff = crate::reconnect::start_up();
     while !shutdown.is_cancelled() {
         let started = std::time::Instant::now();
         let outcome = session().await;
@@ -98,18 +147,17 @@ pub async fn reconnect_loop<F, Fut>(
             Ok(()) => tracing::warn!(what, "broker session ended; reconnecting"),
             Err(e) => tracing::warn!(
                 what,
-                error = format!("{e:#}"),
+                error = crate::reconnect::causes(&e),
                 "broker session failed; reconnecting"
             ),
         }
         if started.elapsed() > Duration::from_secs(60) {
-            wait = FIRST;
+            backoff.reset();
         }
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::time::sleep(backoff.next_wait()) => {}
         }
-        wait = (wait * 2).min(MAX);
     }
 }
 
