@@ -9,6 +9,7 @@ mod pipeline;
 mod promises;
 mod retries;
 mod security;
+mod startup;
 
 use std::time::Duration;
 

@@ -8,6 +8,8 @@
 //! - [`faults`]: cutting a world's broker connections and taking its database away.
 //! - [`postgres`]: a private PostgreSQL cluster for tests that restart the database server.
 //! - [`process`]: a service binary as a child process, for crash (kill -9) and signal tests.
+//! - [`rabbit`]: a private RabbitMQ node configured before it boots, optionally serving TLS.
+//! - [`standalone`]: both services as processes configured by environment, against private backends.
 //! - [`receiver`]: an HTTP receiver on port 0 that records requests and answers as told.
 //! - [`wait`]: waiting for a condition with a deadline (never a bare sleep).
 
@@ -16,6 +18,8 @@ pub mod client;
 pub mod faults;
 pub mod postgres;
 pub mod process;
+pub mod rabbit;
 pub mod receiver;
+pub mod standalone;
 pub mod wait;
 pub mod world;

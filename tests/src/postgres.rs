@@ -1,5 +1,6 @@
 //! A private PostgreSQL cluster for tests that restart the database server: its own data
-//! directory, port and socket directory, so restarting it disturbs no other test.
+//! directory, port and socket directory, so restarting it disturbs no other test. It may be
+//! created stopped (to start services before their database) and may speak TLS only.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -9,6 +10,14 @@ pub struct PrivatePostgres {
     pub port: u16,
     bin: PathBuf,
     dir: PathBuf,
+    /// Over TCP only TLS connections are accepted (the test's own checks use the socket).
+    tls_only: bool,
+}
+
+/// The certificate (with its chain) and key, both PEM, of a cluster that speaks TLS.
+pub struct ServerTls {
+    pub cert_pem: String,
+    pub key_pem: String,
 }
 
 /// How `pg_ctl restart` stops the server first.
@@ -58,6 +67,14 @@ fn as_postgres(program: &std::path::Path) -> Command {
 impl PrivatePostgres {
     /// Creates a cluster (trust authentication, user `postgres`) and starts it.
     pub async fn start() -> Self {
+        let pg = Self::create(None);
+        pg.start_server().await;
+        pg
+    }
+
+    /// Creates a cluster (trust authentication, user `postgres`) without starting it. With `tls`,
+    /// it serves that certificate and refuses TCP connections that are not TLS.
+    pub fn create(tls: Option<&ServerTls>) -> Self {
         let bin = bin_dir();
         let id = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
         let dir = std::env::temp_dir().join(format!("whtest-pg-{id}"));
@@ -70,6 +87,7 @@ impl PrivatePostgres {
             port: free_port(),
             bin,
             dir,
+            tls_only: tls.is_some(),
         };
         let status = as_postgres(&pg.bin.join("initdb"))
             .args(["--auth=trust", "--username=postgres", "--no-sync", "-D"])
@@ -78,18 +96,52 @@ impl PrivatePostgres {
             .status()
             .expect("initdb runs");
         assert!(status.success(), "initdb failed");
-        let settings = format!(
+        let mut settings = format!(
             "listen_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = '{}'\nmax_connections = 50\n",
             pg.port,
             pg.dir.display()
         );
+        if let Some(tls) = tls {
+            pg.write_tls(tls);
+            settings
+                .push_str("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        }
         let conf = pg.data().join("postgresql.conf");
         let mut text = std::fs::read_to_string(&conf).expect("postgresql.conf");
         text.push_str(&settings);
         std::fs::write(&conf, text).expect("postgresql.conf");
-        pg.pg_ctl(&["start", "-w", "-t", "60"]);
-        pg.wait_accepting().await;
         pg
+    }
+
+    /// The certificate and key in the data directory, and TLS alone allowed over TCP.
+    fn write_tls(&self, tls: &ServerTls) {
+        use std::os::unix::fs::PermissionsExt;
+        let data = self.data();
+        std::fs::write(data.join("server.crt"), &tls.cert_pem).expect("server.crt");
+        let key = data.join("server.key");
+        std::fs::write(&key, &tls.key_pem).expect("server.key");
+        // The server refuses a key that others may read.
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("key mode");
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+        )
+        .expect("pg_hba.conf");
+        let _ = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(&data)
+            .status();
+    }
+
+    /// Starts the server; returns once it accepts queries.
+    pub async fn start_server(&self) {
+        self.pg_ctl(&["start", "-w", "-t", "60"]);
+        self.wait_accepting().await;
+    }
+
+    /// Stops the server (fast: clients are disconnected); the cluster stays for a later start.
+    pub fn stop(&self) {
+        self.pg_ctl(&["stop", "-w", "-t", "60", "-m", "fast"]);
     }
 
     fn data(&self) -> PathBuf {
@@ -138,12 +190,31 @@ impl PrivatePostgres {
         self.wait_accepting().await;
     }
 
+    /// A client of the `postgres` database over the cluster's socket (which needs no TLS), with
+    /// its connection driven in the background.
+    pub async fn socket_client(&self) -> Option<tokio_postgres::Client> {
+        let (client, connection) = tokio_postgres::Config::new()
+            .host_path(&self.dir)
+            .port(self.port)
+            .user("postgres")
+            .dbname("postgres")
+            .connect(tokio_postgres::NoTls)
+            .await
+            .ok()?;
+        tokio::spawn(connection);
+        Some(client)
+    }
+
     async fn wait_accepting(&self) {
         let url = format!("{}/postgres", self.server_url());
         crate::wait::until(
             "the private PostgreSQL to accept queries",
             Duration::from_secs(60),
             || async {
+                if self.tls_only {
+                    let client = self.socket_client().await?;
+                    return client.simple_query("SELECT 1").await.ok().map(|_| ());
+                }
                 let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
                     .await
                     .ok()?;

@@ -9,7 +9,7 @@ use lapin::options::{BasicCancelOptions, BasicNackOptions};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-use webhooks_core::amqp::{self, ConfirmedPublisher, Topology};
+use webhooks_core::amqp::{self, Broker, ConfirmedPublisher, Topology};
 use webhooks_core::clock::Clock;
 use webhooks_core::server::Readiness;
 
@@ -32,6 +32,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Told whether the broker is up; shared with `/readyz`.
     pub readiness: Readiness,
+    /// Where the broker is and how to reach it.
+    pub broker: Broker,
 }
 
 /// What the preparing stage hands to the finishing stage.
@@ -47,12 +49,10 @@ pub async fn session(
     shared: &Shared,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let connection = amqp::connect(
-        config.common.amqp_url.expose(),
-        "webhooks-dispatcher",
-        &shared.topology,
-    )
-    .await?;
+    let connection = shared
+        .broker
+        .connect("webhooks-dispatcher", &shared.topology)
+        .await?;
     let setup = connection.create_channel().await?;
     amqp::declare_events(&setup, &shared.topology, config.events_queue_type).await?;
     amqp::declare_deliveries(&setup, &shared.topology).await?;

@@ -123,14 +123,14 @@ fn remove(inner: &mut Inner, id: Uuid) {
 /// them.
 pub async fn keep_fresh(
     index: WebhookIndex,
-    database_url: String,
+    database: webhooks_core::db::Database,
     reload_every: Duration,
     gauge: prometheus::IntGauge,
     shutdown: CancellationToken,
 ) {
     let mut wait = Duration::from_millis(100);
     while !shutdown.is_cancelled() {
-        match listen_session(&index, &database_url, reload_every, &gauge, &shutdown).await {
+        match listen_session(&index, &database, reload_every, &gauge, &shutdown).await {
             Ok(()) => return,
             Err(e) => tracing::warn!(
                 error = format!("{e:#}"),
@@ -147,13 +147,12 @@ pub async fn keep_fresh(
 
 async fn listen_session(
     index: &WebhookIndex,
-    database_url: &str,
+    database: &webhooks_core::db::Database,
     reload_every: Duration,
     gauge: &prometheus::IntGauge,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let (client, mut connection) =
-        tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
+    let (client, mut connection) = database.connect().await?;
     let (tx, mut changes) = tokio::sync::mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {
         let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));

@@ -27,9 +27,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use webhooks_core::amqp::Topology;
+use webhooks_core::amqp::{Broker, Topology};
 use webhooks_core::clock::Clock;
+use webhooks_core::db::{Database, Reads};
 use webhooks_core::destination::Destinations;
+use webhooks_core::reconnect;
 use webhooks_core::secret::Secret;
 use webhooks_core::server::{self, Readiness};
 
@@ -59,34 +61,31 @@ impl Service {
     }
 }
 
-/// Starts the dispatcher: database (created and migrated), index, API, and the broker session.
+/// Starts the dispatcher: the API and the operational endpoints at once; then, in the background,
+/// the database (created and migrated once it answers), the index and the broker session. Only a
+/// bad setting or an address already taken fails the start: a database or broker that is away is
+/// waited for (`/readyz` answers 503 meanwhile).
 pub async fn start(
     config: Config,
     clock: Clock,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Service> {
-    let pool = webhooks_core::db::connect(
+    let database = Database::new(
         config.common.database_url.expose(),
-        config.common.database_pool_size,
-        // Recording inserts; the API's listings are left to the planner.
-        webhooks_core::db::Reads::Default,
+        config.common.database_ca_file.as_deref(),
     )
-    .await
-    .context("connecting to the database")?;
+    .context("reading the database settings")?;
+    let broker = Broker::new(
+        config.common.amqp_url.expose(),
+        config.common.amqp_ca_file.as_deref(),
+    )
+    .context("reading the broker settings")?;
+    // Recording inserts; the API's listings are left to the planner.
+    let pool = database.pool(config.common.database_pool_size, Reads::Default)?;
     // The preparing stage records one batch at a time; a second connection covers a reconnect.
-    let record_pool = webhooks_core::db::connect_unflushed(
-        config.common.database_url.expose(),
-        2,
-        webhooks_core::db::Reads::Default,
-    )?;
+    let record_pool = database.unflushed_pool(2, Reads::Default)?;
     let metrics = Metrics::new();
     let index = WebhookIndex::default();
-    // Loaded before consuming: an event must never be matched against an empty index.
-    {
-        let client = pool.get().await.context("loading webhooks")?;
-        index.load_all(&client).await.context("loading webhooks")?;
-    }
-    metrics.index_webhooks.set(index.len() as i64);
     let shared = Shared {
         pool: pool.clone(),
         record_pool,
@@ -95,6 +94,7 @@ pub async fn start(
         clock: clock.clone(),
         metrics: metrics.clone(),
         readiness: Readiness::new(pool.clone()),
+        broker,
     };
     let admin_token = match &config.admin_token {
         Some(token) if !token.expose().is_empty() => token.clone(),
@@ -132,26 +132,14 @@ pub async fn start(
         }
     });
 
-    tracker.spawn(index::keep_fresh(
-        index,
-        config.common.database_url.expose().to_owned(),
-        config.index_reload,
-        metrics.index_webhooks.clone(),
+    let grace = config.common.shutdown_grace;
+    tracker.spawn(run_when_ready(
+        database,
+        config,
+        shared,
+        tracker.clone(),
         shutdown.clone(),
     ));
-
-    let grace = config.common.shutdown_grace;
-    let session_shutdown = shutdown.clone();
-    tracker.spawn(async move {
-        let config = Arc::new(config);
-        webhooks_core::amqp::reconnect_loop(
-            "dispatcher",
-            shared.readiness.clone(),
-            session_shutdown.clone(),
-            || consumer::session(&config, &shared, &session_shutdown),
-        )
-        .await;
-    });
     tracing::info!(%http_addr, "dispatcher started");
     Ok(Service {
         http_addr,
@@ -160,6 +148,48 @@ pub async fn start(
         shutdown,
         grace,
     })
+}
+
+/// Waits for the database (set up once it answers), loads the index, then starts the index's
+/// listener and the broker session. Events are consumed only after the index is loaded: an event
+/// must never be matched against an empty index.
+async fn run_when_ready(
+    database: Database,
+    config: Config,
+    shared: Shared,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+) {
+    let ready = reconnect::until_ok("database set-up", &shutdown, || async {
+        database.set_up(&shared.pool).await?;
+        let client = shared.pool.get().await.context("loading webhooks")?;
+        shared
+            .index
+            .load_all(&client)
+            .await
+            .context("loading webhooks")?;
+        anyhow::Ok(())
+    })
+    .await;
+    if ready.is_none() {
+        return;
+    }
+    shared.metrics.index_webhooks.set(shared.index.len() as i64);
+    tracker.spawn(index::keep_fresh(
+        shared.index.clone(),
+        database,
+        config.index_reload,
+        shared.metrics.index_webhooks.clone(),
+        shutdown.clone(),
+    ));
+    let config = Arc::new(config);
+    webhooks_core::amqp::reconnect_loop(
+        "dispatcher",
+        shared.readiness.clone(),
+        shutdown.clone(),
+        || consumer::session(&config, &shared, &shutdown),
+    )
+    .await;
 }
 
 fn generate_token() -> Secret {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
-use webhooks_core::amqp::{self, ConfirmedPublisher, Topology};
+use webhooks_core::amqp::{self, Broker, ConfirmedPublisher, Topology};
 use webhooks_core::clock::Clock;
 use webhooks_core::server::Readiness;
 
@@ -54,6 +54,8 @@ pub struct Shared {
     pub lease: Duration,
     /// The budget of body bytes in flight (`BODIES_IN_FLIGHT_BYTES`).
     pub bodies: Bodies,
+    /// Where the broker is and how to reach it.
+    pub broker: Broker,
 }
 
 pub async fn session(
@@ -63,12 +65,10 @@ pub async fn session(
     permits: &Arc<Semaphore>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let connection = amqp::connect(
-        config.common.amqp_url.expose(),
-        "webhooks-sender",
-        &shared.topology,
-    )
-    .await?;
+    let connection = shared
+        .broker
+        .connect("webhooks-sender", &shared.topology)
+        .await?;
     let setup = connection.create_channel().await?;
     amqp::declare_deliveries(&setup, &shared.topology).await?;
     amqp::declare_notifications(&setup, &shared.topology).await?;

@@ -51,9 +51,11 @@ use std::time::Duration;
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use webhooks_core::amqp::Topology;
+use webhooks_core::amqp::{Broker, Topology};
 use webhooks_core::clock::Clock;
+use webhooks_core::db::{Database, Reads};
 use webhooks_core::destination::Destinations;
+use webhooks_core::reconnect;
 use webhooks_core::server::{self, Readiness};
 
 use crate::limiter::{Limiter, LimiterConfig};
@@ -69,6 +71,49 @@ pub struct Service {
     recorder: tokio::task::JoinHandle<()>,
     shutdown: CancellationToken,
     grace: Duration,
+}
+
+/// What starts once the database is set up.
+struct Deferred {
+    scheduler: scheduler::Scheduler,
+    runner: runner::Runner,
+    permits: Arc<Semaphore>,
+}
+
+/// Waits for the database (set up once it answers), then starts the backlog gauges, the
+/// scheduler and the broker session.
+async fn run_when_ready(
+    database: Database,
+    config: Config,
+    shared: consumer::Shared,
+    deferred: Deferred,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+) {
+    let ready = reconnect::until_ok("database set-up", &shutdown, || async {
+        Ok(database.set_up(&shared.pool).await?)
+    })
+    .await;
+    if ready.is_none() {
+        return;
+    }
+    tasks.spawn(backlog::run(
+        shared.pool.clone(),
+        shared.clock.clone(),
+        shared.metrics.clone(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(deferred.scheduler.run(shutdown.clone()));
+    let Deferred {
+        runner, permits, ..
+    } = deferred;
+    webhooks_core::amqp::reconnect_loop(
+        "sender",
+        shared.readiness.clone(),
+        shutdown.clone(),
+        || consumer::session(&config, &shared, &runner, &permits, &shutdown),
+    )
+    .await;
 }
 
 impl Service {
@@ -90,7 +135,10 @@ impl Service {
     }
 }
 
-/// Starts the sender: database (created and migrated), recorder, scheduler, broker session, HTTP.
+/// Starts the sender: the recorder and the operational endpoints at once; then, in the
+/// background, the database (created and migrated once it answers), the scheduler and the broker
+/// session. Only a bad setting or an address already taken fails the start: a database or broker
+/// that is away is waited for (`/readyz` answers 503 meanwhile).
 pub async fn start(
     config: Config,
     clock: Clock,
@@ -98,20 +146,20 @@ pub async fn start(
 ) -> anyhow::Result<Service> {
     // ring is the one TLS crypto provider compiled in; installing it twice is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let pool = webhooks_core::db::connect(
+    let database = Database::new(
         config.common.database_url.expose(),
-        config.common.database_pool_size,
-        // Claims, outcomes and health all reach rows by key: see `Reads::ByIndex`.
-        webhooks_core::db::Reads::ByIndex,
+        config.common.database_ca_file.as_deref(),
     )
-    .await
-    .context("connecting to the database")?;
+    .context("reading the database settings")?;
+    let broker = Broker::new(
+        config.common.amqp_url.expose(),
+        config.common.amqp_ca_file.as_deref(),
+    )
+    .context("reading the broker settings")?;
+    // Claims, outcomes and health all reach rows by key: see `Reads::ByIndex`.
+    let pool = database.pool(config.common.database_pool_size, Reads::ByIndex)?;
     // The consumer claims one chunk at a time; a second connection covers a reconnect.
-    let claim_pool = webhooks_core::db::connect_unflushed(
-        config.common.database_url.expose(),
-        2,
-        webhooks_core::db::Reads::ByIndex,
-    )?;
+    let claim_pool = database.unflushed_pool(2, Reads::ByIndex)?;
     let metrics = Metrics::new();
     let shared = consumer::Shared {
         pool: pool.clone(),
@@ -123,6 +171,7 @@ pub async fn start(
         outbox: Arc::new(Notify::new()),
         lease: config.delivery_timeout * 2 + Duration::from_secs(5),
         bodies: bodies::Bodies::new(config.bodies_in_flight_bytes),
+        broker,
     };
     let policy = RetryPolicy {
         initial: config.retry_initial,
@@ -184,35 +233,27 @@ pub async fn start(
         }
     });
 
-    tasks.spawn(backlog::run(
-        pool.clone(),
-        shared.clock.clone(),
-        metrics.clone(),
+    let grace = config.common.shutdown_grace;
+    let scheduler = scheduler::Scheduler {
+        pool,
+        runner: runner.clone(),
+        permits: permits.clone(),
+        interval: config.scheduler_interval,
+        lease: shared.lease,
+        bodies: shared.bodies.clone(),
+    };
+    tasks.spawn(run_when_ready(
+        database,
+        config,
+        shared,
+        Deferred {
+            scheduler,
+            runner,
+            permits,
+        },
+        tasks.clone(),
         shutdown.clone(),
     ));
-    tasks.spawn(
-        scheduler::Scheduler {
-            pool,
-            runner: runner.clone(),
-            permits: permits.clone(),
-            interval: config.scheduler_interval,
-            lease: shared.lease,
-            bodies: shared.bodies.clone(),
-        }
-        .run(shutdown.clone()),
-    );
-
-    let grace = config.common.shutdown_grace;
-    let session_shutdown = shutdown.clone();
-    tasks.spawn(async move {
-        webhooks_core::amqp::reconnect_loop(
-            "sender",
-            shared.readiness.clone(),
-            session_shutdown.clone(),
-            || consumer::session(&config, &shared, &runner, &permits, &session_shutdown),
-        )
-        .await;
-    });
     tracing::info!(%http_addr, "sender started");
     Ok(Service {
         http_addr,
