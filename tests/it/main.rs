@@ -10,6 +10,7 @@ mod promises;
 mod retries;
 mod security;
 mod startup;
+mod tls;
 
 use std::time::Duration;
 
