@@ -44,4 +44,6 @@ pub enum QueueError {
     Unroutable(String),
     #[error("AMQP_URL is not a broker URL: {0}")]
     Url(String),
+    #[error("broker TLS: {0}")]
+    Tls(String),
 }

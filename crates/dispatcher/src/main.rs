@@ -23,7 +23,10 @@ async fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "dispatcher failed");
+            tracing::error!(
+                error = webhooks_core::reconnect::causes(&e),
+                "dispatcher failed"
+            );
             ExitCode::FAILURE
         }
     }

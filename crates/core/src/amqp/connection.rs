@@ -29,16 +29,18 @@ impl Broker {
         let ca = match ca_file {
             None => None,
             Some(_) if uri.scheme != AMQPScheme::AMQPS => {
-                return Err(QueueError::Url(
+                return Err(QueueError::Tls(
                     "AMQP_CA_FILE is set but AMQP_URL is not amqps://".into(),
                 ));
             }
             Some(path) => {
                 // Read and checked here, so that a wrong file stops the start rather than every
                 // connection attempt.
-                crate::tls::read_ca_file(path).map_err(|e| QueueError::Url(format!("{e:#}")))?;
+                crate::tls::read_ca_file(path).map_err(|e| {
+                    QueueError::Tls(crate::reconnect::causes(&anyhow::Error::new(e)))
+                })?;
                 Some(std::fs::read_to_string(path).map_err(|e| {
-                    QueueError::Url(format!("reading AMQP_CA_FILE {}: {e}", path.display()))
+                    QueueError::Tls(format!("reading the CA file {}: {e}", path.display()))
                 })?)
             }
         };
@@ -179,5 +181,28 @@ mod tests {
                 .to_string()
                 .starts_with("AMQP_URL is not a broker URL")
         );
+    }
+
+    #[test]
+    fn a_ca_file_needs_amqps_and_a_certificate() {
+        let plain = Broker::new(
+            "amqp://127.0.0.1:5672/%2f",
+            Some(Path::new("/etc/hostname")),
+        )
+        .expect_err("a CA file for a plain URL");
+        assert!(plain.to_string().contains("not amqps://"), "{plain}");
+        let empty = Broker::new(
+            "amqps://127.0.0.1:5671/%2f",
+            Some(Path::new("/etc/hostname")),
+        )
+        .expect_err("no certificate in the file");
+        assert!(empty.to_string().contains("no PEM certificate"), "{empty}");
+        let missing = Broker::new(
+            "amqps://127.0.0.1:5671/%2f",
+            Some(Path::new("/nonexistent")),
+        )
+        .expect_err("no file");
+        assert!(missing.to_string().contains("/nonexistent"), "{missing}");
+        Broker::new("amqps://127.0.0.1:5671/%2f", None).expect("amqps without a CA file");
     }
 }
