@@ -5,9 +5,10 @@
 
 use anyhow::Context;
 use clap::Parser;
+use lapin::ExchangeKind;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::types::FieldTable;
-use lapin::{Connection, ConnectionProperties, ExchangeKind};
+use webhooks_core::amqp::{Broker, Topology};
 use webhooks_core::event::{Event, EventName};
 use webhooks_core::secret::ConnectionUrl;
 
@@ -25,6 +26,10 @@ struct Args {
         hide_default_value = true
     )]
     amqp_url: ConnectionUrl,
+    /// PEM file of authorities the broker's certificate may come from, besides the system's
+    /// (AMQP_URL `amqps://`).
+    #[arg(long, env = "AMQP_CA_FILE")]
+    amqp_ca_file: Option<std::path::PathBuf>,
     /// Topic exchange of domain events.
     #[arg(long, env = "EVENTS_EXCHANGE", default_value = "domain.events")]
     exchange: String,
@@ -62,7 +67,8 @@ async fn main() -> anyhow::Result<()> {
     Event::parse(body.as_bytes(), None, usize::MAX)
         .map_err(|e| anyhow::anyhow!("not a valid event: {e}"))?;
 
-    let connection = Connection::connect(args.amqp_url.expose(), ConnectionProperties::default())
+    let connection = Broker::new(args.amqp_url.expose(), args.amqp_ca_file.as_deref())?
+        .connect("webhooks-publish", &Topology::new("", &args.exchange))
         .await
         .context("connecting to RabbitMQ")?;
     let channel = connection.create_channel().await?;
