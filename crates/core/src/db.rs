@@ -91,6 +91,11 @@ impl Database {
         let mut config: tokio_postgres::Config = split.url.parse().map_err(StoreError::Url)?;
         let mode = split.mode.unwrap_or_default();
         config.ssl_mode(mode.negotiation());
+        // A server that never answers (a dropped route, not a refusal) must not hold a connection
+        // attempt forever: the listener's connection has no pool timeout around it.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(5));
+        }
         let ca_file = ca_file.or(split.root_cert.as_deref());
         let tls = MakeRustls::new(crate::tls::client_config(mode, ca_file)?);
         Ok(Self { config, tls })
