@@ -285,3 +285,25 @@ pub async fn is_reachable(pool: &Pool) -> bool {
         Ok(Some(_))
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn settings_are_read_without_connecting_and_hide_the_password() {
+        let database = Database::new(
+            "postgres://app:pg-hunter2@db.invalid:5432/webhooks?sslmode=require",
+            None,
+        )
+        .expect("settings");
+        let shown = format!("{database:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        // No server exists at that name: building pools must not need one.
+        database.pool(2, Reads::ByIndex).expect("a pool");
+        database.unflushed_pool(2, Reads::Default).expect("a pool");
+        let error = Database::new("postgres://db/w?sslmode=verify-everything", None)
+            .expect_err("an unknown mode");
+        assert!(error.to_string().contains("verify-everything"), "{error}");
+    }
+}
