@@ -1,25 +1,5 @@
-//! Test harness: a private world per test (own database, own broker names, own receiver) running
-//! the real dispatcher and sender against the machine's PostgreSQL and RabbitMQ.
-//!
-//! # Layout
-//! - [`world`]: starts both services for one test and removes everything it created afterwards.
-//! - [`broker`]: a private RabbitMQ node for tests that restart the broker.
-//! - [`client`]: the API, the events exchange, the queues, the database and metrics of a world.
-//! - [`faults`]: cutting a world's broker connections and taking its database away.
-//! - [`postgres`]: a private PostgreSQL cluster for tests that restart the database server.
-//! - [`process`]: a service binary as a child process, for crash (kill -9) and signal tests.
-//! - [`rabbit`]: a private RabbitMQ node configured before it boots, optionally serving TLS.
-//! - [`standalone`]: both services as processes configured by environment, against private backends.
-//! - [`receiver`]: an HTTP receiver on port 0 that records requests and answers as told.
-//! - [`wait`]: waiting for a condition with a deadline (never a bare sleep).
+//! The end-to-end suite's library: the world each test runs in comes from `webhooks-harness`
+//! (shared with the benchmark and the soak); its modules are re-exported here under the paths the
+//! tests in `tests/it` use.
 
-pub mod broker;
-pub mod client;
-pub mod faults;
-pub mod postgres;
-pub mod process;
-pub mod rabbit;
-pub mod receiver;
-pub mod standalone;
-pub mod wait;
-pub mod world;
+pub use webhooks_harness::{broker, postgres, process, rabbit, receiver, standalone, wait, world};
