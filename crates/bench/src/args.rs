@@ -38,23 +38,6 @@ pub struct Args {
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub rounds: u32,
 
-    /// Milliseconds broker-hop's consumer holds each batch before acking it, as a consumer that
-    /// commits what it consumed before acking does (default 0: acks at once). The fan-out 1
-    /// target is read against acks at once, so with a delay its ratio is only in the notes.
-    #[arg(long, value_name = "MS", default_value_t = 0)]
-    pub hop_ack_delay: u64,
-
-    /// Beside each phase of fan-out 1, fan-out 10, steady and hanging, time every 10 ms a
-    /// persistent and a transient publish-confirm-get through the broker, a synchronous commit in
-    /// the database and a 2 ms sleep, and list in the notes every sample over 20 ms: shows whether
-    /// a stall was the disk the broker and the database share, or the CPU. It adds load of its own.
-    #[arg(long)]
-    pub stall_probe: bool,
-
-    /// Point every webhook at one receiver port (one endpoint) instead of one port per webhook.
-    #[arg(long)]
-    pub shared_endpoint: bool,
-
     /// Soak: minutes of publishing while faults are injected.
     #[arg(long, default_value_t = 30)]
     pub minutes: u64,

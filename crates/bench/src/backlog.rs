@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::ctx::{Ctx, healthy_webhooks, start_services};
-use crate::dbprofile::DbProfile;
 use crate::phase::{self, Measured, Probe, Progress};
 use crate::procfs::{RssSampler, SAMPLE_EVERY};
 use crate::publisher::{self, Pipeline, Plan, Published};
@@ -20,8 +19,6 @@ use crate::stages::Scrape;
 /// What the drain measured beyond a phase's usual figures.
 struct Drained {
     measured: Measured,
-    /// The database's activity while the dispatcher recorded the backlog (no sender running).
-    recording_db: DbProfile,
     /// When the dispatcher had recorded every delivery.
     recorded_ns: u64,
     sender_spawn_ns: u64,
@@ -41,10 +38,6 @@ pub async fn run(ctx: &Ctx, report: &mut Report, events: u64) -> anyhow::Result<
     let first_arrival = m.arrivals.first_ns.unwrap_or(m.arrivals.last_ns);
     let since = |from: u64| m.arrivals.last_ns.saturating_sub(from) as f64 / 1e9;
     let drain_rate = rate(m.arrivals.unique, since(drained.sender_spawn_ns));
-    report.add_db(
-        "backlog: dispatcher recording, no sender",
-        &drained.recording_db,
-    );
     report.add_row(Row::backlog(Kind::Backlog, m, drain_rate));
     report.add_stages(m);
     report.note(format!(
@@ -231,8 +224,6 @@ async fn drain(
     ));
     wait_recorded(world, &published, publishing, events).await?;
     let recorded_ns = now_ns();
-    let recording_db = world.db_profile();
-    world.reset_db_profile();
 
     let sender_spawn_ns = now_ns();
     world.start(Service::Sender).await?;
@@ -243,7 +234,6 @@ async fn drain(
     let measured = drained(Kind::Backlog, world, receiver, sampler, probe, &published).await?;
     Ok(Drained {
         measured,
-        recording_db,
         recorded_ns,
         sender_spawn_ns,
         sender_ready_ns,

@@ -47,8 +47,6 @@ pub struct Baseline {
     pub rounds: usize,
     /// CPU seconds of the broker's processes while it ran (broker-hop only).
     pub rabbitmq_cpu_s: Option<f64>,
-    /// How long broker-hop's consumer held each batch before acking it (`--hop-ack-delay`).
-    pub ack_delay: Duration,
 }
 
 impl Baseline {
@@ -82,7 +80,6 @@ impl Baseline {
             arrivals,
             rounds: rounds.iter().map(|b| b.rounds).sum(),
             rabbitmq_cpu_s: rounds.iter().map(|b| b.rabbitmq_cpu_s).sum(),
-            ack_delay: first.ack_delay,
         })
     }
 }
@@ -160,7 +157,6 @@ pub async fn http_ceiling(requests: u64, ports: usize) -> anyhow::Result<Baselin
         arrivals: Some(arrivals),
         rounds: 1,
         rabbitmq_cpu_s: None,
-        ack_delay: Duration::ZERO,
     })
 }
 
@@ -181,26 +177,13 @@ fn job(url: &str, seq: u64) -> anyhow::Result<Job> {
     })
 }
 
-/// The label of broker-hop published at a steady rate ([`Hop::paced`]), whose latency is the
-/// broker's own share of a steady scenario's.
+/// The label of broker-hop published at a steady rate, whose latency is the broker's own share
+/// of a steady scenario's.
 pub const BROKER_HOP_STEADY: &str = "broker-hop-steady";
 
-/// How broker-hop runs.
-#[derive(Clone, Copy, Debug)]
-pub struct Hop {
-    /// How long the consumer holds each batch before acking it (zero: acks at once).
-    pub ack_delay: Duration,
-    /// Messages per second to publish at, measuring each message's publish→consume latency;
-    /// `None`: as fast as confirms allow, rate only.
-    pub paced: Option<f64>,
-}
-
-/// RabbitMQ alone: `messages` persistent publishes with confirms → one consumer with acks, sent
-/// `hop.ack_delay` after each batch arrived (zero: at once).
-///
-/// A consumer that commits what it consumed before acking (the dispatcher, whose ack waits for the
-/// event's record to be on disk) holds each message for a while, and the broker spends more CPU per
-/// message on such a consumer than on one that acks at once: `--hop-ack-delay` measures how much.
+/// RabbitMQ alone: `messages` persistent publishes with confirms → one consumer acking each batch
+/// at once; as fast as confirms allow (rate only), or `paced` at that many messages per second,
+/// measuring each message's publish→consume latency.
 ///
 /// Paced, it is the steady scenario's first leg alone: the events' own publisher and body, the
 /// same broker path, a consumer that does nothing else. A delay it shows, no service caused.
@@ -209,11 +192,11 @@ pub async fn broker_hop(
     amqp_url: &str,
     janitor: &Janitor,
     messages: u64,
-    hop: Hop,
+    paced: Option<f64>,
 ) -> anyhow::Result<Baseline> {
     let names = Names::fresh();
     janitor.register(&names);
-    let outcome = one_hop(connection, amqp_url, &names, messages, hop).await;
+    let outcome = one_hop(connection, amqp_url, &names, messages, paced).await;
     janitor.clean(&names).await;
     outcome
 }
@@ -223,9 +206,8 @@ async fn one_hop(
     amqp_url: &str,
     names: &Names,
     messages: u64,
-    hop: Hop,
+    paced: Option<f64>,
 ) -> anyhow::Result<Baseline> {
-    let Hop { ack_delay, paced } = hop;
     let queue = format!("{}bench.hop", names.prefix);
     // The consumer gets a connection of its own, as a service would have.
     let consuming = crate::publisher::connect(amqp_url, "webhooks-bench-hop").await?;
@@ -246,16 +228,6 @@ async fn one_hop(
         .await?;
     let consumed = Arc::new(AtomicU64::new(0));
     let counter = consumed.clone();
-    // Acks go out in order (each one acks everything up to its tag), each `ack_delay` after its
-    // batch arrived.
-    let (held, mut due) = tokio::sync::mpsc::unbounded_channel::<(Instant, lapin::Acker)>();
-    let acking_task = tokio::spawn(async move {
-        while let Some((at, acker)) = due.recv().await {
-            tokio::time::sleep_until(at).await;
-            acker.ack(BasicAckOptions { multiple: true }).await?;
-        }
-        Ok::<_, anyhow::Error>(())
-    });
     let consuming_task = tokio::spawn(async move {
         let mut chunks = consumer.ready_chunks(usize::from(PREFETCH));
         let mut latencies_us = Vec::new();
@@ -270,11 +242,7 @@ async fn one_hop(
                 latencies_us.extend(chunk.iter().filter_map(|d| latency_us(&d.data, arrived)));
             }
             if let Some(last) = chunk.last() {
-                if ack_delay.is_zero() {
-                    last.acker.ack(BasicAckOptions { multiple: true }).await?;
-                } else {
-                    held.send((Instant::now() + ack_delay, last.acker.clone()))?;
-                }
+                last.acker.ack(BasicAckOptions { multiple: true }).await?;
             }
             counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         }
@@ -314,8 +282,6 @@ async fn one_hop(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let (last_ns, mut latencies_us) = consuming_task.await??;
-    // The consumer is done, so the channel closes once the last held ack has gone out.
-    acking_task.await??;
     let rabbitmq_cpu_s = procfs::cpu_seconds_of_command(RABBITMQ) - rabbitmq_cpu;
     webhooks_core::amqp::close_connection(&consuming, "done").await;
     let seconds = last_ns.saturating_sub(started_ns) as f64 / 1e9;
@@ -337,7 +303,6 @@ async fn one_hop(
         arrivals,
         rounds: 1,
         rabbitmq_cpu_s: Some(rabbitmq_cpu_s),
-        ack_delay,
     })
 }
 
@@ -359,7 +324,6 @@ mod tests {
             }),
             rounds: 1,
             rabbitmq_cpu_s: Some(cpu_s),
-            ack_delay: Duration::ZERO,
         };
         // 1,000 in 1 s and 3,000 in 3 s: 4,000 in 4 s.
         let b = Baseline::combined(&[

@@ -19,23 +19,15 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// Receiver ports for `webhooks` webhooks: one each, or one for all with `--shared-endpoint`.
-    pub fn ports(&self, webhooks: usize) -> usize {
-        if self.args.shared_endpoint {
-            1
-        } else {
-            webhooks
-        }
-    }
-
-    /// Broker-hop run `hop`'s way with `messages` messages, in names of its own.
-    pub async fn broker_hop(&self, messages: u64, hop: baselines::Hop) -> anyhow::Result<Baseline> {
+    /// Broker-hop with `messages` messages, in names of its own, at full speed or `paced` at a
+    /// rate.
+    pub async fn broker_hop(&self, messages: u64, paced: Option<f64>) -> anyhow::Result<Baseline> {
         baselines::broker_hop(
             &self.connection,
             &self.args.amqp_url,
             &self.janitor,
             messages,
-            hop,
+            paced,
         )
         .await
     }

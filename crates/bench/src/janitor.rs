@@ -83,11 +83,7 @@ impl Janitor {
         webhooks_core::amqp::delete_topology(
             &connection,
             &names.topology(),
-            &[
-                vec![format!("{}bench.hop", names.prefix)],
-                probe_queues(names).to_vec(),
-            ]
-            .concat(),
+            &[format!("{}bench.hop", names.prefix)],
         )
         .await?;
         webhooks_core::amqp::close_connection(&connection, "cleaned up").await;
@@ -110,13 +106,4 @@ impl Janitor {
         let _ = driver.await;
         Ok(())
     }
-}
-
-/// The stall probes' queues in the world named `names`, persistent and transient (deleted with
-/// the world's other names).
-pub fn probe_queues(names: &Names) -> [String; 2] {
-    [
-        format!("{}bench.probe", names.prefix),
-        format!("{}bench.probe.transient", names.prefix),
-    ]
 }

@@ -17,7 +17,6 @@
 //! - [`baselines`]: the plain-HTTP ceiling and the broker's one-hop rate.
 //! - [`procfs`]: CPU and memory from `/proc`.
 //! - [`stages`]: the services' own metrics, per phase.
-//! - [`dbprofile`]: the database's time by statement and wait event, from `pg_stat_activity`.
 //! - [`report`]: the markdown tables, ratios and targets.
 //! - [`soak`]: the soak: a steady stream for minutes while [`faults`] are injected on a seeded
 //!   [`schedule`], then a check that every delivery arrived.
@@ -27,7 +26,6 @@ pub mod args;
 pub mod backlog;
 pub mod baselines;
 pub mod ctx;
-pub mod dbprofile;
 pub mod faults;
 pub mod janitor;
 pub mod memory;
@@ -41,7 +39,6 @@ pub mod schedule;
 pub mod services;
 pub mod soak;
 pub mod stages;
-pub mod stalls;
 
 use std::sync::Arc;
 
@@ -89,7 +86,7 @@ pub async fn run(args: Args, janitor: Arc<Janitor>) -> anyhow::Result<()> {
         }
     }
     report.note_waits();
-    general_notes(&ctx, &mut report);
+    general_notes(&mut report);
     webhooks_core::amqp::close_connection(&ctx.connection, "done").await;
     println!("\n{}", report.markdown());
     if ctx.args.check {
@@ -123,17 +120,12 @@ fn command_line() -> String {
     }
 }
 
-fn general_notes(ctx: &Ctx, report: &mut Report) {
+fn general_notes(report: &mut Report) {
     let cpus = std::thread::available_parallelism().map_or(0, usize::from);
-    let endpoints = if ctx.args.shared_endpoint {
-        "every webhook on one receiver port (one endpoint)"
-    } else {
-        "one receiver port per webhook (each webhook its own endpoint, as separate subscribers are)"
-    };
     report.note(format!(
         "Each scenario runs in a world of its own: a fresh database, fresh broker names, one dispatcher and one sender process \
          (release binaries), all on this {cpus}-CPU machine with the broker, the database, the receiver and the publisher; \
-         the receiver answers 200 at once, {endpoints}."
+         the receiver answers 200 at once, one receiver port per webhook (each webhook its own endpoint, as separate subscribers are)."
     ));
     report.note(
         "Latency is publish (just before basic.publish) → arrival at the receiver, on one clock; delivered/s counts distinct \
@@ -155,7 +147,7 @@ fn general_notes(ctx: &Ctx, report: &mut Report) {
     );
     report.note(
         "Database and broker CPU count every postgres and beam.smp process on the machine, so other users of the same \
-         servers inflate them; the database table samples only this scenario's database."
+         servers inflate them."
             .into(),
     );
     let tuned: Vec<String> = TUNING_VARIABLES

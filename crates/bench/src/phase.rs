@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::dbprofile::DbProfile;
 use crate::procfs::{self, MachineTicks, RssSampler};
 use crate::publisher::{self, Pipeline, Plan, Published};
 use crate::receiver::{Arrivals, Receiver};
@@ -95,7 +94,6 @@ pub struct Measured {
     pub postgres_cpu_s: f64,
     pub rabbitmq_cpu_s: f64,
     pub stages: Stages,
-    pub db: DbProfile,
 }
 
 impl Measured {
@@ -154,7 +152,6 @@ const SERVICES: [Service; 2] = [Service::Dispatcher, Service::Sender];
 
 impl Probe {
     pub async fn start(world: &World) -> anyhow::Result<Self> {
-        world.reset_db_profile();
         let mut cpu = [None, None];
         let mut scrapes = [Scrape::default(), Scrape::default()];
         for (i, service) in SERVICES.into_iter().enumerate() {
@@ -200,7 +197,6 @@ impl Probe {
         measured.bench_cpu_s = procfs::cpu_seconds(std::process::id())? - self.bench_cpu;
         measured.postgres_cpu_s = procfs::cpu_seconds_of_command(POSTGRES) - self.postgres_cpu;
         measured.rabbitmq_cpu_s = procfs::cpu_seconds_of_command(RABBITMQ) - self.rabbitmq_cpu;
-        measured.db = world.db_profile();
         measured.stages = Stages::between(
             (&self.scrapes[0], &after[0]),
             (&self.scrapes[1], &after[1]),

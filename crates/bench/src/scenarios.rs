@@ -11,7 +11,6 @@ use crate::procfs::RssSampler;
 use crate::receiver::Receiver;
 use crate::report::{Kind, Pair, Report, Row, int};
 use crate::services::World;
-use crate::stalls;
 use crate::{failed, settle};
 
 /// `DELIVERY_TIMEOUT` of the hanging scenario, so hanging attempts end (and the run finishes) quickly.
@@ -53,7 +52,7 @@ pub async fn run(ctx: &Ctx, scenario: Scenario, report: &mut Report) -> anyhow::
                 rate: Some(STEADY_RATE),
                 ..fanout_spec(Kind::Steady, Kind::Steady.label().to_owned(), events)
             };
-            let measured = fanout(ctx, spec, report).await?;
+            let measured = fanout(ctx, spec).await?;
             report.add(Kind::Steady, &measured);
             Ok(())
         }
@@ -80,13 +79,9 @@ fn baseline_of(kind: Kind) -> &'static str {
 async fn measure_baseline(ctx: &Ctx, kind: Kind) -> anyhow::Result<Baseline> {
     if kind == Kind::Fanout1 {
         let messages = ctx.args.scaled(HOP_MESSAGES);
-        let hop = baselines::Hop {
-            ack_delay: std::time::Duration::from_millis(ctx.args.hop_ack_delay),
-            paced: None,
-        };
-        ctx.broker_hop(messages, hop).await
+        ctx.broker_hop(messages, None).await
     } else {
-        baselines::http_ceiling(ctx.args.scaled(CEILING_REQUESTS), ctx.ports(10)).await
+        baselines::http_ceiling(ctx.args.scaled(CEILING_REQUESTS), 10).await
     }
 }
 
@@ -95,11 +90,7 @@ async fn measure_baseline(ctx: &Ctx, kind: Kind) -> anyhow::Result<Baseline> {
 /// of the two waits for a quiet machine.
 async fn steady_hop(ctx: &Ctx, report: &mut Report, events: u64) {
     settle(report, baselines::BROKER_HOP_STEADY.to_owned()).await;
-    let hop = baselines::Hop {
-        ack_delay: std::time::Duration::ZERO,
-        paced: Some(STEADY_RATE),
-    };
-    match ctx.broker_hop(events, hop).await {
+    match ctx.broker_hop(events, Some(STEADY_RATE)).await {
         Ok(b) => report.baseline(b),
         Err(e) => failed(report, baselines::BROKER_HOP_STEADY, &e),
     }
@@ -130,7 +121,7 @@ async fn rounds(ctx: &Ctx, report: &mut Report, kind: Kind, events: u64) -> anyh
         };
         let label = format!("{} ({round}/{total})", kind.label());
         settle(report, label.clone()).await;
-        let m = fanout(ctx, fanout_spec(kind, label, events), report).await?;
+        let m = fanout(ctx, fanout_spec(kind, label, events)).await?;
         if let Some(b) = baseline {
             pairs.push(Pair {
                 kind,
@@ -174,7 +165,7 @@ async fn beside_phase(
     first: usize,
     hanging: bool,
     spec: Spec,
-) -> anyhow::Result<(Measured, Option<String>)> {
+) -> anyhow::Result<Measured> {
     let mut beside = Vec::new();
     for k in first..first + HANGING {
         let url = if hanging {
@@ -188,36 +179,11 @@ async fn beside_phase(
                 .await?,
         );
     }
-    let measured = probed(ctx, world, receiver, sampler, spec).await?;
+    let measured = phase::run(world, receiver, sampler, &ctx.connection, spec).await?;
     for id in &beside {
         world.delete_webhook(id).await?;
     }
     Ok(measured)
-}
-
-/// Runs one phase, with the stall probe beside it under `--stall-probe`; returns the probe's line
-/// for the notes too.
-async fn probed(
-    ctx: &Ctx,
-    world: &World,
-    receiver: &Receiver,
-    sampler: &RssSampler,
-    spec: Spec,
-) -> anyhow::Result<(Measured, Option<String>)> {
-    if !ctx.args.stall_probe {
-        let measured = phase::run(world, receiver, sampler, &ctx.connection, spec).await?;
-        return Ok((measured, None));
-    }
-    let label = spec.label.clone();
-    let probe = stalls::Probe::start(
-        &ctx.connection,
-        &world.names,
-        &format!("{}/{}", ctx.settings.postgres, world.names.database),
-    )
-    .await?;
-    let measured = phase::run(world, receiver, sampler, &ctx.connection, spec).await;
-    let line = stalls::describe(&label, &probe.finish().await?);
-    Ok((measured?, Some(line)))
 }
 
 /// A phase's p99 publish→receive latency in milliseconds.
@@ -226,23 +192,19 @@ fn p99_ms(m: &Measured) -> f64 {
 }
 
 /// One phase of `spec` in a world of its own, with `spec.healthy` webhooks.
-async fn fanout(ctx: &Ctx, spec: Spec, report: &mut Report) -> anyhow::Result<Measured> {
+async fn fanout(ctx: &Ctx, spec: Spec) -> anyhow::Result<Measured> {
     let webhooks = spec.healthy;
-    let receiver = Receiver::start(ctx.ports(webhooks)).await?;
+    let receiver = Receiver::start(webhooks).await?;
     let sampler = RssSampler::start();
     let mut world = ctx.world(None)?;
     let outcome = async {
         start_services(&mut world, &sampler).await?;
         healthy_webhooks(&world, &receiver, 0, webhooks).await?;
-        probed(ctx, &world, &receiver, &sampler, spec).await
+        phase::run(&world, &receiver, &sampler, &ctx.connection, spec).await
     }
     .await;
     world.finish().await;
-    let (measured, probe) = outcome?;
-    if let Some(line) = probe {
-        report.note(line);
-    }
-    Ok(measured)
+    outcome
 }
 
 /// 8 measured healthy webhooks beside 2 more healthy ones, then beside 2 hanging ones instead,
@@ -251,13 +213,13 @@ async fn fanout(ctx: &Ctx, spec: Spec, report: &mut Report) -> anyhow::Result<Me
 /// the hanging endpoints' effect on the healthy ones, not the cost of 2 more webhooks. The 2 of
 /// each phase are new webhooks on endpoints the sender has not seen, deleted when the phase ends.
 async fn hanging(ctx: &Ctx, report: &mut Report, events: u64) -> anyhow::Result<()> {
-    let receiver = Receiver::start(ctx.ports(HEALTHY + 2 * HANGING * ROUNDS)).await?;
+    let receiver = Receiver::start(HEALTHY + 2 * HANGING * ROUNDS).await?;
     let sampler = RssSampler::start();
     let mut world = ctx.world(Some(HANGING_TIMEOUT))?;
     let outcome = async {
         start_services(&mut world, &sampler).await?;
         healthy_webhooks(&world, &receiver, 0, HEALTHY).await?;
-        let (mut healthy, mut hanging, mut probes) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut healthy, mut hanging) = (Vec::new(), Vec::new());
         for round in 0..ROUNDS {
             for (kind, measured) in [
                 (Kind::HangingNone, &mut healthy),
@@ -275,19 +237,14 @@ async fn hanging(ctx: &Ctx, report: &mut Report, events: u64) -> anyhow::Result<
                 let first = HEALTHY + HANGING * index;
                 let hang = kind == Kind::HangingTwo;
                 let phase = beside_phase(ctx, &world, &receiver, &sampler, first, hang, spec);
-                let (phase, probe) = phase.await?;
-                measured.push(phase);
-                probes.extend(probe);
+                measured.push(phase.await?);
             }
         }
-        Ok::<_, anyhow::Error>((healthy, hanging, probes))
+        Ok::<_, anyhow::Error>((healthy, hanging))
     }
     .await;
     world.finish().await;
-    let (healthy, hanging, probes) = outcome?;
-    for line in probes {
-        report.note(line);
-    }
+    let (healthy, hanging) = outcome?;
     let sum = |phases: &[Measured], f: fn(&Measured) -> f64| phases.iter().map(f).sum::<f64>();
     report.note(format!(
         "hanging: {ROUNDS} rounds of {} events at {} events/s to 8 measured webhooks and 2 more, which answered at once \

@@ -10,7 +10,6 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::dbprofile::{DbProfile, DbSampler};
 pub use crate::janitor::{Janitor, Names};
 
 /// The API token the benchmark gives the dispatcher.
@@ -148,8 +147,6 @@ pub struct World {
     http: reqwest::Client,
     pub dispatcher: Option<Process>,
     pub sender: Option<Process>,
-    /// Samples the database's activity once it exists.
-    db: Option<DbSampler>,
     /// Settings a scenario gives one service on top of the usual ones.
     env: Vec<(Service, &'static str, String)>,
 }
@@ -176,7 +173,6 @@ impl World {
             http,
             dispatcher: None,
             sender: None,
-            db: None,
             env: Vec::new(),
         })
     }
@@ -240,23 +236,7 @@ impl World {
             Service::Dispatcher => self.dispatcher = Some(process),
             Service::Sender => self.sender = Some(process),
         }
-        if self.db.is_none() {
-            // The service created the database before it was ready.
-            self.db = Some(DbSampler::start(&self.settings.postgres, &self.names.database).await?);
-        }
         Ok(())
-    }
-
-    /// Starts a new database profile (a phase begins).
-    pub fn reset_db_profile(&self) {
-        if let Some(db) = &self.db {
-            db.reset();
-        }
-    }
-
-    /// The database profile since the last reset.
-    pub fn db_profile(&self) -> DbProfile {
-        self.db.as_ref().map(DbSampler::profile).unwrap_or_default()
     }
 
     /// Whether `service` runs and answers 200 on `/readyz` within a second.
@@ -380,7 +360,6 @@ impl World {
 
     /// Kills the services and deletes the world's database, queues and exchanges.
     pub async fn finish(mut self) {
-        self.db = None;
         for process in [self.sender.take(), self.dispatcher.take()]
             .into_iter()
             .flatten()

@@ -53,7 +53,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<()> {
         args.rate,
         int(events as f64),
     );
-    let receiver = Receiver::start(ctx.ports(WEBHOOKS)).await?;
+    let receiver = Receiver::start(WEBHOOKS).await?;
     let sampler = RssSampler::start();
     let mut world = ctx.world(None)?;
     let outcome = soak(ctx, &mut world, &receiver, &sampler, seed, events).await;

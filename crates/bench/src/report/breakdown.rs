@@ -1,5 +1,5 @@
 //! Where the time goes: per phase, the services' own stage metrics next to the CPU of the database
-//! and the broker, and the database's busy backends by statement and wait event.
+//! and the broker.
 
 use std::fmt::Write as _;
 
@@ -57,36 +57,4 @@ impl Report {
         }
         out.push('\n');
     }
-
-    pub(super) fn db_table(&self, out: &mut String) {
-        if self.db.iter().all(|(_, p)| p.samples == 0) {
-            return;
-        }
-        let _ = writeln!(
-            out,
-            "| phase | database time (pg_stat_activity every {} ms): average busy backends by statement, then by wait event |\n|---|---|",
-            crate::dbprofile::EVERY.as_millis()
-        );
-        for (label, profile) in &self.db {
-            let top = |ranked: &[(String, f64)], n: usize| {
-                ranked
-                    .iter()
-                    .take(n)
-                    .map(|(what, backends)| format!("{backends:.2} `{what}`"))
-                    .collect::<Vec<_>>()
-                    .join("<br>")
-            };
-            let _ = writeln!(
-                out,
-                "| {label} | {}<br>**waits:** {} |",
-                top(&profile.statements, TOP_STATEMENTS),
-                top(&profile.waits, TOP_WAITS).replace('`', ""),
-            );
-        }
-        out.push('\n');
-    }
 }
-
-/// Statements and wait events shown per phase in the database table.
-const TOP_STATEMENTS: usize = 6;
-const TOP_WAITS: usize = 4;

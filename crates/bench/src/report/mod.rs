@@ -16,7 +16,6 @@ pub use row::{Row, percentile_us};
 use std::fmt::Write as _;
 
 use crate::baselines::{self, Baseline};
-use crate::dbprofile::DbProfile;
 use crate::phase::Measured;
 use crate::procfs::Settled;
 use crate::stages::Stages;
@@ -96,7 +95,6 @@ pub struct Report {
     stages: Vec<StageRow>,
     baselines: Vec<Baseline>,
     pairs: Vec<Pair>,
-    db: Vec<(String, DbProfile)>,
     /// Each wait for a quiet machine, named by the measurement it came before (`None`: the
     /// machine's CPU could not be read).
     waits: Vec<(String, Option<Settled>)>,
@@ -118,7 +116,6 @@ impl Report {
             stages: Vec::new(),
             baselines: Vec::new(),
             pairs: Vec::new(),
-            db: Vec::new(),
             waits: Vec::new(),
             notes: Vec::new(),
             tables: Vec::new(),
@@ -159,12 +156,7 @@ impl Report {
         self.rows.push(row);
     }
 
-    pub fn add_db(&mut self, label: &str, profile: &DbProfile) {
-        self.db.push((label.to_owned(), profile.clone()));
-    }
-
     pub fn add_stages(&mut self, m: &Measured) {
-        self.add_db(&m.label, &m.db);
         if m.arrivals.duplicates > 0 || m.arrivals.strays > 0 {
             self.note(format!(
                 "{}: {} duplicate arrivals (at-least-once), {} arrivals from other phases.",
@@ -260,13 +252,6 @@ impl Report {
             .map(|b| b.rate)
     }
 
-    /// Whether every broker-hop measured acked at once (no `--hop-ack-delay`).
-    fn hop_acked_at_once(&self) -> bool {
-        self.baselines
-            .iter()
-            .all(|b| b.label != "broker-hop" || b.ack_delay.is_zero())
-    }
-
     /// `kind`'s rate over `baseline`'s: the median of its rounds' ratios where it ran in rounds
     /// beside that baseline, else the ratio of the two rows.
     fn ratio(&self, kind: Kind, baseline: &str) -> Option<f64> {
@@ -298,7 +283,6 @@ impl Report {
             let _ = writeln!(out, "{table}");
         }
         self.stages_table(&mut out);
-        self.db_table(&mut out);
         if !self.notes.is_empty() {
             let _ = writeln!(out, "Notes:");
             for note in &self.notes {
@@ -326,8 +310,7 @@ impl Report {
                 ),
                 baselines::BROKER_HOP_STEADY => "baseline broker-hop at the steady rate (its events' publisher → a consumer acking at once; publish→consume latency)".to_owned(),
                 _ => format!(
-                    "baseline broker-hop (persistent + confirms → acks{}, prefetch {})",
-                    held_for(b.ack_delay),
+                    "baseline broker-hop (persistent + confirms → acks, prefetch {})",
                     baselines::PREFETCH
                 ),
             };
@@ -380,15 +363,6 @@ fn latencies(l: Option<[f64; 3]>) -> String {
     match l {
         Some([p50, p95, p99]) => format!("{p50:.1} | {p95:.1} | {p99:.1}"),
         None => "– | – | –".into(),
-    }
-}
-
-/// How long broker-hop's consumer held each batch before acking, as its row says it.
-fn held_for(delay: std::time::Duration) -> String {
-    if delay.is_zero() {
-        String::new()
-    } else {
-        format!(" {} ms after delivery", delay.as_millis())
     }
 }
 
@@ -445,7 +419,6 @@ mod tests {
             arrivals: None,
             rounds: 1,
             rabbitmq_cpu_s: None,
-            ack_delay: std::time::Duration::ZERO,
         });
         report.add_row(Row {
             delivered_rate: 15_000.0,
@@ -453,41 +426,6 @@ mod tests {
         });
         assert_eq!(report.ratio(Kind::Fanout10, "http-ceiling"), Some(0.5));
         assert_eq!(report.ratio(Kind::Fanout10, "broker-hop"), None);
-    }
-
-    #[test]
-    fn a_hop_acked_late_is_labelled_and_leaves_the_fan_out_1_target_unjudged() {
-        let run = |ack_delay_ms: u64| {
-            let mut report = Report::new("webhooks-bench".into());
-            report.baseline(Baseline {
-                label: "broker-hop",
-                count: 1_000,
-                rate: 15_000.0,
-                ports: 0,
-                arrivals: None,
-                rounds: 1,
-                rabbitmq_cpu_s: Some(0.06),
-                ack_delay: std::time::Duration::from_millis(ack_delay_ms),
-            });
-            report.add_row(Row {
-                delivered_rate: 9_000.0,
-                ..Row::combined(Kind::Fanout1, &[])
-            });
-            report.markdown()
-        };
-        let at_once = run(0);
-        assert!(at_once.contains("| baseline broker-hop (persistent + confirms → acks, prefetch"));
-        assert!(
-            at_once.contains("| fanout1 ÷ broker-hop | 0.60 |"),
-            "{at_once}"
-        );
-        let late = run(40);
-        assert!(
-            late.contains("→ acks 40 ms after delivery, prefetch"),
-            "{late}"
-        );
-        assert!(!late.contains("| fanout1 ÷ broker-hop |"), "{late}");
-        assert!(late.contains("| fanout1 deliveries/s | 9,000 |"), "{late}");
     }
 
     #[test]
@@ -505,7 +443,6 @@ mod tests {
             }),
             rounds: 1,
             rabbitmq_cpu_s: Some(0.4),
-            ack_delay: std::time::Duration::ZERO,
         });
         let table = report.markdown();
         let row = table

@@ -70,9 +70,7 @@ impl Report {
             ),
             Check::new(
                 "fanout1 ÷ broker-hop",
-                // The target is read against a consumer that acks at once (see `--hop-ack-delay`).
-                self.ratio(Kind::Fanout1, "broker-hop")
-                    .filter(|_| self.hop_acked_at_once()),
+                self.ratio(Kind::Fanout1, "broker-hop"),
                 2,
                 "≥ 0.60",
                 |v| v >= 0.60,
