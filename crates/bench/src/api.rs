@@ -5,10 +5,14 @@
 
 use std::time::{Duration, Instant};
 
+use webhooks_harness::api::Api;
+use webhooks_harness::publisher::{EVENT_NAME, PROJECT};
+use webhooks_harness::service::Service;
+use webhooks_harness::services::Services;
+
 use crate::ctx::Ctx;
 use crate::report::Report;
 use crate::report::api_table::ApiRow;
-use crate::services::{Service, World};
 
 /// Concurrent clients of each measurement: below, at and above the default pool size (16).
 pub const CONCURRENCY: [usize; 3] = [4, 16, 64];
@@ -30,17 +34,18 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn measure(ctx: &Ctx, world: &mut World) -> anyhow::Result<Vec<ApiRow>> {
+async fn measure(ctx: &Ctx, world: &mut Services) -> anyhow::Result<Vec<ApiRow>> {
     world.start(Service::Dispatcher).await?;
     let period = if ctx.args.quick {
         MEASURE_FOR / 10
     } else {
         MEASURE_FOR
     };
-    clients(world, 4, Until::Count(WARM_UP), "warm-up").await;
+    let api = world.api()?;
+    clients(&api, 4, Until::Count(WARM_UP), "warm-up").await;
     let mut rows = Vec::new();
     for concurrency in CONCURRENCY {
-        rows.push(clients(world, concurrency, Until::Elapsed(period), "api").await);
+        rows.push(clients(&api, concurrency, Until::Elapsed(period), "api").await);
     }
     Ok(rows)
 }
@@ -54,7 +59,7 @@ enum Until {
 
 /// `concurrency` clients creating webhooks back to back, each waiting for its answer before the
 /// next.
-async fn clients(world: &World, concurrency: usize, until: Until, title: &str) -> ApiRow {
+async fn clients(api: &Api, concurrency: usize, until: Until, title: &str) -> ApiRow {
     let started = Instant::now();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let client = |_| async {
@@ -69,8 +74,9 @@ async fn clients(world: &World, concurrency: usize, until: Until, title: &str) -
                 return answers;
             }
             let sent = Instant::now();
-            let status = world
-                .create_webhook_status(&format!("{title} {n}"), TARGET)
+            let title = format!("{title} {n}");
+            let status = api
+                .create_webhook_status(PROJECT, &title, TARGET, &[EVENT_NAME])
                 .await
                 .unwrap_or(0);
             let took = u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX);

@@ -7,14 +7,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::ctx::{Ctx, healthy_webhooks, start_services};
+use webhooks_harness::marks::now_ns;
+use webhooks_harness::metrics::Scrape;
+use webhooks_harness::publisher::{self, Pipeline, Plan, Published};
+use webhooks_harness::receiver::tracking::Tracking;
+use webhooks_harness::service::Service;
+use webhooks_harness::services::Services;
+
+use crate::ctx::{Ctx, healthy_webhooks, start, start_services};
 use crate::phase::{self, Measured, Probe, Progress};
 use crate::procfs::{RssSampler, SAMPLE_EVERY};
-use crate::publisher::{self, Pipeline, Plan, Published};
-use crate::receiver::{Receiver, now_ns};
 use crate::report::{Kind, Report, Row, int};
-use crate::services::{Service, World};
-use crate::stages::Scrape;
 
 /// What the drain measured beyond a phase's usual figures.
 struct Drained {
@@ -28,7 +31,7 @@ struct Drained {
 }
 
 pub async fn run(ctx: &Ctx, report: &mut Report, events: u64) -> anyhow::Result<()> {
-    let receiver = Receiver::start(1).await?;
+    let receiver = Tracking::start(1).await?;
     let sampler = RssSampler::start();
     let mut world = ctx.world(None)?;
     let outcome = drain(ctx, &mut world, &receiver, &sampler, events).await;
@@ -58,7 +61,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report, events: u64) -> anyhow::Result<
 
 /// `events` events wait in the broker while neither service runs; then both start.
 pub async fn run_in_broker(ctx: &Ctx, report: &mut Report, events: u64) -> anyhow::Result<()> {
-    let receiver = Receiver::start(1).await?;
+    let receiver = Tracking::start(1).await?;
     let sampler = RssSampler::start();
     let mut world = ctx.world(None)?;
     let outcome = drain_broker(
@@ -80,7 +83,7 @@ pub async fn run_in_broker(ctx: &Ctx, report: &mut Report, events: u64) -> anyho
     );
     report.add_row(Row::backlog(Kind::BrokerBacklog, m, drain_rate));
     report.add_stages(m);
-    let services: Vec<String> = [Service::Dispatcher, Service::Sender]
+    let services: Vec<String> = Service::BOTH
         .into_iter()
         .map(|service| {
             let series = sampler.samples(service.name()).series;
@@ -103,8 +106,8 @@ pub async fn run_in_broker(ctx: &Ctx, report: &mut Report, events: u64) -> anyho
 /// when the services were started.
 pub(crate) async fn drain_broker(
     ctx: &Ctx,
-    world: &mut World,
-    receiver: &Receiver,
+    world: &mut Services,
+    receiver: &Tracking,
     sampler: &RssSampler,
     events: u64,
     bytes: usize,
@@ -113,8 +116,8 @@ pub(crate) async fn drain_broker(
     // The dispatcher declares the queues and creates the webhook, then stops.
     world.start(Service::Dispatcher).await?;
     healthy_webhooks(world, receiver, 0, 1).await?;
-    if let Some(dispatcher) = world.take(Service::Dispatcher) {
-        dispatcher.terminate(Duration::from_secs(10)).await?;
+    if let Some(mut dispatcher) = world.take(Service::Dispatcher) {
+        dispatcher.terminate_within(Duration::from_secs(10)).await?;
     }
     receiver.tracker().begin(1, 1, events);
     let published = Arc::new(Published::default());
@@ -147,8 +150,8 @@ pub(crate) async fn drain_broker(
 /// Waits until every published event has arrived (or arrivals stall), then measures the phase.
 async fn drained(
     kind: Kind,
-    world: &World,
-    receiver: &Receiver,
+    world: &Services,
+    receiver: &Tracking,
     sampler: &RssSampler,
     probe: Probe,
     published: &Published,
@@ -197,15 +200,12 @@ fn per_second(series: &[(f64, u64)]) -> String {
 
 async fn drain(
     ctx: &Ctx,
-    world: &mut World,
-    receiver: &Receiver,
+    world: &mut Services,
+    receiver: &Tracking,
     sampler: &RssSampler,
     events: u64,
 ) -> anyhow::Result<Drained> {
-    world.start(Service::Dispatcher).await?;
-    if let Some(process) = world.process(Service::Dispatcher) {
-        sampler.watch(Service::Dispatcher.name(), process.pid);
-    }
+    start(world, Service::Dispatcher, sampler).await?;
     healthy_webhooks(world, receiver, 0, 1).await?;
     receiver.tracker().begin(1, 1, events);
     let probe = Probe::start(world).await?;
@@ -226,11 +226,8 @@ async fn drain(
     let recorded_ns = now_ns();
 
     let sender_spawn_ns = now_ns();
-    world.start(Service::Sender).await?;
+    start(world, Service::Sender, sampler).await?;
     let sender_ready_ns = now_ns();
-    if let Some(process) = world.process(Service::Sender) {
-        sampler.watch(Service::Sender.name(), process.pid);
-    }
     let measured = drained(Kind::Backlog, world, receiver, sampler, probe, &published).await?;
     Ok(Drained {
         measured,
@@ -243,7 +240,7 @@ async fn drain(
 
 /// Waits until publishing ended and the dispatcher counted `events` deliveries created.
 async fn wait_recorded(
-    world: &World,
+    world: &Services,
     published: &Published,
     mut publishing: tokio::task::JoinHandle<anyhow::Result<()>>,
     events: u64,
@@ -274,7 +271,7 @@ async fn wait_recorded(
 }
 
 /// Shows the drain until `events` deliveries arrived; false if arrivals stalled.
-async fn wait_delivered(receiver: &Receiver, events: u64) -> bool {
+async fn wait_delivered(receiver: &Tracking, events: u64) -> bool {
     let mut progress = Progress::new("backlog: drain");
     let (mut last, mut last_change) = (0, Instant::now());
     loop {

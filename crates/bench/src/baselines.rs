@@ -19,19 +19,23 @@ use tokio::time::Instant;
 use uuid::Uuid;
 use webhooks_core::destination::{Destinations, parse_net};
 use webhooks_core::event::Event;
+use webhooks_harness::marks::{latency_us, now_ns};
+use webhooks_harness::names::{Janitor, Names};
+use webhooks_harness::publisher::{self, Pipeline, event_body};
+use webhooks_harness::receiver::tracker::Arrivals;
+use webhooks_harness::receiver::tracking::Tracking;
 use webhooks_sender::attempt::Sender;
 use webhooks_sender::claim::{Job, Target};
 
 use crate::phase::{Progress, RABBITMQ};
 use crate::procfs;
-use crate::publisher::{Pipeline, event_body};
-use crate::receiver::{Arrivals, Receiver, latency_us, now_ns};
-use crate::services::{Janitor, Names};
 
 /// Requests in flight in the HTTP ceiling.
 pub const CONCURRENCY: usize = 256;
 /// Unacknowledged messages the broker-hop consumer may hold: the dispatcher's default.
 pub const PREFETCH: u16 = webhooks_core::amqp::EVENTS_PREFETCH;
+/// Broker-hop's queue, under the prefix of names of its own.
+pub const HOP_QUEUE: &str = "bench.hop";
 
 /// A baseline's rate and (where it has one) its latency.
 #[derive(Clone, Debug)]
@@ -87,7 +91,7 @@ impl Baseline {
 /// The sender's HTTP client posting `requests` delivery bodies straight to a fresh receiver with
 /// `ports` listeners (requests spread round robin, as fan-out spreads deliveries over endpoints).
 pub async fn http_ceiling(requests: u64, ports: usize) -> anyhow::Result<Baseline> {
-    let receiver = Receiver::start(ports).await?;
+    let receiver = Tracking::start(ports).await?;
     receiver.tracker().begin(0, 1, requests);
     let allowed = parse_net("127.0.0.0/8").map_err(anyhow::Error::msg)?;
     // The sender's defaults: DELIVERY_TIMEOUT 15s, 1 KiB of response kept, and a pool with room
@@ -194,7 +198,7 @@ pub async fn broker_hop(
     messages: u64,
     paced: Option<f64>,
 ) -> anyhow::Result<Baseline> {
-    let names = Names::fresh();
+    let names = Names::fresh("bench");
     janitor.register(&names);
     let outcome = one_hop(connection, amqp_url, &names, messages, paced).await;
     janitor.clean(&names).await;
@@ -208,12 +212,11 @@ async fn one_hop(
     messages: u64,
     paced: Option<f64>,
 ) -> anyhow::Result<Baseline> {
-    let queue = format!("{}bench.hop", names.prefix);
+    let queue = names.queue(HOP_QUEUE);
     // The consumer gets a connection of its own, as a service would have.
-    let consuming = crate::publisher::connect(amqp_url, "webhooks-bench-hop").await?;
+    let consuming = publisher::connect(amqp_url, "webhooks-bench-hop").await?;
     let channel = consuming.create_channel().await?;
-    crate::publisher::declare_durable(&channel, &queue, crate::services::events_queue_type()?)
-        .await?;
+    publisher::declare_durable(&channel, &queue, events_queue_type()?).await?;
     // The dispatcher's default prefetch, so that the hop measured is the one the events take.
     channel
         .basic_qos(PREFETCH, BasicQosOptions::default())
@@ -304,6 +307,17 @@ async fn one_hop(
         rounds: 1,
         rabbitmq_cpu_s: Some(rabbitmq_cpu_s),
     })
+}
+
+/// The kind of queue the dispatcher's events wait in, as `EVENTS_QUEUE_TYPE` (which passes through
+/// to the dispatcher) sets it; broker-hop declares its queue the same way, so that the hop it
+/// measures is the one the events take.
+fn events_queue_type() -> anyhow::Result<webhooks_core::amqp::QueueType> {
+    match std::env::var("EVENTS_QUEUE_TYPE") {
+        Ok(value) => clap::ValueEnum::from_str(&value, true)
+            .map_err(|e| anyhow::anyhow!("EVENTS_QUEUE_TYPE={value}: {e}")),
+        Err(_) => Ok(webhooks_core::amqp::QueueType::default()),
+    }
 }
 
 #[cfg(test)]

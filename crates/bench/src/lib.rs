@@ -4,60 +4,84 @@
 //! deliveries and peak memory per service, next to baselines measured in the same run. On
 //! request (`--scenario soak`) it runs instead a long soak with faults injected at random.
 //!
+//! Each scenario's world (a fresh database and broker names, the service processes, the
+//! receiver, the publisher, the faults) comes from `webhooks-harness`; this crate measures it.
+//!
 //! # Layout
 //! - [`args`]: the command line and each scenario's default size.
-//! - [`services`]: a world per scenario: the service processes, their API and metrics.
-//! - [`janitor`]: the database and broker names a world owns, deleted afterwards.
-//! - [`receiver`]: the HTTP receiver and the tracker matching arrivals to publishes.
-//! - [`publisher`]: pipelined publishing with confirms of contract-shaped events.
+//! - [`procfs`]: CPU and memory from `/proc`; [`stages`]: the services' own metrics, per phase.
+//! - [`ctx`]: what every scenario needs, and the steps each scenario's world starts with.
 //! - [`phase`]: one measured phase: publish, follow progress, measure CPU, memory and stages.
+//! - [`baselines`]: the plain-HTTP ceiling and the broker's one-hop rate.
+//! - [`report`]: the markdown tables, ratios and targets.
 //! - [`scenarios`]: fan-out 1 and 10, steady rate, hanging endpoints; [`backlog`]: the drain.
 //! - [`api`]: the management API's creates/s and latency at 4, 16 and 64 concurrent clients.
 //! - [`memory`]: peak memory with large events, small events and a wide fan-out, against the bound.
-//! - [`baselines`]: the plain-HTTP ceiling and the broker's one-hop rate.
-//! - [`procfs`]: CPU and memory from `/proc`.
-//! - [`stages`]: the services' own metrics, per phase.
-//! - [`report`]: the markdown tables, ratios and targets.
-//! - [`soak`]: the soak: a steady stream for minutes while [`faults`] are injected on a seeded
-//!   [`schedule`], then a check that every delivery arrived.
+//! - [`soak`]: the soak: a steady stream for minutes while faults are injected on a seeded
+//!   schedule, then a check that every delivery arrived.
 
 pub mod api;
 pub mod args;
 pub mod backlog;
 pub mod baselines;
 pub mod ctx;
-pub mod faults;
-pub mod janitor;
 pub mod memory;
 pub mod phase;
 pub mod procfs;
-pub mod publisher;
-pub mod receiver;
 pub mod report;
 pub mod scenarios;
-pub mod schedule;
-pub mod services;
 pub mod soak;
 pub mod stages;
 
 use std::sync::Arc;
+use webhooks_harness::names::Janitor;
+use webhooks_harness::process;
+use webhooks_harness::publisher;
+use webhooks_harness::service::Service;
 
 use crate::args::Args;
-use crate::ctx::Ctx;
+use crate::ctx::{Ctx, failed};
 use crate::report::Report;
-use crate::services::{Janitor, Settings, TUNING_VARIABLES};
+
+/// Service settings a user may set in the environment to tune a run; they pass through to the
+/// services and are shown.
+const TUNING_VARIABLES: &[&str] = &[
+    "PREFETCH",
+    "BATCH_SIZE",
+    "BATCH_LINGER",
+    "DATABASE_POOL_SIZE",
+    "MAX_IN_FLIGHT",
+    "MAX_PER_ENDPOINT",
+    "BREAKER_FAILURES",
+    "BREAKER_PAUSE",
+    "SCHEDULER_INTERVAL",
+    "HANDOFF_GRACE",
+    "INDEX_RELOAD",
+    "RETRY_INITIAL",
+    "RETRY_MAX",
+    "RESPONSE_SNIPPET_BYTES",
+    "DELIVERY_TIMEOUT",
+    "EVENTS_QUEUE_TYPE",
+    "EVENTS_IN_FLIGHT_BYTES",
+    "BODIES_IN_FLIGHT_BYTES",
+    "MAX_EVENT_BYTES",
+];
 
 /// Runs the selected scenarios (the full-speed fan-outs in rounds, each round beside a fresh
 /// measurement of its baseline), then prints the report to stdout; or, when asked for, the soak
 /// alone.
 pub async fn run(args: Args, janitor: Arc<Janitor>) -> anyhow::Result<()> {
-    let settings = Arc::new(Settings::locate(&args.amqp_url, &args.postgres)?);
-    eprintln!("services from {}", settings.bin_dir.display());
+    for service in Service::BOTH {
+        eprintln!(
+            "{} from {}",
+            service.name(),
+            process::locate(service.binary())?.display()
+        );
+    }
     let connection = publisher::connect(&args.amqp_url, "webhooks-bench").await?;
     if args.soak() {
         let ctx = Ctx {
             args,
-            settings,
             janitor,
             connection,
         };
@@ -75,7 +99,6 @@ pub async fn run(args: Args, janitor: Arc<Janitor>) -> anyhow::Result<()> {
     }
     let ctx = Ctx {
         args,
-        settings,
         janitor,
         connection,
     };
@@ -93,21 +116,6 @@ pub async fn run(args: Args, janitor: Arc<Janitor>) -> anyhow::Result<()> {
         report.verdict()?;
     }
     Ok(())
-}
-
-/// Waits for a quiet machine before the measurement `before`, and keeps the wait for the notes.
-pub(crate) async fn settle(report: &mut Report, before: String) {
-    let settled = procfs::settle().await;
-    if let Err(e) = &settled {
-        eprintln!("could not watch the machine's CPU: {e:#}");
-    }
-    report.waited(before, settled.ok());
-}
-
-pub(crate) fn failed(report: &mut Report, what: &str, error: &anyhow::Error) {
-    eprintln!("{what} failed: {error:#}");
-    report.note(format!("{what} failed: {error:#}"));
-    report.failure(what);
 }
 
 /// How this run was invoked, for BENCHMARKS.md.

@@ -6,14 +6,16 @@ use clap::Parser;
 use std::process::ExitCode;
 use std::sync::Arc;
 use webhooks_bench::args::Args;
-use webhooks_bench::services::Janitor;
+use webhooks_bench::baselines::HOP_QUEUE;
+use webhooks_harness::names::Janitor;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
     // ring is the one TLS crypto provider compiled into the workspace's HTTP client.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let janitor = Arc::new(Janitor::new(&args.amqp_url, &args.postgres));
+    // Broker-hop's queue is the one queue a world may hold beside the services'.
+    let janitor = Arc::new(Janitor::new(&args.amqp_url, &args.postgres, &[HOP_QUEUE]));
     // Dropping the run on a signal drops its worlds, whose children are killed on drop.
     let outcome = tokio::select! {
         outcome = webhooks_bench::run(args, janitor.clone()) => outcome,

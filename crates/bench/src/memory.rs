@@ -16,11 +16,12 @@ use std::fmt::Write as _;
 
 use webhooks_core::memory;
 
+use webhooks_harness::receiver::tracking::Tracking;
+
 use crate::backlog::drain_broker;
-use crate::ctx::{Ctx, healthy_webhooks, start_services};
+use crate::ctx::{Ctx, healthy_webhooks, settle, start_services};
 use crate::phase::{self, Measured, Spec};
 use crate::procfs::RssSampler;
-use crate::receiver::Receiver;
 use crate::report::{Kind, Report, Row, int};
 
 /// Events of each backlog, and their sizes.
@@ -52,9 +53,9 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     let bounds = documented_bounds();
     let mut checked = Vec::new();
     for (kind, bytes) in [(Kind::MemoryLarge, LARGE), (Kind::MemorySmall, SMALL)] {
-        crate::settle(report, kind.label().to_owned()).await;
+        settle(report, kind.label().to_owned()).await;
         let events = ctx.args.scaled(BACKLOG_EVENTS);
-        let receiver = Receiver::start(1).await?;
+        let receiver = Tracking::start(1).await?;
         let sampler = RssSampler::start();
         let mut world = ctx.world(None)?;
         let outcome = drain_broker(ctx, &mut world, &receiver, &sampler, events, bytes, kind).await;
@@ -71,7 +72,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         report.add_row(row);
         report.add_stages(&m);
     }
-    crate::settle(report, Kind::MemoryWide.label().to_owned()).await;
+    settle(report, Kind::MemoryWide.label().to_owned()).await;
     let m = burst(ctx).await?;
     let row = Row::from_measured(Kind::MemoryWide, &m);
     checked.push(check(&row, bounds, BURST_MIB));
@@ -110,7 +111,7 @@ fn missed(checked: &[Checked]) -> Vec<String> {
 
 /// 1,000 webhooks of one project, then 200 events at full speed.
 async fn burst(ctx: &Ctx) -> anyhow::Result<Measured> {
-    let receiver = Receiver::start(BURST_PORTS).await?;
+    let receiver = Tracking::start(BURST_PORTS).await?;
     let sampler = RssSampler::start();
     let mut world = ctx.world(None)?;
     let outcome = async {

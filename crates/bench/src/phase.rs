@@ -5,11 +5,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use webhooks_harness::metrics::Scrape;
+use webhooks_harness::publisher::{self, Pipeline, Plan, Published};
+use webhooks_harness::receiver::tracker::Arrivals;
+use webhooks_harness::receiver::tracking::Tracking;
+use webhooks_harness::service::Service;
+use webhooks_harness::services::Services;
+
 use crate::procfs::{self, MachineTicks, RssSampler};
-use crate::publisher::{self, Pipeline, Plan, Published};
-use crate::receiver::{Arrivals, Receiver};
-use crate::services::{Service, World};
-use crate::stages::{Scrape, Stages};
+use crate::stages::Stages;
 
 /// No new arrival for this long after publishing ended: the phase is reported as incomplete.
 pub const STALL: Duration = Duration::from_secs(45);
@@ -103,7 +107,7 @@ impl Measured {
         events: u64,
         expected: u64,
         published: &Published,
-        receiver: &Receiver,
+        receiver: &Tracking,
         complete: bool,
     ) -> Self {
         Self {
@@ -148,15 +152,13 @@ pub struct Probe {
 const POSTGRES: &str = "postgres";
 pub const RABBITMQ: &str = "beam.smp";
 
-const SERVICES: [Service; 2] = [Service::Dispatcher, Service::Sender];
-
 impl Probe {
-    pub async fn start(world: &World) -> anyhow::Result<Self> {
+    pub async fn start(world: &Services) -> anyhow::Result<Self> {
         let mut cpu = [None, None];
         let mut scrapes = [Scrape::default(), Scrape::default()];
-        for (i, service) in SERVICES.into_iter().enumerate() {
-            if let Some(process) = world.process(service) {
-                cpu[i] = Some(procfs::cpu_seconds(process.pid)?);
+        for (i, service) in Service::BOTH.into_iter().enumerate() {
+            if let Some(pid) = world.process(service).and_then(|p| p.pid()) {
+                cpu[i] = Some(procfs::cpu_seconds(pid)?);
                 scrapes[i] = Scrape::parse(&world.metrics(service).await?);
             }
         }
@@ -173,19 +175,19 @@ impl Probe {
     /// Fills in `measured`'s costs and stages (a service started during the phase counts from 0).
     pub async fn finish(
         &self,
-        world: &World,
+        world: &Services,
         sampler: &RssSampler,
         measured: &mut Measured,
     ) -> anyhow::Result<()> {
         let mut after = [Scrape::default(), Scrape::default()];
-        for (i, service) in SERVICES.into_iter().enumerate() {
-            let Some(process) = world.process(service) else {
+        for (i, service) in Service::BOTH.into_iter().enumerate() {
+            let Some(pid) = world.process(service).and_then(|p| p.pid()) else {
                 continue;
             };
             after[i] = Scrape::parse(&world.metrics(service).await?);
-            let memory = procfs::memory(process.pid)?;
+            let memory = procfs::memory(pid)?;
             let cost = Cost {
-                cpu_s: procfs::cpu_seconds(process.pid)? - self.cpu[i].unwrap_or(0.0),
+                cpu_s: procfs::cpu_seconds(pid)? - self.cpu[i].unwrap_or(0.0),
                 peak_rss_kib: memory.hwm_kib.max(sampler.samples(service.name()).peak_kib),
             };
             match service {
@@ -208,8 +210,8 @@ impl Probe {
 
 /// Runs one phase against a world whose services and webhooks are ready.
 pub async fn run(
-    world: &World,
-    receiver: &Receiver,
+    world: &Services,
+    receiver: &Tracking,
     sampler: &RssSampler,
     connection: &lapin::Connection,
     spec: Spec,
@@ -249,7 +251,7 @@ pub async fn run(
 /// Shows progress until publishing ended and `expected` deliveries arrived; false if they stalled.
 pub async fn follow(
     label: &str,
-    receiver: &Receiver,
+    receiver: &Tracking,
     published: &Published,
     mut publishing: tokio::task::JoinHandle<anyhow::Result<()>>,
     expected: u64,

@@ -3,15 +3,16 @@
 //! service processes and receiver) so that no scenario inherits another's tables, queues or memory.
 //! The backlog scenario lives in [`crate::backlog`].
 
+use webhooks_harness::publisher::PROJECT;
+use webhooks_harness::receiver::tracking::Tracking;
+use webhooks_harness::services::Services;
+
 use crate::args::{STEADY_RATE, Scenario};
 use crate::baselines::{self, Baseline};
-use crate::ctx::{Ctx, healthy_webhooks, start_services};
+use crate::ctx::{Ctx, create_webhook, failed, healthy_webhooks, settle, start_services};
 use crate::phase::{self, Measured, Spec};
 use crate::procfs::RssSampler;
-use crate::receiver::Receiver;
 use crate::report::{Kind, Pair, Report, Row, int};
-use crate::services::World;
-use crate::{failed, settle};
 
 /// `DELIVERY_TIMEOUT` of the hanging scenario, so hanging attempts end (and the run finishes) quickly.
 pub const HANGING_TIMEOUT: &str = "2s";
@@ -159,8 +160,8 @@ fn fanout_spec(kind: Kind, label: String, events: u64) -> Spec {
 /// answer if `hanging` and otherwise answer at once; they are deleted afterwards.
 async fn beside_phase(
     ctx: &Ctx,
-    world: &World,
-    receiver: &Receiver,
+    world: &Services,
+    receiver: &Tracking,
     sampler: &RssSampler,
     first: usize,
     hanging: bool,
@@ -173,15 +174,12 @@ async fn beside_phase(
         } else {
             receiver.beside_url(k)
         };
-        beside.push(
-            world
-                .create_webhook(&format!("bench beside {k}"), &url)
-                .await?,
-        );
+        beside.push(create_webhook(world, &format!("bench beside {k}"), &url).await?);
     }
     let measured = phase::run(world, receiver, sampler, &ctx.connection, spec).await?;
+    let api = world.api()?;
     for id in &beside {
-        world.delete_webhook(id).await?;
+        api.delete_webhook(PROJECT, id).await?;
     }
     Ok(measured)
 }
@@ -194,7 +192,7 @@ fn p99_ms(m: &Measured) -> f64 {
 /// One phase of `spec` in a world of its own, with `spec.healthy` webhooks.
 async fn fanout(ctx: &Ctx, spec: Spec) -> anyhow::Result<Measured> {
     let webhooks = spec.healthy;
-    let receiver = Receiver::start(webhooks).await?;
+    let receiver = Tracking::start(webhooks).await?;
     let sampler = RssSampler::start();
     let mut world = ctx.world(None)?;
     let outcome = async {
@@ -213,7 +211,7 @@ async fn fanout(ctx: &Ctx, spec: Spec) -> anyhow::Result<Measured> {
 /// the hanging endpoints' effect on the healthy ones, not the cost of 2 more webhooks. The 2 of
 /// each phase are new webhooks on endpoints the sender has not seen, deleted when the phase ends.
 async fn hanging(ctx: &Ctx, report: &mut Report, events: u64) -> anyhow::Result<()> {
-    let receiver = Receiver::start(HEALTHY + 2 * HANGING * ROUNDS).await?;
+    let receiver = Tracking::start(HEALTHY + 2 * HANGING * ROUNDS).await?;
     let sampler = RssSampler::start();
     let mut world = ctx.world(Some(HANGING_TIMEOUT))?;
     let outcome = async {

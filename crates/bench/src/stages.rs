@@ -2,45 +2,7 @@
 //! phase: the dispatcher's batches (`webhooks_dispatcher_batch_seconds`, `_batch_events`) and the
 //! sender's attempts (`webhooks_sender_attempt_seconds`), claims by source, deferrals and retries.
 
-use std::collections::HashMap;
-
-/// One scrape: every sample by its full series name (`name{labels}`).
-#[derive(Clone, Debug, Default)]
-pub struct Scrape(HashMap<String, f64>);
-
-impl Scrape {
-    /// Parses the Prometheus text format (comments skipped).
-    pub fn parse(text: &str) -> Self {
-        let samples = text
-            .lines()
-            .filter(|line| !line.starts_with('#'))
-            .filter_map(|line| {
-                let (series, value) = line.rsplit_once(' ')?;
-                Some((series.to_owned(), value.parse::<f64>().ok()?))
-            })
-            .collect();
-        Self(samples)
-    }
-
-    /// The sum over every series of metric `name`.
-    pub fn sum(&self, name: &str) -> f64 {
-        self.0
-            .iter()
-            .filter(|(series, _)| {
-                series
-                    .strip_prefix(name)
-                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('{'))
-            })
-            .map(|(_, value)| value)
-            .sum()
-    }
-
-    /// The series of metric `name` with exactly the one label `label="value"`.
-    pub fn labelled(&self, name: &str, label: &str, value: &str) -> f64 {
-        let series = format!("{name}{{{label}=\"{value}\"}}");
-        self.0.get(&series).copied().unwrap_or(0.0)
-    }
-}
+use webhooks_harness::metrics::Scrape;
 
 /// Per-stage figures of one phase (differences between two scrapes).
 #[derive(Clone, Debug, Default)]
@@ -101,20 +63,4 @@ impl Stages {
 
 fn ratio(a: f64, b: f64) -> f64 {
     if b > 0.0 { a / b } else { 0.0 }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_and_sums_series() {
-        let text = "# HELP x\nwebhooks_sender_attempts_total{outcome=\"success\"} 5\nwebhooks_sender_attempts_total{outcome=\"failure\"} 2\nwebhooks_sender_attempts_totally 9\n";
-        let scrape = Scrape::parse(text);
-        assert_eq!(scrape.sum("webhooks_sender_attempts_total"), 7.0);
-        assert_eq!(
-            scrape.labelled("webhooks_sender_attempts_total", "outcome", "failure"),
-            2.0
-        );
-    }
 }

@@ -1,92 +1,104 @@
-//! Faults a test can inflict on its own world without touching other tests: cut its broker
-//! connections, take its database away, and watch readiness.
+//! Faults inflicted on one world without touching any other on the same servers: its services'
+//! broker connections closed from the broker's side (found by the prefix in their names), and its
+//! database taken away (new connections refused, open ones ended) and given back.
 
-use std::time::Duration;
+use anyhow::Context;
 
-use crate::world::{PG_SERVER, World};
+/// The broker's ids of the connections whose client-given name contains `prefix` (the services
+/// name theirs after their `AMQP_PREFIX`).
+pub async fn connections(prefix: &str) -> anyhow::Result<Vec<String>> {
+    let listed = rabbitmqctl(&["list_connections", "pid", "client_properties"]).await?;
+    Ok(listed
+        .lines()
+        .filter(|line| line.contains(prefix))
+        .filter_map(|line| line.split_whitespace().next().map(str::to_owned))
+        .collect())
+}
 
-impl World {
-    /// Opens the test's own broker connection again (after a broker restart).
-    pub async fn reconnect_broker(&mut self) {
-        let (amqp, channel) =
-            crate::world::open_channel(self.dispatcher_config.common.amqp_url.expose()).await;
-        self.amqp = amqp;
-        self.channel = channel;
-    }
+/// Closes connection `id` from the broker's side, as a broker restart or a network cut does.
+pub async fn close_connection(id: &str, reason: &str) -> anyhow::Result<()> {
+    rabbitmqctl(&["close_connection", id, reason]).await?;
+    Ok(())
+}
 
-    /// The dispatcher's address (API, /metrics, /readyz).
-    pub fn dispatcher_addr(&self) -> std::net::SocketAddr {
-        self.api_base
-            .trim_start_matches("http://")
-            .trim_end_matches("/api/v1")
-            .parse()
-            .expect("dispatcher address")
-    }
+async fn rabbitmqctl(args: &[&str]) -> anyhow::Result<String> {
+    let output = tokio::process::Command::new("rabbitmqctl")
+        .arg("-q")
+        .args(args)
+        .output()
+        .await
+        .context("running rabbitmqctl")?;
+    anyhow::ensure!(
+        output.status.success(),
+        "rabbitmqctl {}: {} {}",
+        args.join(" "),
+        output.status,
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
 
-    /// The status /readyz answers (0 when nothing answers).
-    pub async fn readyz(&self, addr: std::net::SocketAddr) -> u16 {
-        match self.http.get(format!("http://{addr}/readyz")).send().await {
-            Ok(response) => response.status().as_u16(),
-            Err(_) => 0,
-        }
-    }
+/// A database refusing connections, until [`DatabaseAway::restore`].
+pub struct DatabaseAway {
+    admin: tokio_postgres::Client,
+    driver: tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>,
+    database: String,
+    /// The backends ended when it went away.
+    pub ended: usize,
+}
 
-    /// The broker's ids of this world's service connections (their names carry the prefix).
-    fn service_connections(&self) -> Vec<String> {
-        let listed = std::process::Command::new("rabbitmqctl")
-            .args(["-q", "list_connections", "pid", "client_properties"])
-            .output()
-            .expect("rabbitmqctl list_connections");
-        let prefix = &self.dispatcher_config.common.amqp_prefix;
-        String::from_utf8_lossy(&listed.stdout)
-            .lines()
-            .filter(|line| line.contains(prefix.as_str()))
-            .filter_map(|line| line.split_whitespace().next().map(str::to_owned))
-            .collect()
-    }
-
-    /// Closes this world's service connections from the broker's side, as a broker restart or a
-    /// network cut does, without touching other tests' connections. Waits first until both
-    /// services are connected (after an earlier cut, until they have reconnected).
-    pub async fn drop_service_connections(&self) {
-        let pids = crate::wait::until(
-            "both services connected",
-            Duration::from_secs(30),
-            || async {
-                let pids = self.service_connections();
-                (pids.len() >= 2).then_some(pids)
-            },
-        )
-        .await;
-        for pid in pids {
-            let status = std::process::Command::new("rabbitmqctl")
-                .args(["-q", "close_connection", &pid, "test: connection cut"])
-                .status()
-                .expect("rabbitmqctl close_connection");
-            assert!(status.success());
-        }
-    }
-
-    /// Takes this world's database away for `outage` (existing connections are cut, new ones are
-    /// refused), then lets it back, as a database restart does.
-    pub async fn database_outage(&self, outage: Duration) {
-        let (admin, connection) =
-            tokio_postgres::connect(&format!("{PG_SERVER}/postgres"), tokio_postgres::NoTls)
-                .await
-                .expect("admin connection");
-        tokio::spawn(connection);
-        let name = format!("wh_{}", self.id);
+impl DatabaseAway {
+    /// Refuses new connections to `database` on `pg_server` and ends its open ones, as a database
+    /// restart does.
+    pub async fn begin(pg_server: &str, database: &str) -> anyhow::Result<Self> {
+        let url = format!("{}/postgres", pg_server.trim_end_matches('/'));
+        let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .with_context(|| format!("connecting to {url}"))?;
+        let driver = tokio::spawn(connection);
         admin
             .batch_execute(&format!(
-                "ALTER DATABASE {name} ALLOW_CONNECTIONS false;
-                 SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}';"
+                "ALTER DATABASE \"{database}\" ALLOW_CONNECTIONS false"
             ))
             .await
-            .expect("cut the database");
-        tokio::time::sleep(outage).await;
-        admin
-            .batch_execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+            .context("refusing connections to the database")?;
+        let mut away = Self {
+            admin,
+            driver,
+            database: database.to_owned(),
+            ended: 0,
+        };
+        let ended = away
+            .admin
+            .query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE datname = $1 AND pid <> pg_backend_pid()",
+                &[&away.database],
+            )
+            .await;
+        match ended {
+            Ok(rows) => away.ended = rows.len(),
+            Err(e) => {
+                // Whatever happened, the database comes back.
+                away.restore().await?;
+                return Err(e).context("ending the database's connections");
+            }
+        }
+        Ok(away)
+    }
+
+    /// Lets connections to the database in again.
+    pub async fn restore(self) -> anyhow::Result<()> {
+        let back = self
+            .admin
+            .batch_execute(&format!(
+                "ALTER DATABASE \"{}\" ALLOW_CONNECTIONS true",
+                self.database
+            ))
             .await
-            .expect("restore the database");
+            .context("allowing connections to the database again");
+        drop(self.admin);
+        let _ = self.driver.await;
+        back
     }
 }

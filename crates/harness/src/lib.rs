@@ -4,24 +4,41 @@
 //! and RabbitMQ. The end-to-end tests (`tests/`) and `webhooks-bench` both build on it.
 //!
 //! # Layout
-//! - [`world`]: starts both services for one test and removes everything it created afterwards.
-//! - [`broker`]: a private RabbitMQ node for tests that restart the broker.
-//! - [`client`]: the API, the events exchange, the queues, the database and metrics of a world.
-//! - [`faults`]: cutting a world's broker connections and taking its database away.
-//! - [`postgres`]: a private PostgreSQL cluster for tests that restart the database server.
-//! - [`process`]: a service binary as a child process, for crash (kill -9) and signal tests.
-//! - [`rabbit`]: a private RabbitMQ node configured before it boots, optionally serving TLS.
-//! - [`standalone`]: both services as processes configured by environment, against private backends.
-//! - [`receiver`]: an HTTP receiver on port 0 that records requests and answers as told.
+//! From the bottom up; a module uses only those above it in this list.
 //! - [`wait`]: waiting for a condition with a deadline (never a bare sleep).
+//! - [`names`]: what a world owns on the servers, and removing it.
+//! - [`marks`]: what an event's payload carries for a receiver to match it to its publish.
+//! - [`metrics`]: a service's `/metrics`, parsed.
+//! - [`process`]: a service binary as a child process, for crash (kill -9) and signal tests.
+//! - [`service`]: a running service's readiness and metrics, and the environment of a world.
+//! - [`api`]: the management API as a client uses it.
+//! - [`faults`]: cutting a world's broker connections and taking its database away.
+//! - [`publisher`]: publishing events with confirms, pipelined, as other services do.
+//! - [`receiver`]: HTTP receivers: the tests' (records and answers as told) and the benchmark's
+//!   (matches arrivals to publishes).
+//! - [`broker`], [`postgres`]: a private RabbitMQ node and PostgreSQL cluster, for tests that
+//!   restart them; [`rabbit`]: a private RabbitMQ node configured before it boots, optionally
+//!   serving TLS.
+//! - [`standalone`]: both services as processes configured by environment, against private
+//!   backends.
+//! - [`services`]: a world of service processes (the benchmark's and the soak's); [`injector`]:
+//!   the soak's faults on it.
+//! - [`world`]: a test's world, with both services in-process.
 
+pub mod api;
 pub mod broker;
-pub mod client;
 pub mod faults;
+pub mod injector;
+pub mod marks;
+pub mod metrics;
+pub mod names;
 pub mod postgres;
 pub mod process;
+pub mod publisher;
 pub mod rabbit;
 pub mod receiver;
+pub mod service;
+pub mod services;
 pub mod standalone;
 pub mod wait;
 pub mod world;

@@ -1,6 +1,7 @@
-//! A service binary running as a child process, so tests can kill it without warning (SIGKILL)
-//! or stop it the way an orchestrator does (SIGTERM), and read what it logs.
+//! A service binary running as a child process, so that a test or the soak can kill it without
+//! warning (SIGKILL) or stop it the way an orchestrator does (SIGTERM), and read what it logs.
 
+use anyhow::Context;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -17,29 +18,37 @@ pub struct Process {
     readers: Vec<tokio::task::JoinHandle<()>>,
 }
 
-/// The workspace's binaries sit next to the test executable's `deps/` folder.
+/// The workspace's binary `name`, built in the same profile as the running executable: beside
+/// it (a binary such as the benchmark) or beside its `deps/` folder (a test).
+pub fn locate(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating the running executable")?;
+    let dir = exe.parent().context("the executable has no directory")?;
+    [Some(dir), dir.parent()]
+        .into_iter()
+        .flatten()
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+        .with_context(|| {
+            format!(
+                "{name} is not built beside {}: build the workspace in the same profile first \
+                 (cargo build --workspace, with --release for a release binary)",
+                exe.display()
+            )
+        })
+}
+
+/// [`locate`] for a test: panics when the binary is not built.
 pub fn binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target directory");
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} not built: run the tests with --workspace",
-        path.display()
-    );
-    path
+    locate(name).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
-fn free_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
-    listener.local_addr().expect("address")
+/// A port nobody listens on right now (bound then released for the child to take).
+fn free_port() -> std::io::Result<SocketAddr> {
+    std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()
 }
 
-/// Copies `pipe` line by line into `output`, and on to the test's own stderr (shown when a test
-/// fails), until the process closes it.
+/// Copies `pipe` line by line into `output`, and on to our own stderr (shown when a test fails;
+/// the benchmark keeps its stdout for the report), until the process closes it.
 fn collect(
     pipe: impl AsyncRead + Unpin + Send + 'static,
     name: String,
@@ -67,8 +76,19 @@ impl Process {
         env: &[(&str, String)],
         unset: &[&str],
     ) -> Self {
-        let addr = free_port();
-        let mut command = Command::new(binary(name));
+        Self::start(name, common, env, unset).unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
+    /// Starts binary `name` listening on a free port (`HTTP_ADDR`), with `common` and then `env`
+    /// set and `unset` removed from the environment it inherits; returns at once.
+    pub fn start(
+        name: &str,
+        common: &[(&str, String)],
+        env: &[(&str, String)],
+        unset: &[&str],
+    ) -> anyhow::Result<Self> {
+        let addr = free_port().context("finding a free port")?;
+        let mut command = Command::new(locate(name)?);
         command
             .env("HTTP_ADDR", addr.to_string())
             .env(
@@ -84,26 +104,22 @@ impl Process {
         for variable in unset {
             command.env_remove(variable);
         }
-        let mut child = command.spawn().expect("service binary starts");
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
         let output = Arc::new(Mutex::new(Vec::new()));
+        let stdout = child.stdout.take().context("no stdout")?;
+        let stderr = child.stderr.take().context("no stderr")?;
         let readers = vec![
-            collect(
-                child.stdout.take().expect("stdout"),
-                name.to_owned(),
-                output.clone(),
-            ),
-            collect(
-                child.stderr.take().expect("stderr"),
-                name.to_owned(),
-                output.clone(),
-            ),
+            collect(stdout, name.to_owned(), output.clone()),
+            collect(stderr, name.to_owned(), output.clone()),
         ];
-        Self {
+        Ok(Self {
             addr,
             child,
             output,
             readers,
-        }
+        })
     }
 
     /// Every line the process has written so far (stdout and stderr).
@@ -131,7 +147,12 @@ impl Process {
 
     /// SIGKILL: no chance to flush, ack or hand anything back.
     pub async fn kill9(&mut self) {
-        self.child.kill().await.expect("kill -9");
+        self.kill().await.expect("kill -9");
+    }
+
+    /// SIGKILL, with an error instead of a panic.
+    pub async fn kill(&mut self) -> std::io::Result<()> {
+        self.child.kill().await
     }
 
     /// SIGTERM, then the exit status.
@@ -142,12 +163,38 @@ impl Process {
 
     /// Sends SIGTERM and returns at once.
     pub fn signal_term(&self) {
-        let pid = self.child.id().expect("running");
+        self.send_term().expect("kill -TERM");
+    }
+
+    fn send_term(&self) -> anyhow::Result<()> {
+        let pid = self.child.id().context("the process has exited")?;
         let status = std::process::Command::new("kill")
             .args(["-TERM", &pid.to_string()])
             .status()
-            .expect("kill -TERM");
-        assert!(status.success());
+            .context("running kill -TERM")?;
+        anyhow::ensure!(status.success(), "kill -TERM {pid}: {status}");
+        Ok(())
+    }
+
+    /// SIGTERM, then the exit status; `None` when the process still ran after `within` (it is
+    /// then killed).
+    pub async fn terminate_within(
+        &mut self,
+        within: Duration,
+    ) -> anyhow::Result<Option<std::process::ExitStatus>> {
+        self.send_term()?;
+        match tokio::time::timeout(within, self.child.wait()).await {
+            Ok(exit) => Ok(Some(exit.context("waiting for the exit")?)),
+            Err(_) => {
+                let _ = self.child.kill().await;
+                Ok(None)
+            }
+        }
+    }
+
+    /// The exit status if the process has exited, without waiting.
+    pub fn try_exited(&mut self) -> anyhow::Result<Option<std::process::ExitStatus>> {
+        self.child.try_wait().context("checking the child")
     }
 
     /// Waits (up to `deadline`) for the process to exit and for everything it wrote to be read;

@@ -436,10 +436,10 @@ mod tests {
             count: 4,
             rate: 999.6,
             ports: 0,
-            arrivals: Some(crate::receiver::Arrivals {
+            arrivals: Some(webhooks_harness::receiver::tracker::Arrivals {
                 unique: 4,
                 latencies_us: vec![400, 500, 1_500, 42_900],
-                ..crate::receiver::Arrivals::default()
+                ..webhooks_harness::receiver::tracker::Arrivals::default()
             }),
             rounds: 1,
             rabbitmq_cpu_s: Some(0.4),

@@ -1,8 +1,8 @@
-//! The faults the soak injects into its own world, one at a time: kill -9 of a service, SIGTERM of
-//! a service (which must exit 0 within its shutdown grace), the services' broker connections
-//! closed from the broker's side (`rabbitmqctl close_connection`), and the world's database taken
-//! away for a few seconds. Whatever a fault stops is started again, and the injector then waits
-//! until both services answer `/readyz` with 200.
+//! Faults injected, one at a time, into a world of service processes (the soak's): kill -9 of a
+//! service, SIGTERM of a service (which must exit 0 within its shutdown grace), the services'
+//! broker connections closed from the broker's side, and the world's database taken away for a
+//! few seconds. Whatever a fault stops is started again, and the injector then waits until both
+//! services answer `/readyz` with 200.
 //!
 //! Only this world is touched: its own processes, the broker connections whose names carry its
 //! prefix, and its own database.
@@ -10,8 +10,10 @@
 use anyhow::Context;
 use std::time::{Duration, Instant};
 
-use crate::procfs::{self, RssSampler};
-use crate::services::{Process, Service, World};
+use crate::faults::{DatabaseAway, close_connection, connections};
+use crate::process::Process;
+use crate::service::Service;
+use crate::services::Services;
 
 /// How long the database stays away.
 pub const DATABASE_OUTAGE: Duration = Duration::from_secs(3);
@@ -53,6 +55,15 @@ impl Fault {
             Fault::DatabaseAway => "database away 3 s",
         }
     }
+
+    /// The service whose process the fault replaces with a new one.
+    pub fn replaces(self) -> Option<Service> {
+        match self {
+            Fault::KillSender | Fault::TermSender => Some(Service::Sender),
+            Fault::KillDispatcher | Fault::TermDispatcher => Some(Service::Dispatcher),
+            Fault::BrokerConnections | Fault::DatabaseAway => None,
+        }
+    }
 }
 
 /// What an injected fault did, and what went wrong that should not have.
@@ -61,36 +72,9 @@ pub struct Injected {
     pub problem: Option<String>,
 }
 
-/// Peak resident set of each service over every process that ran as it, in KiB.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Peaks {
-    pub dispatcher_kib: u64,
-    pub sender_kib: u64,
-}
-
-impl Peaks {
-    /// Takes in what `service`'s current process reached so far (before it is stopped).
-    pub fn fold(&mut self, world: &World, service: Service, sampler: &RssSampler) {
-        let Some(process) = world.process(service) else {
-            return;
-        };
-        let hwm = procfs::memory(process.pid).map_or(0, |m| m.hwm_kib);
-        let peak = hwm.max(sampler.samples(service.name()).peak_kib);
-        let slot = match service {
-            Service::Dispatcher => &mut self.dispatcher_kib,
-            Service::Sender => &mut self.sender_kib,
-        };
-        *slot = (*slot).max(peak);
-    }
-}
-
 /// Injects faults into one world.
 pub struct Injector<'a> {
-    pub world: &'a mut World,
-    pub sampler: &'a RssSampler,
-    /// `postgres://user@host:port`, for the administrative connection.
-    pub postgres: String,
-    pub peaks: Peaks,
+    pub world: &'a mut Services,
 }
 
 impl Injector<'_> {
@@ -132,9 +116,7 @@ impl Injector<'_> {
         }
     }
 
-    /// Takes `service`'s process out of the world, its memory peak noted.
     fn take(&mut self, service: Service) -> anyhow::Result<Process> {
-        self.peaks.fold(self.world, service, self.sampler);
         self.world
             .take(service)
             .with_context(|| format!("the {} is not running", service.name()))
@@ -147,16 +129,13 @@ impl Injector<'_> {
             .start(service)
             .await
             .with_context(|| format!("starting a new {}", service.name()))?;
-        if let Some(process) = self.world.process(service) {
-            self.sampler.watch(service.name(), process.pid);
-        }
         Ok(started.elapsed().as_secs_f64())
     }
 
     async fn kill(&mut self, service: Service) -> anyhow::Result<Injected> {
-        let process = self.take(service)?;
-        let pid = process.pid;
-        process.kill().await;
+        let mut process = self.take(service)?;
+        let pid = process.pid().unwrap_or(0);
+        process.kill().await.context("kill -9")?;
         let ready = self.restart(service).await?;
         Ok(Injected {
             detail: format!(
@@ -168,10 +147,10 @@ impl Injector<'_> {
     }
 
     async fn terminate(&mut self, service: Service) -> anyhow::Result<Injected> {
-        let process = self.take(service)?;
-        let pid = process.pid;
+        let mut process = self.take(service)?;
+        let pid = process.pid().unwrap_or(0);
         let asked = Instant::now();
-        let exit = process.terminate(EXIT_WITHIN).await?;
+        let exit = process.terminate_within(EXIT_WITHIN).await?;
         let took = asked.elapsed().as_secs_f64();
         let name = service.name();
         let (said, problem) = match exit {
@@ -211,7 +190,9 @@ impl Injector<'_> {
             tokio::time::sleep(POLL).await;
         };
         // All at once: each rabbitmqctl call takes a second or more.
-        let closes = closed.iter().map(|id| close_connection(id));
+        let closes = closed
+            .iter()
+            .map(|id| close_connection(id, "soak: connection cut"));
         for (id, result) in closed.iter().zip(futures::future::join_all(closes).await) {
             // A connection that closed by itself meanwhile is not an error of the soak.
             if let Err(e) = result {
@@ -250,30 +231,11 @@ impl Injector<'_> {
     /// Refuses new connections to the world's database and ends its open ones, as a database
     /// restart does, for [`DATABASE_OUTAGE`]; notes whether each service reported itself unready.
     async fn database_away(&mut self) -> anyhow::Result<Injected> {
-        let url = format!("{}/postgres", self.postgres);
-        let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-            .await
-            .with_context(|| format!("connecting to {url}"))?;
-        let driver = tokio::spawn(connection);
-        let database = self.world.names.database.clone();
-        admin
-            .batch_execute(&format!(
-                "ALTER DATABASE \"{database}\" ALLOW_CONNECTIONS false"
-            ))
-            .await
-            .context("refusing connections to the database")?;
-        let away = self.while_away(&admin, &database).await;
-        // Whatever happened meanwhile, the database comes back.
-        let back = admin
-            .batch_execute(&format!(
-                "ALTER DATABASE \"{database}\" ALLOW_CONNECTIONS true"
-            ))
-            .await
-            .context("allowing connections to the database again");
-        drop(admin);
-        let _ = driver.await;
-        back?;
-        let (ended, unready) = away?;
+        let (_, pg_server) = self.world.servers();
+        let away = DatabaseAway::begin(pg_server, &self.world.names.database).await?;
+        let ended = away.ended;
+        let unready = self.unready_meanwhile().await;
+        away.restore().await?;
         Ok(Injected {
             detail: format!(
                 "{ended} backends ended, connections refused for {}s; /readyz not 200 meanwhile: {}",
@@ -288,61 +250,18 @@ impl Injector<'_> {
         })
     }
 
-    async fn while_away(
-        &self,
-        admin: &tokio_postgres::Client,
-        database: &str,
-    ) -> anyhow::Result<(usize, Vec<&'static str>)> {
-        let ended = admin
-            .query(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                 WHERE datname = $1 AND pid <> pg_backend_pid()",
-                &[&database],
-            )
-            .await
-            .context("ending the database's connections")?
-            .len();
+    /// The services that did not answer 200 on `/readyz` at some point during [`DATABASE_OUTAGE`].
+    async fn unready_meanwhile(&self) -> Vec<&'static str> {
         let until = Instant::now() + DATABASE_OUTAGE;
         let mut unready = Vec::new();
         while Instant::now() < until {
-            for service in [Service::Dispatcher, Service::Sender] {
+            for service in Service::BOTH {
                 if !unready.contains(&service.name()) && !self.world.ready(service).await {
                     unready.push(service.name());
                 }
             }
             tokio::time::sleep(POLL).await;
         }
-        Ok((ended, unready))
+        unready
     }
-}
-
-/// The broker's ids of the connections whose client-given name contains `prefix`.
-async fn connections(prefix: &str) -> anyhow::Result<Vec<String>> {
-    let listed = rabbitmqctl(&["list_connections", "pid", "client_properties"]).await?;
-    Ok(listed
-        .lines()
-        .filter(|line| line.contains(prefix))
-        .filter_map(|line| line.split_whitespace().next().map(str::to_owned))
-        .collect())
-}
-
-async fn close_connection(id: &str) -> anyhow::Result<String> {
-    rabbitmqctl(&["close_connection", id, "soak: connection cut"]).await
-}
-
-async fn rabbitmqctl(args: &[&str]) -> anyhow::Result<String> {
-    let output = tokio::process::Command::new("rabbitmqctl")
-        .arg("-q")
-        .args(args)
-        .output()
-        .await
-        .context("running rabbitmqctl")?;
-    anyhow::ensure!(
-        output.status.success(),
-        "rabbitmqctl {}: {} {}",
-        args.join(" "),
-        output.status,
-        String::from_utf8_lossy(&output.stderr).trim()
-    );
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }

@@ -1,5 +1,5 @@
-//! A real HTTP receiver on 127.0.0.1:0. It records every request (headers and body bytes) and
-//! answers each path as the test scripts it: a status sequence, a hang, or a redirect.
+//! The tests' receiver, on one port of 127.0.0.1: it records every request (headers and body
+//! bytes) and answers each path as the test scripts it: a status sequence, a hang, a redirect.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -9,10 +9,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
+
+use super::listen::Listeners;
 
 /// How a path answers.
 #[derive(Clone, Debug)]
@@ -63,65 +63,28 @@ struct Inner {
 pub struct Receiver {
     pub addr: SocketAddr,
     inner: Arc<Mutex<Inner>>,
-    accepted: Arc<AtomicUsize>,
-    _stop: Arc<tokio_util::sync::DropGuard>,
-}
-
-/// The receiver's listener, counting the connections it accepts.
-struct Counting {
-    listener: tokio::net::TcpListener,
-    accepted: Arc<AtomicUsize>,
-}
-
-impl axum::serve::Listener for Counting {
-    type Io = tokio::net::TcpStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let accepted = axum::serve::Listener::accept(&mut self.listener).await;
-        self.accepted.fetch_add(1, Ordering::Relaxed);
-        accepted
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.listener.local_addr()
-    }
+    listeners: Arc<Listeners>,
 }
 
 impl Receiver {
     pub async fn start() -> Self {
         let inner = Arc::new(Mutex::new(Inner::default()));
-        let stop = CancellationToken::new();
         let app = Router::new()
             .route("/{*path}", any(receive))
             .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind receiver");
-        let addr = listener.local_addr().expect("receiver address");
+        let listeners = Listeners::start(1, app).await.expect("receiver listens");
+        let addr = listeners.addrs[0];
         inner.lock().expect("receiver lock").location = format!("http://{addr}/redirected");
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let listener = Counting {
-            listener,
-            accepted: accepted.clone(),
-        };
-        let until = stop.clone();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { until.cancelled().await })
-                .await;
-        });
         Self {
             addr,
             inner,
-            accepted,
-            _stop: Arc::new(stop.drop_guard()),
+            listeners: Arc::new(listeners),
         }
     }
 
     /// TCP connections accepted so far.
     pub fn connections(&self) -> usize {
-        self.accepted.load(Ordering::Relaxed)
+        self.listeners.connections()
     }
 
     /// The URL of `path` on this receiver.

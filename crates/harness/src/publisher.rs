@@ -2,8 +2,8 @@
 //! exchange, routing key = event name, with publisher confirms, pipelined so that thousands of
 //! messages are unconfirmed at once instead of one round trip per message.
 //!
-//! Each event's payload carries `phase`, `seq` and `sent_ns` (publish time, Unix nanoseconds) so
-//! the receiver can match the delivery to its publish.
+//! Each event's payload opens with its [`Marks`] so that a tracking receiver can match the
+//! delivery to its publish.
 
 use anyhow::Context;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
@@ -13,11 +13,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::receiver::now_ns;
+use crate::marks::{Marks, now_ns};
 
-/// The project every benchmark webhook belongs to.
+/// The project of every webhook a run of [`publish_events`] delivers to.
 pub const PROJECT: &str = "BENCH";
-/// The event every benchmark webhook subscribes to and every event is.
+/// The event every such webhook subscribes to and every event is.
 pub const EVENT_NAME: &str = "run.started";
 
 /// Unconfirmed messages allowed in flight before the publisher waits for the oldest confirm.
@@ -126,15 +126,33 @@ impl Pipeline {
     }
 }
 
+/// An event of the contract's shape; `payload` is its JSON text.
+pub fn event_json(
+    id: &str,
+    event_name: &str,
+    timestamp: u64,
+    project: &str,
+    payload: &str,
+) -> String {
+    format!(
+        r#"{{"id":"{id}","event_name":"{event_name}","timestamp":{timestamp},"project_code":"{project}","team_member_id":40,"payload":{payload}}}"#
+    )
+}
+
 /// One event as another service would publish it, with the receiver's marks in its payload.
 pub fn event_body(phase: u32, seq: u64) -> Vec<u8> {
-    let id = uuid::Uuid::new_v4();
-    let sent_ns = now_ns();
-    format!(
-        r#"{{"id":"{id}","event_name":"{EVENT_NAME}","timestamp":{},"project_code":"{PROJECT}","team_member_id":40,"payload":{{"phase":{phase},"seq":{seq},"sent_ns":{sent_ns},"title":"Test run 2022/04/21","cases_count":14}}}}"#,
-        sent_ns / 1_000_000_000
-    )
-    .into_bytes()
+    let marks = Marks {
+        phase,
+        seq,
+        sent_ns: now_ns(),
+    };
+    let id = uuid::Uuid::new_v4().to_string();
+    let payload = format!(
+        r#"{{{},"title":"Test run 2022/04/21","cases_count":14}}"#,
+        marks.fields()
+    );
+    let timestamp = marks.sent_ns / 1_000_000_000;
+    event_json(&id, EVENT_NAME, timestamp, PROJECT, &payload).into_bytes()
 }
 
 /// [`event_body`] padded (a `pad` string in its payload) to exactly `bytes` bytes, or left as it

@@ -1,139 +1,11 @@
-//! The benchmark's own webhook receiver: listeners on 127.0.0.1 ports chosen by the kernel,
-//! `POST /w/{k}` answers 200 at once, `POST /hang/{k}` never answers, and `POST /beside/{k}`
-//! answers 200 at once and only counts (webhooks whose deliveries are load, not measured).
-//!
-//! Every healthy arrival is matched to its publish through the payload the publisher wrote
-//! (`phase`, `seq`, `sent_ns`): the [`Tracker`] counts each (webhook, event) once, notes duplicates
-//! and stragglers of other phases, and keeps the publish→receive latency of each delivery.
+//! Arrivals of one phase of a run, matched to their publishes by the marks in their payload: each
+//! (webhook, event) pair counted once, duplicates and stragglers of other phases noted apart, and
+//! the publish→receive latency of each delivery kept.
 
-use anyhow::Context;
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::routing::post;
-use serde::Deserialize;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
-/// Nanoseconds since the Unix epoch: the one clock publisher and receiver share.
-pub fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
-pub struct Receiver {
-    ports: Vec<u16>,
-    tracker: Arc<Tracker>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Receiver {
-    /// Listens on `ports` fresh ports (each a distinct endpoint for the sender's per-endpoint limits).
-    pub async fn start(ports: usize) -> anyhow::Result<Self> {
-        let tracker = Arc::new(Tracker::default());
-        let app = Router::new()
-            .route("/w/{k}", post(healthy))
-            .route("/hang/{k}", post(hang))
-            .route("/beside/{k}", post(beside))
-            .with_state(tracker.clone());
-        let mut bound = Vec::new();
-        let mut tasks = Vec::new();
-        for _ in 0..ports.max(1) {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .context("binding the receiver")?;
-            bound.push(listener.local_addr().context("receiver address")?.port());
-            let app = app.clone();
-            tasks.push(tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, app).await {
-                    eprintln!("receiver stopped: {e}");
-                }
-            }));
-        }
-        Ok(Self {
-            ports: bound,
-            tracker,
-            tasks,
-        })
-    }
-
-    /// The URL of webhook `k`: its own port (round robin over the listeners) and path.
-    pub fn url(&self, k: usize, hanging: bool) -> String {
-        self.at(k, if hanging { "hang" } else { "w" }, k)
-    }
-
-    /// The URL of webhook `k` answering at once but not measured: its own port, `/beside/{k}`.
-    pub fn beside_url(&self, k: usize) -> String {
-        self.at(k, "beside", k)
-    }
-
-    /// The URL of healthy webhook `k`'s path on listener `port` (round robin).
-    pub fn port_url(&self, port: usize, k: usize) -> String {
-        self.at(port, "w", k)
-    }
-
-    /// `/{path}/{k}` on listener `port` (round robin over the listeners).
-    fn at(&self, port: usize, path: &str, k: usize) -> String {
-        let port = self.ports[port % self.ports.len()];
-        format!("http://127.0.0.1:{port}/{path}/{k}")
-    }
-
-    pub fn tracker(&self) -> &Arc<Tracker> {
-        &self.tracker
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        // Aborting (not a graceful stop): the hanging handlers would never let one finish.
-        for task in &self.tasks {
-            task.abort();
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct Body {
-    payload: Marks,
-}
-
-/// What the publisher writes into each event's payload.
-#[derive(Deserialize)]
-struct Marks {
-    phase: u32,
-    seq: u64,
-    sent_ns: u64,
-}
-
-/// Microseconds from an event's publish (the `sent_ns` the publisher wrote into its payload) to
-/// `arrived_ns`; `None` for a body without the marks.
-pub fn latency_us(body: &[u8], arrived_ns: u64) -> Option<u32> {
-    let marks = serde_json::from_slice::<Body>(body).ok()?.payload;
-    Some(u32::try_from(arrived_ns.saturating_sub(marks.sent_ns) / 1_000).unwrap_or(u32::MAX))
-}
-
-async fn healthy(
-    State(tracker): State<Arc<Tracker>>,
-    Path(k): Path<usize>,
-    body: Bytes,
-) -> StatusCode {
-    tracker.record(k, &body);
-    StatusCode::OK
-}
-
-async fn beside(State(tracker): State<Arc<Tracker>>) -> StatusCode {
-    tracker.beside_arrivals.fetch_add(1, Ordering::Relaxed);
-    StatusCode::OK
-}
-
-async fn hang(State(tracker): State<Arc<Tracker>>) -> StatusCode {
-    tracker.hang_arrivals.fetch_add(1, Ordering::Relaxed);
-    std::future::pending::<()>().await;
-    StatusCode::OK
-}
+use crate::marks::{Marks, now_ns};
 
 /// Arrivals of the current phase.
 #[derive(Default)]
@@ -194,6 +66,16 @@ impl Tracker {
         self.beside_arrivals.store(0, Ordering::Relaxed);
     }
 
+    /// The count of requests to hanging paths, which the receiver adds to.
+    pub(super) fn hang_arrivals(&self) -> &AtomicU64 {
+        &self.hang_arrivals
+    }
+
+    /// The count of requests to `/beside` paths, which the receiver adds to.
+    pub(super) fn beside_arrivals(&self) -> &AtomicU64 {
+        &self.beside_arrivals
+    }
+
     /// Distinct deliveries of this phase so far.
     pub fn delivered(&self) -> u64 {
         self.delivered.load(Ordering::Relaxed)
@@ -236,9 +118,10 @@ impl Tracker {
         }
     }
 
-    fn record(&self, k: usize, body: &[u8]) {
+    /// Counts an arrival at webhook `k`.
+    pub fn record(&self, k: usize, body: &[u8]) {
         let arrived = now_ns();
-        let marks = serde_json::from_slice::<Body>(body).ok().map(|b| b.payload);
+        let marks = Marks::read(body);
         let mut window = self.window.lock().expect("tracker lock");
         let Some(marks) = marks
             .filter(|m| m.phase == window.phase && m.seq < window.events && k < window.webhooks)
@@ -269,17 +152,6 @@ mod tests {
     fn body(phase: u32, seq: u64) -> Vec<u8> {
         format!(r#"{{"event_name":"run.started","timestamp":1,"payload":{{"phase":{phase},"seq":{seq},"sent_ns":{}}},"team_member_id":null,"project_code":"B"}}"#, now_ns())
             .into_bytes()
-    }
-
-    #[test]
-    fn latency_is_read_from_the_publish_mark() {
-        let body = body(1, 0);
-        let sent_ns = serde_json::from_slice::<Body>(&body)
-            .unwrap()
-            .payload
-            .sent_ns;
-        assert_eq!(latency_us(&body, sent_ns + 2_500_000), Some(2_500));
-        assert_eq!(latency_us(b"not json", sent_ns), None);
     }
 
     #[test]

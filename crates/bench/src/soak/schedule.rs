@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use crate::faults::Fault;
+use webhooks_harness::injector::Fault;
 
 /// Shortest and longest pause before a fault.
 pub const PAUSE_MIN: Duration = Duration::from_secs(20);

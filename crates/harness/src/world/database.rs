@@ -1,0 +1,65 @@
+//! A world's database, read as a test checks it, and the clock its services run on.
+
+use super::World;
+
+impl World {
+    /// How many deliveries are recorded for an event.
+    pub async fn deliveries_of_event(&self, event_id: &str) -> i64 {
+        self.db()
+            .await
+            .query_one(
+                "SELECT count(*) FROM deliveries WHERE event_id = $1",
+                &[&event_id],
+            )
+            .await
+            .expect("count")
+            .get(0)
+    }
+
+    /// Opens a database connection to this world's database.
+    pub async fn db(&self) -> tokio_postgres::Client {
+        let (client, connection) =
+            tokio_postgres::connect(&self.database_url, tokio_postgres::NoTls)
+                .await
+                .expect("test database connection");
+        tokio::spawn(connection);
+        client
+    }
+
+    /// Deliveries recorded and not finished yet (pending or retrying): at a fault, the most that
+    /// can be sent twice because of it.
+    pub async fn unfinished_deliveries(&self) -> usize {
+        let count: i64 = self
+            .db()
+            .await
+            .query_one(
+                "SELECT count(*) FROM deliveries WHERE state IN ('pending', 'retrying')",
+                &[],
+            )
+            .await
+            .expect("unfinished deliveries")
+            .get(0);
+        usize::try_from(count).unwrap_or(0)
+    }
+
+    /// Moves the clock to the earliest time a delivery of `webhook` waits for (a retry, or a
+    /// delivery held back), so that the scheduler takes it on its next turn. Returns that time's
+    /// distance from now, or `None` when no delivery of the webhook is waiting.
+    pub async fn advance_to_next_attempt(&self, webhook: &str) -> Option<std::time::Duration> {
+        let next: Option<chrono::DateTime<chrono::Utc>> = self
+            .db()
+            .await
+            .query_one(
+                "SELECT min(next_attempt_at) FROM deliveries
+                 WHERE webhook_id = $1::text::uuid AND state IN ('pending', 'retrying')",
+                &[&webhook],
+            )
+            .await
+            .expect("next attempt")
+            .get(0);
+        let wait = (next? - self.clock.now()).to_std().unwrap_or_default();
+        self.clock
+            .advance(wait + std::time::Duration::from_millis(1));
+        Some(wait)
+    }
+}
