@@ -4,18 +4,17 @@
 //! measure the drain rate and sample the services' resident sets every 250 ms to show whether
 //! memory stays flat while they work.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use webhooks_harness::marks::now_ns;
 use webhooks_harness::metrics::Scrape;
-use webhooks_harness::publisher::{self, Pipeline, Plan, Published};
+use webhooks_harness::publishing::{Plan, Publishing};
 use webhooks_harness::receiver::tracking::Tracking;
 use webhooks_harness::service::Service;
 use webhooks_harness::services::Services;
 
 use crate::ctx::{Ctx, healthy_webhooks, start, start_services};
-use crate::phase::{self, Measured, Probe, Progress};
+use crate::phase::{self, Measured, Probe};
 use crate::procfs::{RssSampler, SAMPLE_EVERY};
 use crate::report::{Kind, Report, Row, int};
 
@@ -39,8 +38,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report, events: u64) -> anyhow::Result<
     let drained = outcome?;
     let m = &drained.measured;
     let first_arrival = m.arrivals.first_ns.unwrap_or(m.arrivals.last_ns);
-    let since = |from: u64| m.arrivals.last_ns.saturating_sub(from) as f64 / 1e9;
-    let drain_rate = rate(m.arrivals.unique, since(drained.sender_spawn_ns));
+    let drain_rate = m.delivered_since(drained.sender_spawn_ns);
     report.add_row(Row::backlog(Kind::Backlog, m, drain_rate));
     report.add_stages(m);
     report.note(format!(
@@ -52,7 +50,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report, events: u64) -> anyhow::Result<
         drained.recorded_ns.saturating_sub(m.first_publish_ns) as f64 / 1e9,
         drained.sender_ready_ns.saturating_sub(drained.sender_spawn_ns) as f64 / 1e6,
         int(drain_rate),
-        int(rate(m.arrivals.unique, since(first_arrival))),
+        int(m.delivered_since(first_arrival)),
         SAMPLE_EVERY.as_millis(),
         memory(&drained.rss),
     ));
@@ -64,25 +62,13 @@ pub async fn run_in_broker(ctx: &Ctx, report: &mut Report, events: u64) -> anyho
     let receiver = Tracking::start(1).await?;
     let sampler = RssSampler::start();
     let mut world = ctx.world(None)?;
-    let outcome = drain_broker(
-        ctx,
-        &mut world,
-        &receiver,
-        &sampler,
-        events,
-        0,
-        Kind::BrokerBacklog,
-    )
-    .await;
+    let kind = Kind::BrokerBacklog;
+    let outcome = drain_broker(ctx, &mut world, &receiver, &sampler, events, 0, kind).await;
     world.finish().await;
-    let (measured, started_ns) = outcome?;
-    let m = &measured;
-    let drain_rate = rate(
-        m.arrivals.unique,
-        m.arrivals.last_ns.saturating_sub(started_ns) as f64 / 1e9,
-    );
-    report.add_row(Row::backlog(Kind::BrokerBacklog, m, drain_rate));
-    report.add_stages(m);
+    let (m, started_ns) = outcome?;
+    let drain_rate = m.delivered_since(started_ns);
+    report.add_row(Row::backlog(kind, &m, drain_rate));
+    report.add_stages(&m);
     let services: Vec<String> = Service::BOTH
         .into_iter()
         .map(|service| {
@@ -120,30 +106,18 @@ pub(crate) async fn drain_broker(
         dispatcher.terminate_within(Duration::from_secs(10)).await?;
     }
     receiver.tracker().begin(1, 1, events);
-    let published = Arc::new(Published::default());
     let plan = Plan {
-        exchange: world.names.exchange.clone(),
-        phase: 1,
-        events,
-        rate: None,
         bytes,
+        ..Plan::new(&world.names.exchange, 1, events)
     };
-    let mut publishing = tokio::spawn(publisher::publish_events(
-        Pipeline::open(&ctx.connection).await?,
-        plan,
-        published.clone(),
-    ));
-    let mut progress = Progress::new("broker backlog: publish, no services");
-    while !publishing.is_finished() {
-        progress.tick("published", published.count(), "delivered", 0);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    (&mut publishing).await??;
+    let mut publishing = Publishing::start(&ctx.connection, plan).await?;
+    let label = "broker backlog: publish, no services";
+    phase::follow_count(label, &mut publishing, "delivered", 0, || async { Ok(0) }).await?;
 
     let probe = Probe::start(world).await?;
     let started_ns = now_ns();
     start_services(world, sampler).await?;
-    let measured = drained(kind, world, receiver, sampler, probe, &published).await?;
+    let measured = drained(kind, world, receiver, sampler, probe, &mut publishing).await?;
     Ok((measured, started_ns))
 }
 
@@ -154,22 +128,16 @@ async fn drained(
     receiver: &Tracking,
     sampler: &RssSampler,
     probe: Probe,
-    published: &Published,
+    publishing: &mut Publishing,
 ) -> anyhow::Result<Measured> {
-    let events = published.count();
-    let complete = wait_delivered(receiver, events).await;
+    let events = publishing.published.count();
+    let label = format!("{}: drain", kind.label());
+    let complete = phase::follow(&label, receiver, publishing, events).await?;
+    let published = &publishing.published;
     let mut measured =
         Measured::arrived(kind.label(), events, events, published, receiver, complete);
     probe.finish(world, sampler, &mut measured).await?;
     Ok(measured)
-}
-
-fn rate(count: u64, seconds: f64) -> f64 {
-    if seconds > 0.0 {
-        count as f64 / seconds
-    } else {
-        0.0
-    }
 }
 
 /// Min, max and last of a resident-set series, and one sample a second, in MiB.
@@ -209,26 +177,32 @@ async fn drain(
     healthy_webhooks(world, receiver, 0, 1).await?;
     receiver.tracker().begin(1, 1, events);
     let probe = Probe::start(world).await?;
-    let published = Arc::new(Published::default());
-    let plan = Plan {
-        exchange: world.names.exchange.clone(),
-        phase: 1,
-        events,
-        rate: None,
-        bytes: 0,
+    let plan = Plan::new(&world.names.exchange, 1, events);
+    let mut publishing = Publishing::start(&ctx.connection, plan).await?;
+    let recorded = || async {
+        let scrape = Scrape::parse(&world.metrics(Service::Dispatcher).await?);
+        Ok(scrape.sum("webhooks_dispatcher_deliveries_created_total") as u64)
     };
-    let publishing = tokio::spawn(publisher::publish_events(
-        Pipeline::open(&ctx.connection).await?,
-        plan,
-        published.clone(),
-    ));
-    wait_recorded(world, &published, publishing, events).await?;
+    let label = "backlog: publish, no sender";
+    let all = phase::follow_count(label, &mut publishing, "recorded", events, recorded).await?;
+    anyhow::ensure!(
+        all,
+        "the dispatcher stopped before recording all {events} deliveries"
+    );
     let recorded_ns = now_ns();
 
     let sender_spawn_ns = now_ns();
     start(world, Service::Sender, sampler).await?;
     let sender_ready_ns = now_ns();
-    let measured = drained(Kind::Backlog, world, receiver, sampler, probe, &published).await?;
+    let measured = drained(
+        Kind::Backlog,
+        world,
+        receiver,
+        sampler,
+        probe,
+        &mut publishing,
+    )
+    .await?;
     Ok(Drained {
         measured,
         recorded_ns,
@@ -236,60 +210,4 @@ async fn drain(
         sender_ready_ns,
         rss: sampler.samples(Service::Sender.name()).series,
     })
-}
-
-/// Waits until publishing ended and the dispatcher counted `events` deliveries created.
-async fn wait_recorded(
-    world: &Services,
-    published: &Published,
-    mut publishing: tokio::task::JoinHandle<anyhow::Result<()>>,
-    events: u64,
-) -> anyhow::Result<()> {
-    let mut progress = Progress::new("backlog: publish, no sender");
-    let mut publishing_done = false;
-    let (mut last, mut last_change) = (0, Instant::now());
-    loop {
-        if !publishing_done && publishing.is_finished() {
-            (&mut publishing).await??;
-            publishing_done = true;
-        }
-        let scrape = Scrape::parse(&world.metrics(Service::Dispatcher).await?);
-        let recorded = scrape.sum("webhooks_dispatcher_deliveries_created_total") as u64;
-        progress.tick("published", published.count(), "recorded", recorded);
-        if recorded != last {
-            (last, last_change) = (recorded, Instant::now());
-        }
-        if publishing_done && recorded >= events {
-            return Ok(());
-        }
-        anyhow::ensure!(
-            !publishing_done || last_change.elapsed() < phase::STALL,
-            "the dispatcher recorded only {recorded} of {events} deliveries"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Shows the drain until `events` deliveries arrived; false if arrivals stalled.
-async fn wait_delivered(receiver: &Tracking, events: u64) -> bool {
-    let mut progress = Progress::new("backlog: drain");
-    let (mut last, mut last_change) = (0, Instant::now());
-    loop {
-        let delivered = receiver.tracker().delivered();
-        progress.tick("to deliver", events, "delivered", delivered);
-        if delivered >= events {
-            return true;
-        }
-        if delivered != last {
-            (last, last_change) = (delivered, Instant::now());
-        }
-        if last_change.elapsed() > phase::STALL {
-            eprintln!(
-                "[backlog] no arrival for {:?}: {delivered} of {events} delivered",
-                phase::STALL
-            );
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

@@ -61,13 +61,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         let outcome = drain_broker(ctx, &mut world, &receiver, &sampler, events, bytes, kind).await;
         world.finish().await;
         let (m, started_ns) = outcome?;
-        let seconds = m.arrivals.last_ns.saturating_sub(started_ns) as f64 / 1e9;
-        let drain_rate = if seconds > 0.0 {
-            m.arrivals.unique as f64 / seconds
-        } else {
-            0.0
-        };
-        let row = Row::backlog(kind, &m, drain_rate);
+        let row = Row::backlog(kind, &m, m.delivered_since(started_ns));
         checked.push(check(&row, bounds, LIMIT_MIB));
         report.add_row(row);
         report.add_stages(&m);

@@ -2,11 +2,10 @@
 //! until every expected delivery has arrived (or arrivals stall), and measure meanwhile what each
 //! service cost: CPU seconds (`/proc/<pid>/stat`), peak resident memory, and its stage metrics.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use webhooks_harness::metrics::Scrape;
-use webhooks_harness::publisher::{self, Pipeline, Plan, Published};
+use webhooks_harness::publishing::{Plan, Published, Publishing};
 use webhooks_harness::receiver::tracker::Arrivals;
 use webhooks_harness::receiver::tracking::Tracking;
 use webhooks_harness::service::Service;
@@ -129,9 +128,15 @@ impl Measured {
 
     /// Distinct deliveries per second, first publish → last arrival.
     pub fn delivered_rate(&self) -> f64 {
-        let wall = self.wall_s();
-        if wall > 0.0 {
-            self.arrivals.unique as f64 / wall
+        self.delivered_since(self.first_publish_ns)
+    }
+
+    /// Distinct deliveries per second from `from_ns` (by [`now_ns`](webhooks_harness::marks::now_ns))
+    /// to the last arrival.
+    pub fn delivered_since(&self, from_ns: u64) -> f64 {
+        let seconds = self.arrivals.last_ns.saturating_sub(from_ns) as f64 / 1e9;
+        if seconds > 0.0 {
+            self.arrivals.unique as f64 / seconds
         } else {
             0.0
         }
@@ -222,25 +227,18 @@ pub async fn run(
         .begin(spec.phase, spec.healthy, spec.events);
     sampler.reset();
     let probe = Probe::start(world).await?;
-    let published = Arc::new(Published::default());
     let plan = Plan {
-        exchange: world.names.exchange.clone(),
-        phase: spec.phase,
-        events: spec.events,
         rate: spec.rate,
-        bytes: 0,
+        ..Plan::new(&world.names.exchange, spec.phase, spec.events)
     };
-    let publishing = tokio::spawn(publisher::publish_events(
-        Pipeline::open(connection).await?,
-        plan,
-        published.clone(),
-    ));
-    let complete = follow(&spec.label, receiver, &published, publishing, expected).await?;
+    let mut publishing = Publishing::start(connection, plan).await?;
+    let complete = follow(&spec.label, receiver, &mut publishing, expected).await?;
+    let published = &publishing.published;
     let mut measured = Measured::arrived(
         &spec.label,
         spec.events,
         expected,
-        &published,
+        published,
         receiver,
         complete,
     );
@@ -252,32 +250,45 @@ pub async fn run(
 pub async fn follow(
     label: &str,
     receiver: &Tracking,
-    published: &Published,
-    mut publishing: tokio::task::JoinHandle<anyhow::Result<()>>,
+    publishing: &mut Publishing,
     expected: u64,
 ) -> anyhow::Result<bool> {
+    let delivered = || async { Ok(receiver.tracker().delivered()) };
+    follow_count(label, publishing, "delivered", expected, delivered).await
+}
+
+/// Shows progress until publishing ended and `count` reached `expected`; false if it stopped
+/// moving for [`STALL`] after publishing ended.
+pub async fn follow_count<F, Fut>(
+    label: &str,
+    publishing: &mut Publishing,
+    counted: &str,
+    expected: u64,
+    mut count: F,
+) -> anyhow::Result<bool>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<u64>>,
+{
     let mut progress = Progress::new(label);
-    let mut publishing_done = false;
-    let mut last_count = 0;
-    let mut last_change = Instant::now();
+    let (mut last, mut last_change) = (0, Instant::now());
     loop {
-        if !publishing_done && publishing.is_finished() {
-            (&mut publishing).await??;
-            publishing_done = true;
+        let publishing_done = publishing.done().await?;
+        let counted_now = count().await?;
+        progress.tick(
+            "published",
+            publishing.published.count(),
+            counted,
+            counted_now,
+        );
+        if counted_now != last {
+            (last, last_change) = (counted_now, Instant::now());
         }
-        let delivered = receiver.tracker().delivered();
-        progress.tick("published", published.count(), "delivered", delivered);
-        if delivered != last_count {
-            last_count = delivered;
-            last_change = Instant::now();
-        }
-        if publishing_done && delivered >= expected {
+        if publishing_done && counted_now >= expected {
             return Ok(true);
         }
         if publishing_done && last_change.elapsed() > STALL {
-            eprintln!(
-                "[{label}] no arrival for {STALL:?}: {delivered} of {expected} delivered, giving up"
-            );
+            eprintln!("[{label}] stalled for {STALL:?}: {counted} {counted_now} of {expected}");
             return Ok(false);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

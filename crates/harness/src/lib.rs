@@ -13,7 +13,8 @@
 //! - [`service`]: a running service's readiness and metrics, and the environment of a world.
 //! - [`api`]: the management API as a client uses it.
 //! - [`faults`]: cutting a world's broker connections and taking its database away.
-//! - [`publisher`]: publishing events with confirms, pipelined, as other services do.
+//! - [`publisher`]: publishing events with confirms, pipelined, as other services do;
+//!   [`publishing`]: a run of such events in the background.
 //! - [`receiver`]: HTTP receivers: the tests' (records and answers as told) and the benchmark's
 //!   (matches arrivals to publishes).
 //! - [`broker`], [`postgres`]: a private RabbitMQ node and PostgreSQL cluster, for tests that
@@ -35,6 +36,7 @@ pub mod names;
 pub mod postgres;
 pub mod process;
 pub mod publisher;
+pub mod publishing;
 pub mod rabbit;
 pub mod receiver;
 pub mod service;

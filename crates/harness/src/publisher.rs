@@ -9,9 +9,7 @@ use anyhow::Context;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, PublisherConfirm};
 use std::collections::VecDeque;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::marks::{Marks, now_ns};
 
@@ -76,6 +74,12 @@ impl Pipeline {
             pending: VecDeque::with_capacity(WINDOW),
             window: WINDOW,
         })
+    }
+
+    /// Leaves at most `bytes` of messages of `message_bytes` each unconfirmed (and never more
+    /// than [`WINDOW`] messages).
+    pub fn limit_bytes(&mut self, bytes: usize, message_bytes: usize) {
+        self.window = (bytes / message_bytes.max(1)).clamp(1, WINDOW);
     }
 
     /// Publishes one persistent JSON message; waits only when the window is full.
@@ -169,74 +173,6 @@ pub fn sized_event_body(phase: u32, seq: u64, bytes: usize) -> Vec<u8> {
     body.push(b'"');
     body.extend_from_slice(&tail);
     body
-}
-
-/// Progress of a publishing run, read by the progress line.
-#[derive(Default)]
-pub struct Published {
-    count: AtomicU64,
-    first_ns: AtomicU64,
-    done_ns: AtomicU64,
-}
-
-impl Published {
-    pub fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
-    }
-    /// When the first event was published (0 before).
-    pub fn first_ns(&self) -> u64 {
-        self.first_ns.load(Ordering::Relaxed)
-    }
-    /// When the last confirm arrived (0 while publishing).
-    pub fn done_ns(&self) -> u64 {
-        self.done_ns.load(Ordering::Relaxed)
-    }
-    /// Events per second from the first publish to the last confirm.
-    pub fn rate(&self) -> f64 {
-        let span = self.done_ns().saturating_sub(self.first_ns());
-        if span == 0 {
-            return 0.0;
-        }
-        self.count() as f64 / (span as f64 / 1e9)
-    }
-}
-
-/// What to publish.
-pub struct Plan {
-    pub exchange: String,
-    pub phase: u32,
-    pub events: u64,
-    /// Events per second; `None` is as fast as confirms allow.
-    pub rate: Option<f64>,
-    /// Size of each event's body in bytes (see [`sized_event_body`]); 0 for the plain body.
-    pub bytes: usize,
-}
-
-/// Bytes of events left unconfirmed at most when they are large: a few thousand events of a
-/// megabyte would otherwise sit in this process's buffers.
-const WINDOW_BYTES: usize = 64 << 20;
-
-/// Publishes `plan.events` events, paced by `plan.rate`, then waits for every confirm.
-pub async fn publish_events(
-    mut pipeline: Pipeline,
-    plan: Plan,
-    published: Arc<Published>,
-) -> anyhow::Result<()> {
-    let started = Instant::now();
-    pipeline.window = (WINDOW_BYTES / plan.bytes.max(1)).clamp(1, WINDOW);
-    published.first_ns.store(now_ns(), Ordering::Relaxed);
-    for seq in 0..plan.events {
-        if let Some(rate) = plan.rate {
-            let due = started + Duration::from_secs_f64(seq as f64 / rate);
-            tokio::time::sleep_until(due.into()).await;
-        }
-        let body = sized_event_body(plan.phase, seq, plan.bytes);
-        pipeline.publish(&plan.exchange, EVENT_NAME, &body).await?;
-        published.count.fetch_add(1, Ordering::Relaxed);
-    }
-    pipeline.flush().await?;
-    published.done_ns.store(now_ns(), Ordering::Relaxed);
-    Ok(())
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use webhooks_harness::injector::Injector;
 use webhooks_harness::marks::now_ns;
-use webhooks_harness::publisher::{self, Pipeline, Plan, Published};
+use webhooks_harness::publishing::{Plan, Published, Publishing};
 use webhooks_harness::receiver::tracker::Tracker;
 use webhooks_harness::receiver::tracking::Tracking;
 use webhooks_harness::service::Service;
@@ -80,20 +80,13 @@ async fn soak(
     start_services(world, sampler).await?;
     healthy_webhooks(world, receiver, 0, WEBHOOKS).await?;
     receiver.tracker().begin(1, WEBHOOKS, events);
-    let published = Arc::new(Published::default());
     let plan = Plan {
-        exchange: world.names.exchange.clone(),
-        phase: 1,
-        events,
         rate: Some(ctx.args.rate),
-        bytes: 0,
+        ..Plan::new(&world.names.exchange, 1, events)
     };
     let started = Instant::now();
-    let publishing = tokio::spawn(publisher::publish_events(
-        Pipeline::open(&ctx.connection).await?,
-        plan,
-        published.clone(),
-    ));
+    let mut publishing = Publishing::start(&ctx.connection, plan).await?;
+    let published = publishing.published.clone();
     let progress = tokio::spawn(show_progress(receiver.tracker().clone(), published.clone()));
     let publish_end = started + Duration::from_secs_f64(events as f64 / ctx.args.rate);
     let mut peaks = Peaks::default();
@@ -105,7 +98,7 @@ async fn soak(
             break;
         }
         tokio::time::sleep_until(at.into()).await;
-        if publishing.is_finished() {
+        if publishing.done().await? {
             break;
         }
         let fault = schedule.next_fault();
@@ -134,7 +127,7 @@ async fn soak(
         }
         log.injected.push(fault);
     }
-    publishing.await??;
+    publishing.finish().await?;
     let expected = published.count() * WEBHOOKS as u64;
     eprintln!(
         "[soak] {:>7.1}s  publishing done ({} events); waiting up to {SETTLE_WITHIN:?} for {} deliveries",
