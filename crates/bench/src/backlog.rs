@@ -9,13 +9,11 @@ use std::time::Duration;
 use webhooks_harness::marks::now_ns;
 use webhooks_harness::metrics::Scrape;
 use webhooks_harness::publishing::{Plan, Publishing};
-use webhooks_harness::receiver::tracking::Tracking;
 use webhooks_harness::service::Service;
-use webhooks_harness::services::Services;
 
-use crate::ctx::{Ctx, healthy_webhooks, start, start_services};
+use crate::ctx::{Ctx, Scene};
 use crate::phase::{self, Measured, Probe};
-use crate::procfs::{RssSampler, SAMPLE_EVERY};
+use crate::procfs::SAMPLE_EVERY;
 use crate::report::{Kind, Report, Row, int};
 
 /// What the drain measured beyond a phase's usual figures.
@@ -30,12 +28,9 @@ struct Drained {
 }
 
 pub async fn run(ctx: &Ctx, report: &mut Report, events: u64) -> anyhow::Result<()> {
-    let receiver = Tracking::start(1).await?;
-    let sampler = RssSampler::start();
-    let mut world = ctx.world(None)?;
-    let outcome = drain(ctx, &mut world, &receiver, &sampler, events).await;
-    world.finish().await;
-    let drained = outcome?;
+    let drained = ctx
+        .scene(1, None, async |scene| drain(ctx, scene, events).await)
+        .await?;
     let m = &drained.measured;
     let first_arrival = m.arrivals.first_ns.unwrap_or(m.arrivals.last_ns);
     let drain_rate = m.delivered_since(drained.sender_spawn_ns);
@@ -59,23 +54,23 @@ pub async fn run(ctx: &Ctx, report: &mut Report, events: u64) -> anyhow::Result<
 
 /// `events` events wait in the broker while neither service runs; then both start.
 pub async fn run_in_broker(ctx: &Ctx, report: &mut Report, events: u64) -> anyhow::Result<()> {
-    let receiver = Tracking::start(1).await?;
-    let sampler = RssSampler::start();
-    let mut world = ctx.world(None)?;
     let kind = Kind::BrokerBacklog;
-    let outcome = drain_broker(ctx, &mut world, &receiver, &sampler, events, 0, kind).await;
-    world.finish().await;
-    let (m, started_ns) = outcome?;
+    let (m, started_ns, services) = ctx
+        .scene(1, None, async |scene| {
+            let (m, started_ns) = drain_broker(ctx, scene, events, 0, kind).await?;
+            let services: Vec<String> = Service::BOTH
+                .into_iter()
+                .map(|service| {
+                    let series = scene.sampler.samples(service.name()).series;
+                    format!("{} VmRSS {}", service.name(), memory(&series))
+                })
+                .collect();
+            Ok((m, started_ns, services))
+        })
+        .await?;
     let drain_rate = m.delivered_since(started_ns);
     report.add_row(Row::backlog(kind, &m, drain_rate));
     report.add_stages(&m);
-    let services: Vec<String> = Service::BOTH
-        .into_iter()
-        .map(|service| {
-            let series = sampler.samples(service.name()).series;
-            format!("{} VmRSS {}", service.name(), memory(&series))
-        })
-        .collect();
     report.note(format!(
         "broker backlog: {} events published at {}/s into the broker while neither service ran; \
          both then started and delivered them at {} deliveries/s (from their start to the last arrival). {}.",
@@ -92,51 +87,47 @@ pub async fn run_in_broker(ctx: &Ctx, report: &mut Report, events: u64) -> anyho
 /// when the services were started.
 pub(crate) async fn drain_broker(
     ctx: &Ctx,
-    world: &mut Services,
-    receiver: &Tracking,
-    sampler: &RssSampler,
+    scene: &mut Scene,
     events: u64,
     bytes: usize,
     kind: Kind,
 ) -> anyhow::Result<(Measured, u64)> {
     // The dispatcher declares the queues and creates the webhook, then stops.
-    world.start(Service::Dispatcher).await?;
-    healthy_webhooks(world, receiver, 0, 1).await?;
-    if let Some(mut dispatcher) = world.take(Service::Dispatcher) {
+    scene.world.start(Service::Dispatcher).await?;
+    scene.healthy_webhooks(0, 1).await?;
+    if let Some(mut dispatcher) = scene.world.take(Service::Dispatcher) {
         dispatcher.terminate_within(Duration::from_secs(10)).await?;
     }
-    receiver.tracker().begin(1, 1, events);
+    scene.receiver.tracker().begin(1, 1, events);
     let plan = Plan {
         bytes,
-        ..Plan::new(&world.names.exchange, 1, events)
+        ..Plan::new(&scene.world.names.exchange, 1, events)
     };
     let mut publishing = Publishing::start(&ctx.connection, plan).await?;
     let label = "broker backlog: publish, no services";
     phase::follow_count(label, &mut publishing, "delivered", 0, || async { Ok(0) }).await?;
 
-    let probe = Probe::start(world).await?;
+    let probe = Probe::start(scene).await?;
     let started_ns = now_ns();
-    start_services(world, sampler).await?;
-    let measured = drained(kind, world, receiver, sampler, probe, &mut publishing).await?;
+    scene.start_services().await?;
+    let measured = drained(kind, scene, probe, &mut publishing).await?;
     Ok((measured, started_ns))
 }
 
 /// Waits until every published event has arrived (or arrivals stall), then measures the phase.
 async fn drained(
     kind: Kind,
-    world: &Services,
-    receiver: &Tracking,
-    sampler: &RssSampler,
+    scene: &Scene,
     probe: Probe,
     publishing: &mut Publishing,
 ) -> anyhow::Result<Measured> {
-    let events = publishing.published.count();
+    let (events, receiver) = (publishing.published.count(), &scene.receiver);
     let label = format!("{}: drain", kind.label());
     let complete = phase::follow(&label, receiver, publishing, events).await?;
     let published = &publishing.published;
     let mut measured =
         Measured::arrived(kind.label(), events, events, published, receiver, complete);
-    probe.finish(world, sampler, &mut measured).await?;
+    probe.finish(scene, &mut measured).await?;
     Ok(measured)
 }
 
@@ -166,19 +157,14 @@ fn per_second(series: &[(f64, u64)]) -> String {
         .join(" ")
 }
 
-async fn drain(
-    ctx: &Ctx,
-    world: &mut Services,
-    receiver: &Tracking,
-    sampler: &RssSampler,
-    events: u64,
-) -> anyhow::Result<Drained> {
-    start(world, Service::Dispatcher, sampler).await?;
-    healthy_webhooks(world, receiver, 0, 1).await?;
-    receiver.tracker().begin(1, 1, events);
-    let probe = Probe::start(world).await?;
-    let plan = Plan::new(&world.names.exchange, 1, events);
+async fn drain(ctx: &Ctx, scene: &mut Scene, events: u64) -> anyhow::Result<Drained> {
+    scene.start(Service::Dispatcher).await?;
+    scene.healthy_webhooks(0, 1).await?;
+    scene.receiver.tracker().begin(1, 1, events);
+    let probe = Probe::start(scene).await?;
+    let plan = Plan::new(&scene.world.names.exchange, 1, events);
     let mut publishing = Publishing::start(&ctx.connection, plan).await?;
+    let world = &scene.world;
     let recorded = || async {
         let scrape = Scrape::parse(&world.metrics(Service::Dispatcher).await?);
         Ok(scrape.sum("webhooks_dispatcher_deliveries_created_total") as u64)
@@ -192,22 +178,14 @@ async fn drain(
     let recorded_ns = now_ns();
 
     let sender_spawn_ns = now_ns();
-    start(world, Service::Sender, sampler).await?;
+    scene.start(Service::Sender).await?;
     let sender_ready_ns = now_ns();
-    let measured = drained(
-        Kind::Backlog,
-        world,
-        receiver,
-        sampler,
-        probe,
-        &mut publishing,
-    )
-    .await?;
+    let measured = drained(Kind::Backlog, scene, probe, &mut publishing).await?;
     Ok(Drained {
         measured,
         recorded_ns,
         sender_spawn_ns,
         sender_ready_ns,
-        rss: sampler.samples(Service::Sender.name()).series,
+        rss: scene.sampler.samples(Service::Sender.name()).series,
     })
 }

@@ -20,13 +20,14 @@ use uuid::Uuid;
 use webhooks_core::destination::{Destinations, parse_net};
 use webhooks_core::event::Event;
 use webhooks_harness::marks::{latency_us, now_ns};
-use webhooks_harness::names::{Janitor, Names};
+use webhooks_harness::names::Names;
 use webhooks_harness::publisher::{self, Pipeline, event_body};
 use webhooks_harness::receiver::tracker::Arrivals;
 use webhooks_harness::receiver::tracking::Tracking;
 use webhooks_sender::attempt::Sender;
 use webhooks_sender::claim::{Job, Target};
 
+use crate::ctx::Ctx;
 use crate::phase::{Progress, RABBITMQ};
 use crate::procfs;
 
@@ -191,17 +192,12 @@ pub const BROKER_HOP_STEADY: &str = "broker-hop-steady";
 ///
 /// Paced, it is the steady scenario's first leg alone: the events' own publisher and body, the
 /// same broker path, a consumer that does nothing else. A delay it shows, no service caused.
-pub async fn broker_hop(
-    connection: &lapin::Connection,
-    amqp_url: &str,
-    janitor: &Janitor,
-    messages: u64,
-    paced: Option<f64>,
-) -> anyhow::Result<Baseline> {
+pub async fn broker_hop(ctx: &Ctx, messages: u64, paced: Option<f64>) -> anyhow::Result<Baseline> {
     let names = Names::fresh("bench");
-    janitor.register(&names);
-    let outcome = one_hop(connection, amqp_url, &names, messages, paced).await;
-    janitor.clean(&names).await;
+    ctx.janitor.register(&names);
+    let amqp_url = &ctx.args.amqp_url;
+    let outcome = one_hop(&ctx.connection, amqp_url, &names, messages, paced).await;
+    ctx.janitor.clean(&names).await;
     outcome
 }
 

@@ -1,5 +1,6 @@
-//! What every scenario needs: the run's settings and broker connection, and the steps each
-//! scenario's world starts with.
+//! What every scenario needs: the run's settings and broker connection, the scene each scenario
+//! runs in (a world of service processes, its receiver and the sampler of its memory), and the
+//! steps a scene starts with.
 
 use std::sync::Arc;
 use webhooks_harness::names::Janitor;
@@ -9,7 +10,6 @@ use webhooks_harness::service::Service;
 use webhooks_harness::services::Services;
 
 use crate::args::Args;
-use crate::baselines::{self, Baseline};
 use crate::procfs::{self, RssSampler};
 use crate::report::Report;
 
@@ -21,69 +21,77 @@ pub struct Ctx {
     pub connection: lapin::Connection,
 }
 
-impl Ctx {
-    /// Broker-hop with `messages` messages, in names of its own, at full speed or `paced` at a
-    /// rate.
-    pub async fn broker_hop(&self, messages: u64, paced: Option<f64>) -> anyhow::Result<Baseline> {
-        baselines::broker_hop(
-            &self.connection,
-            &self.args.amqp_url,
-            &self.janitor,
-            messages,
-            paced,
-        )
-        .await
-    }
+/// What a scenario's phases run against.
+pub struct Scene {
+    pub world: Services,
+    /// The receiver the webhooks point at, one port per webhook.
+    pub receiver: Tracking,
+    pub sampler: RssSampler,
+}
 
-    /// A world of service processes with fresh names (nothing runs yet); the sender's
-    /// `DELIVERY_TIMEOUT` is `delivery_timeout` when given.
-    pub fn world(&self, delivery_timeout: Option<&str>) -> anyhow::Result<Services> {
+impl Ctx {
+    /// Runs `body` in a scene of its own with `ports` receiver ports and nothing started yet (the
+    /// sender's `DELIVERY_TIMEOUT` is `delivery_timeout` when given), then kills the services and
+    /// removes the world, whatever `body` returned.
+    pub async fn scene<T>(
+        &self,
+        ports: usize,
+        delivery_timeout: Option<&str>,
+        body: impl AsyncFnOnce(&mut Scene) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
         let mut world = Services::new(self.janitor.clone(), "bench")?;
         if let Some(timeout) = delivery_timeout {
             world.set_env(Service::Sender, "DELIVERY_TIMEOUT", timeout);
         }
-        Ok(world)
+        let mut scene = Scene {
+            world,
+            receiver: Tracking::start(ports).await?,
+            sampler: RssSampler::start(),
+        };
+        let outcome = body(&mut scene).await;
+        scene.world.finish().await;
+        outcome
     }
 }
 
-/// Starts `service` and samples its memory.
-pub async fn start(
-    world: &mut Services,
-    service: Service,
-    sampler: &RssSampler,
-) -> anyhow::Result<()> {
-    world.start(service).await?;
-    if let Some(pid) = world.process(service).and_then(|p| p.pid()) {
-        sampler.watch(service.name(), pid);
+impl Scene {
+    /// Starts `service` and samples its memory.
+    pub async fn start(&mut self, service: Service) -> anyhow::Result<()> {
+        self.world.start(service).await?;
+        self.watch(service);
+        Ok(())
     }
-    Ok(())
-}
 
-/// Starts both services and samples their memory.
-pub async fn start_services(world: &mut Services, sampler: &RssSampler) -> anyhow::Result<()> {
-    for service in Service::BOTH {
-        start(world, service, sampler).await?;
+    /// Samples the memory of `service`'s current process (from now on, in place of any earlier).
+    pub fn watch(&self, service: Service) {
+        if let Some(pid) = self.world.process(service).and_then(|p| p.pid()) {
+            self.sampler.watch(service.name(), pid);
+        }
     }
-    Ok(())
-}
 
-/// Creates a webhook of the benchmark project for its event, pointing at `url`; returns its id.
-pub async fn create_webhook(world: &Services, title: &str, url: &str) -> anyhow::Result<String> {
-    let api = world.api()?;
-    api.create_webhook(PROJECT, title, url, &[EVENT_NAME]).await
-}
-
-/// Creates healthy webhooks `from..to` on the receiver.
-pub async fn healthy_webhooks(
-    world: &Services,
-    receiver: &Tracking,
-    from: usize,
-    to: usize,
-) -> anyhow::Result<()> {
-    for k in from..to {
-        create_webhook(world, &format!("bench {k}"), &receiver.url(k, false)).await?;
+    /// Starts both services and samples their memory.
+    pub async fn start_services(&mut self) -> anyhow::Result<()> {
+        for service in Service::BOTH {
+            self.start(service).await?;
+        }
+        Ok(())
     }
-    Ok(())
+
+    /// Creates a webhook of the benchmark project for its event, pointing at `url`; returns its
+    /// id.
+    pub async fn create_webhook(&self, title: &str, url: &str) -> anyhow::Result<String> {
+        let api = self.world.api()?;
+        api.create_webhook(PROJECT, title, url, &[EVENT_NAME]).await
+    }
+
+    /// Creates healthy webhooks `from..to` on the receiver.
+    pub async fn healthy_webhooks(&self, from: usize, to: usize) -> anyhow::Result<()> {
+        for k in from..to {
+            let url = self.receiver.url(k, false);
+            self.create_webhook(&format!("bench {k}"), &url).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Waits for a quiet machine before the measurement `before`, and keeps the wait for the notes.

@@ -16,12 +16,9 @@ use std::fmt::Write as _;
 
 use webhooks_core::memory;
 
-use webhooks_harness::receiver::tracking::Tracking;
-
 use crate::backlog::drain_broker;
-use crate::ctx::{Ctx, healthy_webhooks, settle, start_services};
+use crate::ctx::{Ctx, Scene, settle};
 use crate::phase::{self, Measured, Spec};
-use crate::procfs::RssSampler;
 use crate::report::{Kind, Report, Row, int};
 
 /// Events of each backlog, and their sizes.
@@ -55,12 +52,8 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     for (kind, bytes) in [(Kind::MemoryLarge, LARGE), (Kind::MemorySmall, SMALL)] {
         settle(report, kind.label().to_owned()).await;
         let events = ctx.args.scaled(BACKLOG_EVENTS);
-        let receiver = Tracking::start(1).await?;
-        let sampler = RssSampler::start();
-        let mut world = ctx.world(None)?;
-        let outcome = drain_broker(ctx, &mut world, &receiver, &sampler, events, bytes, kind).await;
-        world.finish().await;
-        let (m, started_ns) = outcome?;
+        let drained = async |scene: &mut Scene| drain_broker(ctx, scene, events, bytes, kind).await;
+        let (m, started_ns) = ctx.scene(1, None, drained).await?;
         let row = Row::backlog(kind, &m, m.delivered_since(started_ns));
         checked.push(check(&row, bounds, LIMIT_MIB));
         report.add_row(row);
@@ -105,12 +98,9 @@ fn missed(checked: &[Checked]) -> Vec<String> {
 
 /// 1,000 webhooks of one project, then 200 events at full speed.
 async fn burst(ctx: &Ctx) -> anyhow::Result<Measured> {
-    let receiver = Tracking::start(BURST_PORTS).await?;
-    let sampler = RssSampler::start();
-    let mut world = ctx.world(None)?;
-    let outcome = async {
-        start_services(&mut world, &sampler).await?;
-        healthy_webhooks(&world, &receiver, 0, BURST_WEBHOOKS).await?;
+    ctx.scene(BURST_PORTS, None, async |scene| {
+        scene.start_services().await?;
+        scene.healthy_webhooks(0, BURST_WEBHOOKS).await?;
         let spec = Spec {
             label: Kind::MemoryWide.label().to_owned(),
             phase: 1,
@@ -118,11 +108,9 @@ async fn burst(ctx: &Ctx) -> anyhow::Result<Measured> {
             rate: None,
             healthy: BURST_WEBHOOKS,
         };
-        phase::run(&world, &receiver, &sampler, &ctx.connection, spec).await
-    }
-    .await;
-    world.finish().await;
-    outcome
+        phase::run(scene, &ctx.connection, spec).await
+    })
+    .await
 }
 
 fn check(row: &Row, bounds: [f64; 2], target: f64) -> Checked {

@@ -9,9 +9,9 @@ use webhooks_harness::publishing::{Plan, Published, Publishing};
 use webhooks_harness::receiver::tracker::Arrivals;
 use webhooks_harness::receiver::tracking::Tracking;
 use webhooks_harness::service::Service;
-use webhooks_harness::services::Services;
 
-use crate::procfs::{self, MachineTicks, RssSampler};
+use crate::ctx::Scene;
+use crate::procfs::{self, MachineTicks};
 use crate::stages::Stages;
 
 /// No new arrival for this long after publishing ended: the phase is reported as incomplete.
@@ -158,7 +158,8 @@ const POSTGRES: &str = "postgres";
 pub const RABBITMQ: &str = "beam.smp";
 
 impl Probe {
-    pub async fn start(world: &Services) -> anyhow::Result<Self> {
+    pub async fn start(scene: &Scene) -> anyhow::Result<Self> {
+        let world = &scene.world;
         let mut cpu = [None, None];
         let mut scrapes = [Scrape::default(), Scrape::default()];
         for (i, service) in Service::BOTH.into_iter().enumerate() {
@@ -178,12 +179,8 @@ impl Probe {
     }
 
     /// Fills in `measured`'s costs and stages (a service started during the phase counts from 0).
-    pub async fn finish(
-        &self,
-        world: &Services,
-        sampler: &RssSampler,
-        measured: &mut Measured,
-    ) -> anyhow::Result<()> {
+    pub async fn finish(&self, scene: &Scene, measured: &mut Measured) -> anyhow::Result<()> {
+        let (world, sampler) = (&scene.world, &scene.sampler);
         let mut after = [Scrape::default(), Scrape::default()];
         for (i, service) in Service::BOTH.into_iter().enumerate() {
             let Some(pid) = world.process(service).and_then(|p| p.pid()) else {
@@ -215,21 +212,20 @@ impl Probe {
 
 /// Runs one phase against a world whose services and webhooks are ready.
 pub async fn run(
-    world: &Services,
-    receiver: &Tracking,
-    sampler: &RssSampler,
+    scene: &Scene,
     connection: &lapin::Connection,
     spec: Spec,
 ) -> anyhow::Result<Measured> {
+    let receiver = &scene.receiver;
     let expected = spec.events * spec.healthy as u64;
     receiver
         .tracker()
         .begin(spec.phase, spec.healthy, spec.events);
-    sampler.reset();
-    let probe = Probe::start(world).await?;
+    scene.sampler.reset();
+    let probe = Probe::start(scene).await?;
     let plan = Plan {
         rate: spec.rate,
-        ..Plan::new(&world.names.exchange, spec.phase, spec.events)
+        ..Plan::new(&scene.world.names.exchange, spec.phase, spec.events)
     };
     let mut publishing = Publishing::start(connection, plan).await?;
     let complete = follow(&spec.label, receiver, &mut publishing, expected).await?;
@@ -242,7 +238,7 @@ pub async fn run(
         receiver,
         complete,
     );
-    probe.finish(world, sampler, &mut measured).await?;
+    probe.finish(scene, &mut measured).await?;
     Ok(measured)
 }
 

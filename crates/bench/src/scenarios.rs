@@ -4,14 +4,11 @@
 //! The backlog scenario lives in [`crate::backlog`].
 
 use webhooks_harness::publisher::PROJECT;
-use webhooks_harness::receiver::tracking::Tracking;
-use webhooks_harness::services::Services;
 
 use crate::args::{STEADY_RATE, Scenario};
 use crate::baselines::{self, Baseline};
-use crate::ctx::{Ctx, create_webhook, failed, healthy_webhooks, settle, start_services};
+use crate::ctx::{Ctx, Scene, failed, settle};
 use crate::phase::{self, Measured, Spec};
-use crate::procfs::RssSampler;
 use crate::report::{Kind, Pair, Report, Row, int};
 
 /// `DELIVERY_TIMEOUT` of the hanging scenario, so hanging attempts end (and the run finishes) quickly.
@@ -80,7 +77,7 @@ fn baseline_of(kind: Kind) -> &'static str {
 async fn measure_baseline(ctx: &Ctx, kind: Kind) -> anyhow::Result<Baseline> {
     if kind == Kind::Fanout1 {
         let messages = ctx.args.scaled(HOP_MESSAGES);
-        ctx.broker_hop(messages, None).await
+        baselines::broker_hop(ctx, messages, None).await
     } else {
         baselines::http_ceiling(ctx.args.scaled(CEILING_REQUESTS), 10).await
     }
@@ -91,7 +88,7 @@ async fn measure_baseline(ctx: &Ctx, kind: Kind) -> anyhow::Result<Baseline> {
 /// of the two waits for a quiet machine.
 async fn steady_hop(ctx: &Ctx, report: &mut Report, events: u64) {
     settle(report, baselines::BROKER_HOP_STEADY.to_owned()).await;
-    match ctx.broker_hop(events, Some(STEADY_RATE)).await {
+    match baselines::broker_hop(ctx, events, Some(STEADY_RATE)).await {
         Ok(b) => report.baseline(b),
         Err(e) => failed(report, baselines::BROKER_HOP_STEADY, &e),
     }
@@ -160,9 +157,7 @@ fn fanout_spec(kind: Kind, label: String, events: u64) -> Spec {
 /// answer if `hanging` and otherwise answer at once; they are deleted afterwards.
 async fn beside_phase(
     ctx: &Ctx,
-    world: &Services,
-    receiver: &Tracking,
-    sampler: &RssSampler,
+    scene: &Scene,
     first: usize,
     hanging: bool,
     spec: Spec,
@@ -170,14 +165,18 @@ async fn beside_phase(
     let mut beside = Vec::new();
     for k in first..first + HANGING {
         let url = if hanging {
-            receiver.url(k, true)
+            scene.receiver.url(k, true)
         } else {
-            receiver.beside_url(k)
+            scene.receiver.beside_url(k)
         };
-        beside.push(create_webhook(world, &format!("bench beside {k}"), &url).await?);
+        beside.push(
+            scene
+                .create_webhook(&format!("bench beside {k}"), &url)
+                .await?,
+        );
     }
-    let measured = phase::run(world, receiver, sampler, &ctx.connection, spec).await?;
-    let api = world.api()?;
+    let measured = phase::run(scene, &ctx.connection, spec).await?;
+    let api = scene.world.api()?;
     for id in &beside {
         api.delete_webhook(PROJECT, id).await?;
     }
@@ -191,18 +190,12 @@ fn p99_ms(m: &Measured) -> f64 {
 
 /// One phase of `spec` in a world of its own, with `spec.healthy` webhooks.
 async fn fanout(ctx: &Ctx, spec: Spec) -> anyhow::Result<Measured> {
-    let webhooks = spec.healthy;
-    let receiver = Tracking::start(webhooks).await?;
-    let sampler = RssSampler::start();
-    let mut world = ctx.world(None)?;
-    let outcome = async {
-        start_services(&mut world, &sampler).await?;
-        healthy_webhooks(&world, &receiver, 0, webhooks).await?;
-        phase::run(&world, &receiver, &sampler, &ctx.connection, spec).await
-    }
-    .await;
-    world.finish().await;
-    outcome
+    ctx.scene(spec.healthy, None, async |scene| {
+        scene.start_services().await?;
+        scene.healthy_webhooks(0, spec.healthy).await?;
+        phase::run(scene, &ctx.connection, spec).await
+    })
+    .await
 }
 
 /// 8 measured healthy webhooks beside 2 more healthy ones, then beside 2 hanging ones instead,
@@ -211,12 +204,10 @@ async fn fanout(ctx: &Ctx, spec: Spec) -> anyhow::Result<Measured> {
 /// the hanging endpoints' effect on the healthy ones, not the cost of 2 more webhooks. The 2 of
 /// each phase are new webhooks on endpoints the sender has not seen, deleted when the phase ends.
 async fn hanging(ctx: &Ctx, report: &mut Report, events: u64) -> anyhow::Result<()> {
-    let receiver = Tracking::start(HEALTHY + 2 * HANGING * ROUNDS).await?;
-    let sampler = RssSampler::start();
-    let mut world = ctx.world(Some(HANGING_TIMEOUT))?;
-    let outcome = async {
-        start_services(&mut world, &sampler).await?;
-        healthy_webhooks(&world, &receiver, 0, HEALTHY).await?;
+    let ports = HEALTHY + 2 * HANGING * ROUNDS;
+    let phases = ctx.scene(ports, Some(HANGING_TIMEOUT), async |scene| {
+        scene.start_services().await?;
+        scene.healthy_webhooks(0, HEALTHY).await?;
         let (mut healthy, mut hanging) = (Vec::new(), Vec::new());
         for round in 0..ROUNDS {
             for (kind, measured) in [
@@ -234,15 +225,12 @@ async fn hanging(ctx: &Ctx, report: &mut Report, events: u64) -> anyhow::Result<
                 };
                 let first = HEALTHY + HANGING * index;
                 let hang = kind == Kind::HangingTwo;
-                let phase = beside_phase(ctx, &world, &receiver, &sampler, first, hang, spec);
-                measured.push(phase.await?);
+                measured.push(beside_phase(ctx, scene, first, hang, spec).await?);
             }
         }
-        Ok::<_, anyhow::Error>((healthy, hanging))
-    }
-    .await;
-    world.finish().await;
-    let (healthy, hanging) = outcome?;
+        Ok((healthy, hanging))
+    });
+    let (healthy, hanging) = phases.await?;
     let sum = |phases: &[Measured], f: fn(&Measured) -> f64| phases.iter().map(f).sum::<f64>();
     report.note(format!(
         "hanging: {ROUNDS} rounds of {} events at {} events/s to 8 measured webhooks and 2 more, which answered at once \

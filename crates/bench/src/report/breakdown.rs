@@ -4,6 +4,35 @@
 use std::fmt::Write as _;
 
 use super::{Report, int};
+use crate::phase::Measured;
+use crate::stages::Stages;
+
+/// One phase's line of the stages table.
+pub(super) struct StageRow {
+    label: String,
+    wall_s: f64,
+    stages: Stages,
+    machine_busy: f64,
+    bench_cpu_s: f64,
+    /// CPU seconds per 1,000 deliveries of the database's and the broker's processes.
+    postgres_per_1k: f64,
+    rabbitmq_per_1k: f64,
+}
+
+impl StageRow {
+    pub(super) fn of(m: &Measured) -> Self {
+        let per_1k = |cpu_s: f64| cpu_s * 1000.0 / (m.arrivals.unique.max(1) as f64);
+        Self {
+            label: m.label.clone(),
+            wall_s: m.wall_s(),
+            stages: m.stages.clone(),
+            machine_busy: m.machine_busy,
+            bench_cpu_s: m.bench_cpu_s,
+            postgres_per_1k: per_1k(m.postgres_cpu_s),
+            rabbitmq_per_1k: per_1k(m.rabbitmq_cpu_s),
+        }
+    }
+}
 
 impl Report {
     pub(super) fn stages_table(&self, out: &mut String) {

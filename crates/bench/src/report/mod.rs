@@ -1,24 +1,26 @@
 //! The results: one row per scenario phase and baseline, the ratios and targets, the per-stage
-//! figures from the services' metrics and the database, and notes; printed as markdown that can go
-//! into BENCHMARKS.md.
+//! figures from the services' metrics, and notes; printed as markdown that can go into
+//! BENCHMARKS.md.
 //!
-//! The main table is here; [`row`] makes its lines, [`targets`] compares figures with the goals,
-//! [`breakdown`] shows where the time goes inside the services and the database.
+//! What is collected and in what order it prints is here; [`main_table`] prints the main table
+//! and [`row`] makes its lines, [`targets`] compares figures with the goals, [`breakdown`] shows
+//! where the time goes inside the services, [`api_table`] the API scenario's own table.
 
 pub mod api_table;
 mod breakdown;
+mod main_table;
 mod row;
 mod targets;
 
+use breakdown::StageRow;
 use row::median;
 pub use row::{Row, percentile_us};
 
 use std::fmt::Write as _;
 
-use crate::baselines::{self, Baseline};
+use crate::baselines::Baseline;
 use crate::phase::Measured;
 use crate::procfs::Settled;
-use crate::stages::Stages;
 
 /// Which figure a row is, for the ratios.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,17 +63,6 @@ impl Kind {
     }
 }
 
-struct StageRow {
-    label: String,
-    wall_s: f64,
-    stages: Stages,
-    machine_busy: f64,
-    bench_cpu_s: f64,
-    /// CPU seconds per 1,000 deliveries of the database's and the broker's processes.
-    postgres_per_1k: f64,
-    rabbitmq_per_1k: f64,
-}
-
 /// One round of a full-speed scenario beside the baseline measured right before it.
 #[derive(Clone, Copy, Debug)]
 pub struct Pair {
@@ -87,6 +78,7 @@ impl Pair {
     }
 }
 
+#[derive(Default)]
 pub struct Report {
     command: String,
     /// The API scenario's rows, one per concurrency.
@@ -111,16 +103,7 @@ impl Report {
     pub fn new(command: String) -> Self {
         Self {
             command,
-            api: Vec::new(),
-            rows: Vec::new(),
-            stages: Vec::new(),
-            baselines: Vec::new(),
-            pairs: Vec::new(),
-            waits: Vec::new(),
-            notes: Vec::new(),
-            tables: Vec::new(),
-            failures: Vec::new(),
-            missed: Vec::new(),
+            ..Self::default()
         }
     }
 
@@ -163,15 +146,7 @@ impl Report {
                 m.label, m.arrivals.duplicates, m.arrivals.strays
             ));
         }
-        self.stages.push(StageRow {
-            label: m.label.clone(),
-            wall_s: m.wall_s(),
-            stages: m.stages.clone(),
-            machine_busy: m.machine_busy,
-            bench_cpu_s: m.bench_cpu_s,
-            postgres_per_1k: m.postgres_cpu_s * 1000.0 / (m.arrivals.unique.max(1) as f64),
-            rabbitmq_per_1k: m.rabbitmq_cpu_s * 1000.0 / (m.arrivals.unique.max(1) as f64),
-        });
+        self.stages.push(StageRow::of(m));
     }
 
     pub fn baseline(&mut self, baseline: Baseline) {
@@ -291,83 +266,6 @@ impl Report {
         }
         out
     }
-
-    fn main_table(&self, out: &mut String) {
-        let _ = writeln!(
-            out,
-            "| scenario | events | deliveries | published events/s | delivered/s end to end | p50 ms | p95 ms | p99 ms | dispatcher CPU s/1k | sender CPU s/1k | dispatcher peak RSS MiB | sender peak RSS MiB |"
-        );
-        let _ = writeln!(
-            out,
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-        );
-        for b in &self.baselines {
-            let label = match b.label {
-                "http-ceiling" => format!(
-                    "baseline http-ceiling ({} concurrent over {} ports, no broker or database)",
-                    baselines::CONCURRENCY,
-                    b.ports
-                ),
-                baselines::BROKER_HOP_STEADY => "baseline broker-hop at the steady rate (its events' publisher → a consumer acking at once; publish→consume latency)".to_owned(),
-                _ => format!(
-                    "baseline broker-hop (persistent + confirms → acks, prefetch {})",
-                    baselines::PREFETCH
-                ),
-            };
-            let latency = b.arrivals.as_ref().map(|arrivals| {
-                [0.50, 0.95, 0.99].map(|p| percentile_us(&arrivals.latencies_us, p) / 1000.0)
-            });
-            let label = if b.rounds > 1 {
-                format!("{label}, {} rounds", b.rounds)
-            } else {
-                label
-            };
-            let _ = writeln!(
-                out,
-                "| {label} | – | {} | – | {} | {} | – | – | – | – |",
-                int(b.count as f64),
-                int(b.rate),
-                latencies(latency),
-            );
-        }
-        for r in &self.rows {
-            let label = if r.complete {
-                r.label.clone()
-            } else {
-                format!(
-                    "{} (incomplete: {} of {})",
-                    r.label,
-                    int(r.deliveries as f64),
-                    int(r.expected as f64)
-                )
-            };
-            let _ = writeln!(
-                out,
-                "| {label} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                int(r.events as f64),
-                int(r.deliveries as f64),
-                int(r.published_rate),
-                int(r.delivered_rate),
-                latencies(r.latency_ms),
-                opt(r.cpu_per_1k[0], 3),
-                opt(r.cpu_per_1k[1], 3),
-                opt(r.peak_rss_mib[0], 1),
-                opt(r.peak_rss_mib[1], 1),
-            );
-        }
-        out.push('\n');
-    }
-}
-
-fn latencies(l: Option<[f64; 3]>) -> String {
-    match l {
-        Some([p50, p95, p99]) => format!("{p50:.1} | {p95:.1} | {p99:.1}"),
-        None => "– | – | –".into(),
-    }
-}
-
-fn opt(value: Option<f64>, decimals: usize) -> String {
-    value.map_or_else(|| "–".into(), |v| format!("{v:.decimals$}"))
 }
 
 /// A whole number with thousands separators.
@@ -426,32 +324,6 @@ mod tests {
         });
         assert_eq!(report.ratio(Kind::Fanout10, "http-ceiling"), Some(0.5));
         assert_eq!(report.ratio(Kind::Fanout10, "broker-hop"), None);
-    }
-
-    #[test]
-    fn the_steady_hop_is_labelled_as_the_steady_rate_and_shows_its_latency() {
-        let mut report = Report::new("webhooks-bench".into());
-        report.baseline(Baseline {
-            label: baselines::BROKER_HOP_STEADY,
-            count: 4,
-            rate: 999.6,
-            ports: 0,
-            arrivals: Some(webhooks_harness::receiver::tracker::Arrivals {
-                unique: 4,
-                latencies_us: vec![400, 500, 1_500, 42_900],
-                ..webhooks_harness::receiver::tracker::Arrivals::default()
-            }),
-            rounds: 1,
-            rabbitmq_cpu_s: Some(0.4),
-        });
-        let table = report.markdown();
-        let row = table
-            .lines()
-            .find(|l| l.starts_with("| baseline broker-hop at the steady rate ("))
-            .unwrap_or_else(|| panic!("{table}"));
-        let p99 = percentile_us(&[400, 500, 1_500, 42_900], 0.99) / 1000.0;
-        assert!(row.contains(&format!("| {p99:.1} |")), "{row}");
-        assert!(!row.contains("| – | – | – | – | – | – | – | – |"), "{row}");
     }
 
     #[test]

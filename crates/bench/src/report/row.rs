@@ -24,22 +24,11 @@ pub struct Row {
 }
 
 impl Row {
+    /// One phase's row, under the phase's own label.
     pub fn from_measured(kind: Kind, m: &Measured) -> Self {
-        let costs = [m.dispatcher, m.sender];
-        let latencies = &m.arrivals.latencies_us;
         Self {
-            kind,
             label: m.label.clone(),
-            events: m.events,
-            deliveries: m.arrivals.unique,
-            expected: m.expected,
-            published_rate: m.published_rate,
-            delivered_rate: m.delivered_rate(),
-            latency_ms: (!latencies.is_empty())
-                .then(|| [0.50, 0.95, 0.99].map(|p| percentile_us(latencies, p) / 1000.0)),
-            cpu_per_1k: costs.map(|c| cpu_per_1k(c, m.arrivals.unique)),
-            peak_rss_mib: costs.map(peak_rss_mib),
-            complete: m.complete,
+            ..Self::combined(kind, std::slice::from_ref(m))
         }
     }
 

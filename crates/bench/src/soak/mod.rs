@@ -18,14 +18,11 @@ use webhooks_harness::injector::Injector;
 use webhooks_harness::marks::now_ns;
 use webhooks_harness::publishing::{Plan, Published, Publishing};
 use webhooks_harness::receiver::tracker::Tracker;
-use webhooks_harness::receiver::tracking::Tracking;
 use webhooks_harness::service::Service;
-use webhooks_harness::services::Services;
 
 use crate::args::Scenario;
-use crate::ctx::{Ctx, healthy_webhooks, start_services};
+use crate::ctx::{Ctx, Scene};
 use crate::phase::Progress;
-use crate::procfs::RssSampler;
 use crate::report::int;
 use outcome::{FaultLog, Peaks, Summary};
 use schedule::Schedule;
@@ -59,35 +56,28 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<()> {
         args.rate,
         int(events as f64),
     );
-    let receiver = Tracking::start(WEBHOOKS).await?;
-    let sampler = RssSampler::start();
-    let mut world = ctx.world(None)?;
-    let outcome = soak(ctx, &mut world, &receiver, &sampler, seed, events).await;
-    world.finish().await;
-    let summary = outcome?;
+    let summary = ctx
+        .scene(WEBHOOKS, None, async |scene| {
+            soak(ctx, scene, seed, events).await
+        })
+        .await?;
     println!("{}", summary.render());
     summary.verdict()
 }
 
-async fn soak(
-    ctx: &Ctx,
-    world: &mut Services,
-    receiver: &Tracking,
-    sampler: &RssSampler,
-    seed: u64,
-    events: u64,
-) -> anyhow::Result<Summary> {
-    start_services(world, sampler).await?;
-    healthy_webhooks(world, receiver, 0, WEBHOOKS).await?;
-    receiver.tracker().begin(1, WEBHOOKS, events);
+async fn soak(ctx: &Ctx, scene: &mut Scene, seed: u64, events: u64) -> anyhow::Result<Summary> {
+    scene.start_services().await?;
+    scene.healthy_webhooks(0, WEBHOOKS).await?;
+    let tracker = scene.receiver.tracker().clone();
+    tracker.begin(1, WEBHOOKS, events);
     let plan = Plan {
         rate: Some(ctx.args.rate),
-        ..Plan::new(&world.names.exchange, 1, events)
+        ..Plan::new(&scene.world.names.exchange, 1, events)
     };
     let started = Instant::now();
     let mut publishing = Publishing::start(&ctx.connection, plan).await?;
     let published = publishing.published.clone();
-    let progress = tokio::spawn(show_progress(receiver.tracker().clone(), published.clone()));
+    let progress = tokio::spawn(show_progress(tracker.clone(), published.clone()));
     let publish_end = started + Duration::from_secs_f64(events as f64 / ctx.args.rate);
     let mut peaks = Peaks::default();
     let mut log = FaultLog::default();
@@ -110,11 +100,12 @@ async fn soak(
         );
         let replaced = fault.replaces();
         if let Some(service) = replaced {
-            peaks.fold(world, service, sampler);
+            peaks.fold(&scene.world, service, &scene.sampler);
         }
-        let injected = Injector { world: &mut *world }.inject(fault).await?;
-        if let Some(pid) = replaced.and_then(|s| world.process(s)?.pid()) {
-            sampler.watch(replaced.map_or("", Service::name), pid);
+        let world = &mut scene.world;
+        let injected = Injector { world }.inject(fault).await?;
+        if let Some(service) = replaced {
+            scene.watch(service);
         }
         eprintln!(
             "[soak] {:>7.1}s  fault {n}: {}",
@@ -135,12 +126,12 @@ async fn soak(
         int(published.count() as f64),
         int(expected as f64)
     );
-    let settled = settle(receiver.tracker(), expected).await;
+    let settled = settle(&tracker, expected).await;
     progress.abort();
     for service in Service::BOTH {
-        peaks.fold(world, service, sampler);
+        peaks.fold(&scene.world, service, &scene.sampler);
     }
-    let (missing, first_missing) = receiver.tracker().missing(LIST_MISSING);
+    let (missing, first_missing) = tracker.missing(LIST_MISSING);
     Ok(Summary {
         seed,
         webhooks: WEBHOOKS,
@@ -148,7 +139,7 @@ async fn soak(
         rate: ctx.args.rate,
         published: published.count(),
         expected,
-        arrivals: receiver.tracker().finish(),
+        arrivals: tracker.finish(),
         missing,
         first_missing,
         settled,
