@@ -92,18 +92,14 @@ async fn clients(api: &Api, concurrency: usize, until: Until, title: &str) -> Ap
     let wall_s = started.elapsed().as_secs_f64();
     let mut latencies_us: Vec<u32> = answers.iter().map(|(_, took)| *took).collect();
     latencies_us.sort_unstable();
-    let mut failures: Vec<(u16, usize)> = Vec::new();
+    let mut failures = std::collections::BTreeMap::new();
     for (status, _) in answers.iter().filter(|(status, _)| *status != 201) {
-        match failures.iter_mut().find(|(s, _)| s == status) {
-            Some((_, n)) => *n += 1,
-            None => failures.push((*status, 1)),
-        }
+        *failures.entry(*status).or_default() += 1;
     }
-    failures.sort_unstable();
     ApiRow {
         concurrency,
         creates: answers.len(),
-        failures,
+        failures: failures.into_iter().collect(),
         wall_s,
         latencies_us,
     }

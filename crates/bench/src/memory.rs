@@ -65,35 +65,12 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     checked.push(check(&row, bounds, BURST_MIB));
     report.add_row(row);
     report.add_stages(&m);
-    report.table(table(&checked, bounds));
-    for missed in missed(&checked) {
+    let (table, missed) = judge(&checked, bounds);
+    report.table(table);
+    for missed in missed {
         report.missed(missed);
     }
     Ok(())
-}
-
-/// Every `no` of the memory table, for `--check`.
-fn missed(checked: &[Checked]) -> Vec<String> {
-    let mut out = Vec::new();
-    for c in checked {
-        for (i, service) in ["dispatcher", "sender"].into_iter().enumerate() {
-            let peak = c.peaks[i].filter(|_| c.complete);
-            let shown = peak.map_or("unmeasured".to_owned(), |p| format!("{p:.1} MiB"));
-            if !peak.is_some_and(|p| p <= c.bounds[i]) {
-                out.push(format!(
-                    "memory {} {service}: {shown} (documented bound {:.0} MiB)",
-                    c.label, c.bounds[i]
-                ));
-            }
-            if !peak.is_some_and(|p| p <= c.target) {
-                out.push(format!(
-                    "memory {} {service}: {shown} (target {:.0} MiB)",
-                    c.label, c.target
-                ));
-            }
-        }
-    }
-    out
 }
 
 /// 1,000 webhooks of one project, then 200 events at full speed.
@@ -151,7 +128,8 @@ fn documented_bounds() -> [f64; 2] {
     ]
 }
 
-fn table(checked: &[Checked], bounds: [f64; 2]) -> String {
+/// The memory table, and every `no` in it for `--check`.
+fn judge(checked: &[Checked], bounds: [f64; 2]) -> (String, Vec<String>) {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -162,30 +140,35 @@ fn table(checked: &[Checked], bounds: [f64; 2]) -> String {
         out,
         "| phase | delivered/s | service | peak RSS MiB | documented bound MiB | within the bound | target MiB | met |\n|---|---:|---|---:|---:|---|---:|---|"
     );
+    let mut missed = Vec::new();
     for c in checked {
+        let label = if c.complete {
+            c.label.clone()
+        } else {
+            format!("{} (incomplete)", c.label)
+        };
         for (i, service) in ["dispatcher", "sender"].into_iter().enumerate() {
-            let yes = |ok: bool| if ok { "yes" } else { "**no**" };
-            let label = if c.complete {
-                c.label.clone()
-            } else {
-                format!("{} (incomplete)", c.label)
+            let peak = c.peaks[i].filter(|_| c.complete);
+            let shown = peak.map_or("unmeasured".to_owned(), |p| format!("{p:.1} MiB"));
+            let mut judged = |limit: f64, what: &str| {
+                let ok = peak.is_some_and(|p| p <= limit);
+                if !ok {
+                    let limit = format!("{what} {limit:.0} MiB");
+                    missed.push(format!("memory {} {service}: {shown} ({limit})", c.label));
+                }
+                if ok { "yes" } else { "**no**" }
             };
-            let (peak, within, met) = match c.peaks[i] {
-                Some(peak) => (
-                    format!("{peak:.1}"),
-                    yes(c.complete && peak <= c.bounds[i]),
-                    yes(c.complete && peak <= c.target),
-                ),
-                None => ("–".to_owned(), yes(false), yes(false)),
-            };
+            let within = judged(c.bounds[i], "documented bound");
+            let met = judged(c.target, "target");
             let _ = writeln!(
                 out,
-                "| {label} | {} | {service} | {peak} | {:.0} | {within} | {:.0} | {met} |",
+                "| {label} | {} | {service} | {} | {:.0} | {within} | {:.0} | {met} |",
                 int(c.delivered_rate),
+                c.peaks[i].map_or("–".to_owned(), |p| format!("{p:.1}")),
                 c.bounds[i],
                 c.target,
             );
         }
     }
-    out
+    (out, missed)
 }

@@ -23,7 +23,7 @@
 //! - [`standalone`]: both services as processes configured by environment, against private
 //!   backends.
 //! - [`services`]: a world of service processes (the benchmark's and the soak's); [`injector`]:
-//!   the soak's faults on it.
+//!   faults injected into it, on a seeded schedule.
 //! - [`world`]: a test's world, with both services in-process.
 
 pub mod api;

@@ -1,6 +1,6 @@
 //! The soak (`--scenario soak`, never part of the default run): for `--minutes`, events flow at a
 //! steady `--rate` to 4 webhooks while a fault from [`crate::faults`] is injected every 20-60 s on
-//! the seeded [`schedule`]. Then publishing stops and the soak waits, up to 5 minutes, until
+//! the seeded [`Schedule`]. Then publishing stops and the soak waits, up to 5 minutes, until
 //! every (event, webhook) pair has arrived at least once, prints a summary to stdout, and fails
 //! when any delivery is missing or a fault showed a problem (a SIGTERM not ending in exit 0, the
 //! services not ready again).
@@ -10,7 +10,6 @@
 //! fresh deliveries are carried by their hand-off, and recovery takes what it takes there.
 
 mod outcome;
-pub mod schedule;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,7 +24,7 @@ use crate::ctx::{Ctx, Scene};
 use crate::phase::Progress;
 use crate::report::int;
 use outcome::{FaultLog, Peaks, Summary};
-use schedule::Schedule;
+use webhooks_harness::injector::schedule::Schedule;
 
 /// Webhooks, each on a receiver port of its own.
 const WEBHOOKS: usize = 4;

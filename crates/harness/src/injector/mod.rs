@@ -7,6 +7,8 @@
 //! Only this world is touched: its own processes, the broker connections whose names carry its
 //! prefix, and its own database.
 
+pub mod schedule;
+
 use anyhow::Context;
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,6 @@
-//! When the soak injects a fault and which one: a pause of 20-60 s before each, and the kinds dealt
-//! from a shuffled deck (every kind once per round, in a random order) so that even a short soak
-//! sees most of them. Both come from one seeded generator, so `--seed` replays the same faults at
+//! When a fault is injected and which one: a pause of 20-60 s before each, and the kinds dealt
+//! from a shuffled deck (every kind once per round, in a random order) so that even a short run
+//! sees most of them. Both come from one seeded generator, so a seed replays the same faults at
 //! the same moments of the run (what the services do meanwhile is, of course, not replayed).
 //!
 //! The generator is SplitMix64, written out here rather than taken from a crate: its output for a
@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use webhooks_harness::injector::Fault;
+use super::Fault;
 
 /// Shortest and longest pause before a fault.
 pub const PAUSE_MIN: Duration = Duration::from_secs(20);
@@ -37,7 +37,7 @@ impl SplitMix64 {
     }
 }
 
-/// The fault schedule of one soak.
+/// The fault schedule of one run.
 pub struct Schedule {
     rng: SplitMix64,
     deck: Vec<Fault>,
