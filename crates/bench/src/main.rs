@@ -6,7 +6,7 @@ use clap::Parser;
 use std::process::ExitCode;
 use std::sync::Arc;
 use webhooks_bench::args::Args;
-use webhooks_bench::baselines::HOP_QUEUE;
+use webhooks_bench::baselines::hop::HOP_QUEUE;
 use webhooks_harness::names::Janitor;
 
 #[tokio::main]

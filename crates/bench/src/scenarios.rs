@@ -77,9 +77,9 @@ fn baseline_of(kind: Kind) -> &'static str {
 async fn measure_baseline(ctx: &Ctx, kind: Kind) -> anyhow::Result<Baseline> {
     if kind == Kind::Fanout1 {
         let messages = ctx.args.scaled(HOP_MESSAGES);
-        baselines::broker_hop(ctx, messages, None).await
+        baselines::hop::broker_hop(ctx, messages, None).await
     } else {
-        baselines::http_ceiling(ctx.args.scaled(CEILING_REQUESTS), 10).await
+        baselines::http::http_ceiling(ctx.args.scaled(CEILING_REQUESTS), 10).await
     }
 }
 
@@ -87,10 +87,10 @@ async fn measure_baseline(ctx: &Ctx, kind: Kind) -> anyhow::Result<Baseline> {
 /// scenario has events, measured right before it: what the broker alone adds to each event. Each
 /// of the two waits for a quiet machine.
 async fn steady_hop(ctx: &Ctx, report: &mut Report, events: u64) {
-    settle(report, baselines::BROKER_HOP_STEADY.to_owned()).await;
-    match baselines::broker_hop(ctx, events, Some(STEADY_RATE)).await {
+    settle(report, baselines::hop::BROKER_HOP_STEADY.to_owned()).await;
+    match baselines::hop::broker_hop(ctx, events, Some(STEADY_RATE)).await {
         Ok(b) => report.baseline(b),
-        Err(e) => failed(report, baselines::BROKER_HOP_STEADY, &e),
+        Err(e) => failed(report, baselines::hop::BROKER_HOP_STEADY, &e),
     }
     settle(report, Kind::Steady.label().to_owned()).await;
 }

@@ -20,13 +20,13 @@ impl Report {
             let label = match b.label {
                 "http-ceiling" => format!(
                     "baseline http-ceiling ({} concurrent over {} ports, no broker or database)",
-                    baselines::CONCURRENCY,
+                    baselines::http::CONCURRENCY,
                     b.ports
                 ),
-                baselines::BROKER_HOP_STEADY => "baseline broker-hop at the steady rate (its events' publisher → a consumer acking at once; publish→consume latency)".to_owned(),
+                baselines::hop::BROKER_HOP_STEADY => "baseline broker-hop at the steady rate (its events' publisher → a consumer acking at once; publish→consume latency)".to_owned(),
                 _ => format!(
                     "baseline broker-hop (persistent + confirms → acks, prefetch {})",
-                    baselines::PREFETCH
+                    baselines::hop::PREFETCH
                 ),
             };
             let latency = b.arrivals.as_ref().map(|arrivals| {
@@ -95,7 +95,7 @@ mod tests {
     fn the_steady_hop_is_labelled_as_the_steady_rate_and_shows_its_latency() {
         let mut report = Report::new("webhooks-bench".into());
         report.baseline(Baseline {
-            label: baselines::BROKER_HOP_STEADY,
+            label: baselines::hop::BROKER_HOP_STEADY,
             count: 4,
             rate: 999.6,
             ports: 0,
