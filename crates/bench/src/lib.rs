@@ -33,62 +33,42 @@ pub mod scenarios;
 pub mod soak;
 pub mod stages;
 
+use clap::CommandFactory;
 use std::sync::Arc;
 use webhooks_harness::names::Janitor;
 use webhooks_harness::process;
 use webhooks_harness::publisher;
-use webhooks_harness::service::Service;
+use webhooks_harness::service::{self, Service};
 
 use crate::args::Args;
 use crate::ctx::{Ctx, failed};
 use crate::report::Report;
-
-/// Service settings a user may set in the environment to tune a run; they pass through to the
-/// services and are shown.
-const TUNING_VARIABLES: &[&str] = &[
-    "PREFETCH",
-    "BATCH_SIZE",
-    "BATCH_LINGER",
-    "DATABASE_POOL_SIZE",
-    "MAX_IN_FLIGHT",
-    "MAX_PER_ENDPOINT",
-    "BREAKER_FAILURES",
-    "BREAKER_PAUSE",
-    "SCHEDULER_INTERVAL",
-    "HANDOFF_GRACE",
-    "INDEX_RELOAD",
-    "RETRY_INITIAL",
-    "RETRY_MAX",
-    "RESPONSE_SNIPPET_BYTES",
-    "DELIVERY_TIMEOUT",
-    "EVENTS_QUEUE_TYPE",
-    "EVENTS_IN_FLIGHT_BYTES",
-    "BODIES_IN_FLIGHT_BYTES",
-    "MAX_EVENT_BYTES",
-];
 
 /// Runs the selected scenarios (the full-speed fan-outs in rounds, each round beside a fresh
 /// measurement of its baseline), then prints the report to stdout; or, when asked for, the soak
 /// alone.
 pub async fn run(args: Args, janitor: Arc<Janitor>) -> anyhow::Result<()> {
     for service in Service::BOTH {
-        eprintln!(
-            "{} from {}",
-            service.name(),
-            process::locate(service.binary())?.display()
-        );
+        let binary = process::locate(service.binary())?;
+        eprintln!("{} from {}", service.name(), binary.display());
     }
     let connection = publisher::connect(&args.amqp_url, "webhooks-bench").await?;
-    if args.soak() {
-        let ctx = Ctx {
-            args,
-            janitor,
-            connection,
-        };
-        let outcome = soak::run(&ctx).await;
-        webhooks_core::amqp::close_connection(&ctx.connection, "done").await;
-        return outcome;
-    }
+    let ctx = Ctx {
+        args,
+        janitor,
+        connection,
+    };
+    let outcome = if ctx.args.soak() {
+        soak::run(&ctx).await
+    } else {
+        measure(&ctx).await
+    };
+    webhooks_core::amqp::close_connection(&ctx.connection, "done").await;
+    outcome
+}
+
+/// Runs the selected scenarios and prints the report.
+async fn measure(ctx: &Ctx) -> anyhow::Result<()> {
     let mut report = Report::new(command_line());
     if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
         let load: Vec<&str> = load.split_whitespace().take(3).collect();
@@ -97,20 +77,14 @@ pub async fn run(args: Args, janitor: Arc<Janitor>) -> anyhow::Result<()> {
             load.join(", ")
         ));
     }
-    let ctx = Ctx {
-        args,
-        janitor,
-        connection,
-    };
     for scenario in ctx.args.selected() {
         eprintln!("== {} ==", scenario.name());
-        if let Err(e) = scenarios::run(&ctx, scenario, &mut report).await {
+        if let Err(e) = scenarios::run(ctx, scenario, &mut report).await {
             failed(&mut report, scenario.name(), &e);
         }
     }
     report.note_waits();
     general_notes(&mut report);
-    webhooks_core::amqp::close_connection(&ctx.connection, "done").await;
     println!("\n{}", report.markdown());
     if ctx.args.check {
         report.verdict()?;
@@ -158,14 +132,31 @@ fn general_notes(report: &mut Report) {
          servers inflate them."
             .into(),
     );
-    let tuned: Vec<String> = TUNING_VARIABLES
-        .iter()
-        .filter_map(|name| std::env::var(name).ok().map(|v| format!("{name}={v}")))
-        .collect();
+    let tuned = tuned();
     if !tuned.is_empty() {
         report.note(format!(
             "Service settings taken from the environment: {}.",
             tuned.join(", ")
         ));
     }
+}
+
+/// `NAME=value` of each setting of the services a user set in our environment, which the
+/// services inherit: every variable their configurations read, but those the world sets itself.
+fn tuned() -> Vec<String> {
+    let mut names: Vec<String> = [
+        webhooks_dispatcher::Config::command(),
+        webhooks_sender::Config::command(),
+    ]
+    .iter()
+    .flat_map(|command| command.get_arguments())
+    .filter_map(|argument| argument.get_env()?.to_str().map(str::to_owned))
+    .filter(|name| !service::WORLD_VARIABLES.contains(&name.as_str()))
+    .collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .filter_map(|name| Some(format!("{name}={}", std::env::var(&name).ok()?)))
+        .collect()
 }

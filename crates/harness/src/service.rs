@@ -33,6 +33,18 @@ impl Service {
     }
 }
 
+/// Every variable a world sets for its services: [`env`]'s, and `HTTP_ADDR` (set by
+/// [`Process::start`]).
+pub const WORLD_VARIABLES: [&str; 7] = [
+    "AMQP_URL",
+    "DATABASE_URL",
+    "AMQP_PREFIX",
+    "EVENTS_EXCHANGE",
+    "ADMIN_TOKEN",
+    "ALLOWED_TARGETS",
+    "HTTP_ADDR",
+];
+
 /// The variables that put a service binary into the world `names` (its broker names and its
 /// database on `pg_server`), with `token` for the API and the receivers on loopback allowed.
 pub fn env(
