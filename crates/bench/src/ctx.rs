@@ -10,8 +10,7 @@ use webhooks_harness::service::Service;
 use webhooks_harness::services::Services;
 
 use crate::args::Args;
-use crate::procfs::{self, RssSampler};
-use crate::report::Report;
+use crate::procfs::RssSampler;
 
 /// What every scenario needs.
 pub struct Ctx {
@@ -92,20 +91,4 @@ impl Scene {
         }
         Ok(())
     }
-}
-
-/// Waits for a quiet machine before the measurement `before`, and keeps the wait for the notes.
-pub async fn settle(report: &mut Report, before: String) {
-    let settled = procfs::settle().await;
-    if let Err(e) = &settled {
-        eprintln!("could not watch the machine's CPU: {e:#}");
-    }
-    report.waited(before, settled.ok());
-}
-
-/// Reports that `what` failed to run.
-pub fn failed(report: &mut Report, what: &str, error: &anyhow::Error) {
-    eprintln!("{what} failed: {error:#}");
-    report.note(format!("{what} failed: {error:#}"));
-    report.failure(what);
 }

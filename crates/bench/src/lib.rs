@@ -41,7 +41,7 @@ use webhooks_harness::publisher;
 use webhooks_harness::service::{self, Service};
 
 use crate::args::Args;
-use crate::ctx::{Ctx, failed};
+use crate::ctx::Ctx;
 use crate::report::Report;
 
 /// Runs the selected scenarios (the full-speed fan-outs in rounds, each round beside a fresh
@@ -80,7 +80,7 @@ async fn measure(ctx: &Ctx) -> anyhow::Result<()> {
     for scenario in ctx.args.selected() {
         eprintln!("== {} ==", scenario.name());
         if let Err(e) = scenarios::run(ctx, scenario, &mut report).await {
-            failed(&mut report, scenario.name(), &e);
+            report.failed(scenario.name(), &e);
         }
     }
     report.note_waits();

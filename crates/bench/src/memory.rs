@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use webhooks_core::memory;
 
 use crate::backlog::drain_broker;
-use crate::ctx::{Ctx, Scene, settle};
+use crate::ctx::{Ctx, Scene};
 use crate::phase::{self, Measured, Spec};
 use crate::report::{Kind, Report, Row, int};
 
@@ -50,7 +50,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     let bounds = documented_bounds();
     let mut checked = Vec::new();
     for (kind, bytes) in [(Kind::MemoryLarge, LARGE), (Kind::MemorySmall, SMALL)] {
-        settle(report, kind.label().to_owned()).await;
+        report.settle(kind.label().to_owned()).await;
         let events = ctx.args.scaled(BACKLOG_EVENTS);
         let drained = async |scene: &mut Scene| drain_broker(ctx, scene, events, bytes, kind).await;
         let (m, started_ns) = ctx.scene(1, None, drained).await?;
@@ -59,7 +59,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         report.add_row(row);
         report.add_stages(&m);
     }
-    settle(report, Kind::MemoryWide.label().to_owned()).await;
+    report.settle(Kind::MemoryWide.label().to_owned()).await;
     let m = burst(ctx).await?;
     let row = Row::from_measured(Kind::MemoryWide, &m);
     checked.push(check(&row, bounds, BURST_MIB));

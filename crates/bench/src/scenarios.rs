@@ -7,7 +7,7 @@ use webhooks_harness::publisher::PROJECT;
 
 use crate::args::{STEADY_RATE, Scenario};
 use crate::baselines::{self, Baseline};
-use crate::ctx::{Ctx, Scene, failed, settle};
+use crate::ctx::{Ctx, Scene};
 use crate::phase::{self, Measured, Spec};
 use crate::report::{Kind, Pair, Report, Row, int};
 
@@ -37,7 +37,7 @@ pub async fn run(ctx: &Ctx, scenario: Scenario, report: &mut Report) -> anyhow::
             Scenario::Fanout1 | Scenario::Fanout10 | Scenario::Memory | Scenario::Soak
         )
     {
-        settle(report, scenario.name().to_owned()).await;
+        report.settle(scenario.name().to_owned()).await;
     }
     match scenario {
         Scenario::Fanout1 => rounds(ctx, report, Kind::Fanout1, events).await,
@@ -87,12 +87,14 @@ async fn measure_baseline(ctx: &Ctx, kind: Kind) -> anyhow::Result<Baseline> {
 /// scenario has events, measured right before it: what the broker alone adds to each event. Each
 /// of the two waits for a quiet machine.
 async fn steady_hop(ctx: &Ctx, report: &mut Report, events: u64) {
-    settle(report, baselines::hop::BROKER_HOP_STEADY.to_owned()).await;
+    report
+        .settle(baselines::hop::BROKER_HOP_STEADY.to_owned())
+        .await;
     match baselines::hop::broker_hop(ctx, events, Some(STEADY_RATE)).await {
         Ok(b) => report.baseline(b),
-        Err(e) => failed(report, baselines::hop::BROKER_HOP_STEADY, &e),
+        Err(e) => report.failed(baselines::hop::BROKER_HOP_STEADY, &e),
     }
-    settle(report, Kind::Steady.label().to_owned()).await;
+    report.settle(Kind::Steady.label().to_owned()).await;
 }
 
 /// `--rounds` rounds of a full-speed fan-out scenario, each in a world of its own and (unless
@@ -108,17 +110,17 @@ async fn rounds(ctx: &Ctx, report: &mut Report, kind: Kind, events: u64) -> anyh
             None
         } else {
             let name = baseline_of(kind);
-            settle(report, format!("{name} ({round}/{total})")).await;
+            report.settle(format!("{name} ({round}/{total})")).await;
             match measure_baseline(ctx, kind).await {
                 Ok(b) => Some(b),
                 Err(e) => {
-                    failed(report, name, &e);
+                    report.failed(name, &e);
                     None
                 }
             }
         };
         let label = format!("{} ({round}/{total})", kind.label());
-        settle(report, label.clone()).await;
+        report.settle(label.clone()).await;
         let m = fanout(ctx, fanout_spec(kind, label, events)).await?;
         if let Some(b) = baseline {
             pairs.push(Pair {

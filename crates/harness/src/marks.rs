@@ -1,6 +1,6 @@
-//! What the [`publisher`](crate::publisher) writes into each event's payload so that a tracking
-//! [`receiver`](crate::receiver::tracking) can match a delivery to its publish: the phase of the
-//! run, the event's sequence number and its publish time, on the one clock both share.
+//! What the publisher writes into each event's payload so that the tracking receiver can match a
+//! delivery to its publish: the phase of the run, the event's sequence number and its publish
+//! time, on the one clock both share.
 
 use serde::Deserialize;
 

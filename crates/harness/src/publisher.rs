@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::marks::{Marks, now_ns};
 
-/// The project of every webhook a run of [`publish_events`] delivers to.
+/// The project of every webhook a publishing run delivers to.
 pub const PROJECT: &str = "BENCH";
 /// The event every such webhook subscribes to and every event is.
 pub const EVENT_NAME: &str = "run.started";

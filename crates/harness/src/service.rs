@@ -33,7 +33,7 @@ impl Service {
     }
 }
 
-/// Every variable a world sets for its services: [`env`]'s, and `HTTP_ADDR` (set by
+/// Every variable a world sets for its services: [`env()`]'s, and `HTTP_ADDR` (set by
 /// [`Process::start`]).
 pub const WORLD_VARIABLES: [&str; 7] = [
     "AMQP_URL",

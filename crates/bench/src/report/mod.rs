@@ -20,7 +20,7 @@ use std::fmt::Write as _;
 
 use crate::baselines::Baseline;
 use crate::phase::Measured;
-use crate::procfs::Settled;
+use crate::procfs::{self, Settled};
 
 /// Which figure a row is, for the ratios.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,8 +184,21 @@ impl Report {
         self.pairs.extend_from_slice(pairs);
     }
 
-    pub fn waited(&mut self, before: String, settled: Option<Settled>) {
-        self.waits.push((before, settled));
+    /// Waits for a quiet machine before the measurement `before`, and keeps the wait for the
+    /// notes.
+    pub async fn settle(&mut self, before: String) {
+        let settled = procfs::settle().await;
+        if let Err(e) = &settled {
+            eprintln!("could not watch the machine's CPU: {e:#}");
+        }
+        self.waits.push((before, settled.ok()));
+    }
+
+    /// Records that `what` failed to run, and why.
+    pub fn failed(&mut self, what: &str, error: &anyhow::Error) {
+        eprintln!("{what} failed: {error:#}");
+        self.note(format!("{what} failed: {error:#}"));
+        self.failure(what);
     }
 
     /// Notes the waits for a quiet machine so far.

@@ -1,5 +1,5 @@
 //! The soak (`--scenario soak`, never part of the default run): for `--minutes`, events flow at a
-//! steady `--rate` to 4 webhooks while a fault from [`crate::faults`] is injected every 20-60 s on
+//! steady `--rate` to 4 webhooks while a fault from [`webhooks_harness::injector`] is injected every 20-60 s on
 //! the seeded [`Schedule`]. Then publishing stops and the soak waits, up to 5 minutes, until
 //! every (event, webhook) pair has arrived at least once, prints a summary to stdout, and fails
 //! when any delivery is missing or a fault showed a problem (a SIGTERM not ending in exit 0, the
