@@ -8,7 +8,9 @@ use lapin::{BasicProperties, Connection, ConnectionProperties};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::api::Api;
 use crate::process::Process;
+use crate::publisher::event_json;
 
 pub const TOKEN: &str = "standalone-admin-token";
 
@@ -68,26 +70,10 @@ impl Standalone {
 
     /// Creates a webhook of `project` for `events` delivered to `url`; returns its id.
     pub async fn webhook(&self, project: &str, url: &str, events: &[&str]) -> String {
-        let response = self
-            .http
-            .post(format!(
-                "http://{}/api/v1/projects/{project}/webhooks",
-                self.dispatcher.addr
-            ))
-            .bearer_auth(TOKEN)
-            .header("content-type", "application/json")
-            .body(
-                serde_json::json!({"title": "standalone", "url": url, "events": events})
-                    .to_string(),
-            )
-            .send()
+        let api = Api::new(self.http.clone(), self.dispatcher.addr, TOKEN);
+        api.create_webhook(project, "standalone", url, events)
             .await
-            .expect("the API answers");
-        let status = response.status();
-        let text = response.text().await.expect("an answer");
-        let answer: serde_json::Value = serde_json::from_str(&text).expect("a JSON answer");
-        assert_eq!(status, 201, "webhook created: {answer}");
-        answer["id"].as_str().expect("id").to_owned()
+            .unwrap_or_else(|e| panic!("webhook created: {e:#}"))
     }
 }
 
@@ -95,9 +81,8 @@ impl Standalone {
 /// do; returns its id.
 pub async fn publish(amqp_url: &str, exchange: &str, project: &str, event_name: &str) -> String {
     let id = uuid::Uuid::new_v4().to_string();
-    let body = format!(
-        r#"{{"id":"{id}","event_name":"{event_name}","timestamp":1650540069,"project_code":"{project}","team_member_id":40,"payload":{{"title":"standalone"}}}}"#
-    );
+    let payload = r#"{"title":"standalone"}"#;
+    let body = event_json(&id, event_name, 1_650_540_069, project, payload);
     let connection = Connection::connect(amqp_url, ConnectionProperties::default())
         .await
         .expect("the test's broker connection");
