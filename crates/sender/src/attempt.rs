@@ -11,6 +11,7 @@ use webhooks_core::destination::Destinations;
 use crate::claim::{Job, Target};
 use crate::failure::Failure;
 use crate::resolver::GuardedResolver;
+use crate::retry::RetryAfter;
 
 mod request;
 mod response;
@@ -27,7 +28,7 @@ pub struct Attempt {
     /// The first bytes of the response body, lossily decoded.
     pub response: Option<String>,
     /// The receiver's `Retry-After` on 429/503.
-    pub retry_after: Option<Duration>,
+    pub retry_after: Option<RetryAfter>,
     /// Whether a connection was attempted at all (false when the destination was refused up front).
     pub reached_network: bool,
 }
