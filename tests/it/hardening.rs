@@ -81,3 +81,30 @@ async fn a_retry_after_of_one_second_waits_retry_initial() {
     );
     world.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_weak_admin_token_stops_the_dispatcher_before_it_serves() {
+    let world = World::start().await;
+    let long_placeholder = "change-me-change-me-change-me-change-me".to_owned();
+    for (token, why) in [
+        ("change-me".to_owned(), "too short"),
+        ("x".repeat(40), "repeats a few characters"),
+        (long_placeholder, "is a placeholder"),
+    ] {
+        let mut dispatcher = world.spawn_dispatcher_process(&[("ADMIN_TOKEN", token.clone())], &[]);
+        let status = dispatcher.exited(SOON).await;
+        assert!(!status.success(), "started with ADMIN_TOKEN={token:?}");
+        let lines = dispatcher.lines().join("\n");
+        assert!(
+            lines.contains("ADMIN_TOKEN")
+                && lines.contains(why)
+                && lines.contains("openssl rand -hex 32"),
+            "{token:?}: {lines}"
+        );
+        assert!(
+            !lines.contains(&token),
+            "the refused token was logged: {lines}"
+        );
+    }
+    world.finish().await;
+}

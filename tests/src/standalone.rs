@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::process::Process;
 
-pub const TOKEN: &str = "standalone-admin-token";
+pub const TOKEN: &str = "8d2f6a1c9e4b07d3a5f8c2e6b1d9a4f7";
 
 /// A dispatcher and a sender started with the same settings.
 pub struct Standalone {

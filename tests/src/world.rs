@@ -14,7 +14,7 @@ use crate::receiver::Receiver;
 
 pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 pub const PG_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
-pub const TOKEN: &str = "test-admin-token";
+pub const TOKEN: &str = "5f0c8e2b9a41d7e3c6b08f5a2d9e7c14";
 
 /// A running service and the token that stops it.
 struct Running {

@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`config`]: flags and environment.
+//! - [`admin_token`]: the API's bearer token: refused when weak, generated when unset.
 //! - [`consumer`]: the broker session: topology, batched consumption, reconnection.
 //! - [`fanout`]: a batch of events → dead letters, recorded deliveries, confirmed hand-offs, ack.
 //! - [`prefetch`]: the prefetch from `EVENTS_IN_FLIGHT_BYTES` and the sizes of the events seen.
@@ -11,6 +12,7 @@
 //! - [`store`]: every SQL statement, used by `fanout`, `index` and `api`; it uses none of them.
 //! - [`metrics`]: every metric the dispatcher exports.
 
+pub mod admin_token;
 pub mod api;
 pub mod config;
 pub mod consumer;
@@ -70,6 +72,14 @@ pub async fn start(
     clock: Clock,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Service> {
+    // Before anything else: a weak token is a configuration error, not something to run with.
+    let (admin_token, generated) = admin_token::choose(config.admin_token.as_ref())?;
+    if generated {
+        tracing::warn!(
+            admin_token = admin_token.expose(),
+            "ADMIN_TOKEN not set; generated one for this process"
+        );
+    }
     let database = Database::new(
         config.common.database_url.expose(),
         config.common.database_ca_file.as_deref(),
@@ -95,17 +105,6 @@ pub async fn start(
         metrics: metrics.clone(),
         readiness: Readiness::new(pool.clone()),
         broker,
-    };
-    let admin_token = match &config.admin_token {
-        Some(token) if !token.expose().is_empty() => token.clone(),
-        _ => {
-            let token = generate_token();
-            tracing::warn!(
-                admin_token = token.expose(),
-                "ADMIN_TOKEN not set; generated one for this process"
-            );
-            token
-        }
     };
     let tracker = TaskTracker::new();
 
@@ -190,10 +189,4 @@ async fn run_when_ready(
         || consumer::session(&config, &shared, &shutdown),
     )
     .await;
-}
-
-fn generate_token() -> Secret {
-    use base64::Engine;
-    let bytes: [u8; 32] = rand::random();
-    Secret::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
