@@ -108,3 +108,45 @@ async fn a_weak_admin_token_stops_the_dispatcher_before_it_serves() {
     }
     world.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_with_control_characters_is_refused_and_nothing_stored() {
+    let world = World::start().await;
+    for secret in [
+        "s3cr3t\r\nX-Injected: 1",
+        "s3cr3t\n",
+        "s3cr3t\u{0}",
+        "s3cr3t\t",
+    ] {
+        let body = json!({"title": "t", "url": world.receiver.url("h"), "secret": secret, "events": ["run.started"]});
+        let (status, answer) = world
+            .api(Method::POST, "/projects/DEMO/webhooks", Some(body))
+            .await;
+        assert_eq!(status, 422, "{secret:?}: {answer}");
+        let error = answer["error"].as_str().expect("an error");
+        assert!(error.starts_with("secret: "), "{error}");
+    }
+    let (_, list) = world
+        .api(Method::GET, "/projects/DEMO/webhooks", None)
+        .await;
+    assert_eq!(list, json!([]), "nothing stored");
+
+    // Nor can a change bring one in.
+    let id = world
+        .webhook("DEMO", "h", &["run.started"], Some("fine"))
+        .await;
+    let (status, answer) = world
+        .api(
+            Method::PATCH,
+            &format!("/projects/DEMO/webhooks/{id}"),
+            Some(json!({"secret": "a\r\nb"})),
+        )
+        .await;
+    assert_eq!(status, 422, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("secret: "))
+    );
+    world.finish().await;
+}
