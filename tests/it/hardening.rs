@@ -3,10 +3,12 @@
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use webhooks_tests::receiver::Behaviour;
 use webhooks_tests::wait;
-use webhooks_tests::world::World;
+use webhooks_tests::world::{TOKEN, World};
 
 use crate::SOON;
 
@@ -148,5 +150,120 @@ async fn a_secret_with_control_characters_is_refused_and_nothing_stored() {
             .as_str()
             .is_some_and(|e| e.starts_with("secret: "))
     );
+    world.finish().await;
+}
+
+/// Sends an endless request head one byte every 100 ms until the server closes the connection;
+/// returns how long after its first byte that was.
+async fn trickle(stream: TcpStream) -> Duration {
+    let (mut read, mut write) = stream.into_split();
+    let began = Instant::now();
+    let head = b"GET /api/v1/projects/DEMO/webhooks HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+    let writer = async {
+        for byte in head.iter().chain(std::iter::repeat(&b'a')) {
+            if write.write_all(&[*byte]).await.is_err() {
+                break;
+            }
+            // The slowloris's pace, not a wait for anything.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let closed = async {
+        let mut buf = [0u8; 512];
+        while let Ok(n) = read.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    tokio::select! {
+        () = closed => {}
+        () = writer => {}
+    }
+    began.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slowloris_does_not_keep_the_api_from_answering() {
+    const HEADER_TIMEOUT: Duration = Duration::from_secs(1);
+    const CAP: usize = 16;
+    let world = World::start_with(|o| {
+        o.dispatcher.common.http_header_timeout = HEADER_TIMEOUT;
+        o.dispatcher.common.http_max_connections = CAP;
+    })
+    .await;
+    let addr = world.dispatcher_addr();
+
+    // Twice as many trickling connections as the server serves at once: the first CAP hold every
+    // slot, the rest wait in the backlog ahead of the real request.
+    let mut slow = Vec::new();
+    for _ in 0..2 * CAP {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        slow.push(tokio::spawn(trickle(stream)));
+    }
+    let asked = Instant::now();
+    let (status, answer) = tokio::time::timeout(
+        SOON,
+        world.api(Method::GET, "/projects/DEMO/webhooks", None),
+    )
+    .await
+    .expect("the API answers while the slowloris runs");
+    let took = asked.elapsed();
+    assert_eq!(status, 200, "{answer}");
+    // Each wave of slow connections is closed after a header timeout: the request waits for at
+    // most two of them, not for the slowloris to give up.
+    assert!(
+        took < 4 * HEADER_TIMEOUT,
+        "answered after {took:?} (header timeout {HEADER_TIMEOUT:?})"
+    );
+
+    let mut closed_after = Vec::new();
+    for connection in slow {
+        let after = tokio::time::timeout(SOON, connection)
+            .await
+            .expect("the server closes every slow connection")
+            .expect("trickle task");
+        closed_after.push(after);
+    }
+    let first = closed_after.iter().min().expect("some");
+    let last = closed_after.iter().max().expect("some");
+    assert!(
+        *first >= HEADER_TIMEOUT.mul_f64(0.9),
+        "a slow connection closed after {first:?}, before the header timeout"
+    );
+    assert!(
+        *last < 6 * HEADER_TIMEOUT,
+        "a slow connection was kept {last:?}"
+    );
+    world.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_body_that_never_ends_gets_a_408() {
+    const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+    let world =
+        World::start_with(|o| o.dispatcher.common.http_request_timeout = REQUEST_TIMEOUT).await;
+    let mut stream = TcpStream::connect(world.dispatcher_addr())
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /api/v1/projects/DEMO/webhooks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"title\":"
+    );
+    stream.write_all(head.as_bytes()).await.expect("write");
+    let sent = Instant::now();
+    let mut answer = Vec::new();
+    tokio::time::timeout(SOON, stream.read_to_end(&mut answer))
+        .await
+        .expect("the server answers and closes")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    assert!(answer.contains("HTTP_REQUEST_TIMEOUT"), "{answer}");
+    assert!(sent.elapsed() >= REQUEST_TIMEOUT.mul_f64(0.9));
+    let (_, list) = world
+        .api(Method::GET, "/projects/DEMO/webhooks", None)
+        .await;
+    assert_eq!(list, json!([]), "nothing stored");
     world.finish().await;
 }

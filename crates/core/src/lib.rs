@@ -17,6 +17,7 @@
 //! - [`messages`]: versioned bodies of the queues between our services and to the e-mail service.
 //! - [`labels`]: counters split by a label whose values are an enum.
 //! - [`server`]: `/healthz`, `/readyz` and `/metrics` for both services.
+//! - [`listener`]: the HTTP server they and the API run on, with its timeouts and connection cap.
 //! - [`shutdown`]: SIGTERM/SIGINT into one cancellation token.
 //! - [`telemetry`]: `tracing` subscriber set-up (text or JSON).
 
@@ -30,6 +31,7 @@ pub mod destination;
 pub mod duration;
 pub mod event;
 pub mod labels;
+pub mod listener;
 pub mod memory;
 pub mod messages;
 pub mod reconnect;

@@ -33,6 +33,7 @@ use webhooks_core::amqp::{Broker, Topology};
 use webhooks_core::clock::Clock;
 use webhooks_core::db::{Database, Reads};
 use webhooks_core::destination::Destinations;
+use webhooks_core::listener;
 use webhooks_core::reconnect;
 use webhooks_core::secret::Secret;
 use webhooks_core::server::{self, Readiness};
@@ -103,7 +104,8 @@ pub async fn start(
         topology: Topology::new(&config.common.amqp_prefix, &config.events_exchange),
         clock: clock.clone(),
         metrics: metrics.clone(),
-        readiness: Readiness::new(pool.clone()),
+        // Probes over a connection of their own, never queued behind the workers'.
+        readiness: Readiness::new(database.pool(1, Reads::Default)?),
         broker,
     };
     let tracker = TaskTracker::new();
@@ -122,7 +124,8 @@ pub async fn start(
         server::Common::new("webhooks-dispatcher"),
     )
     .merge(api);
-    let (http_addr, serve) = server::bind(config.http_addr, router, shutdown.clone())
+    let limits = listener::Limits::of(&config.common);
+    let (http_addr, serve) = listener::bind(config.http_addr, router, limits, shutdown.clone())
         .await
         .with_context(|| format!("binding HTTP_ADDR {}", config.http_addr))?;
     tracker.spawn(async move {
@@ -130,6 +133,7 @@ pub async fn start(
             tracing::error!(error = %e, "HTTP server failed");
         }
     });
+    tracker.spawn(shared.readiness.clone().probe_database(shutdown.clone()));
 
     let grace = config.common.shutdown_grace;
     tracker.spawn(run_when_ready(
