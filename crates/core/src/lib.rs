@@ -8,7 +8,8 @@
 //! - [`clock`]: the time source, real or driven by tests.
 //! - [`duration`]: durations written like `500ms`, `15s`, `2d`.
 //! - [`config`]: configuration both services share (broker, database, logging).
-//! - [`destination`]: which addresses deliveries may reach (SSRF guard, `ALLOWED_TARGETS`).
+//! - [`destination`]: which addresses deliveries may reach (SSRF guard, `ALLOWED_TARGETS`); the
+//!   blocks refused are one table in [`destination::special`].
 //! - [`delivery`]: a delivery's states and their SQL spelling.
 //! - [`db`]: the PostgreSQL pools, database creation and embedded migrations.
 //! - [`tls`]: TLS to PostgreSQL with libpq's `sslmode` meanings.
