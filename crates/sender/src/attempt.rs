@@ -53,13 +53,14 @@ impl Sender {
         snippet_bytes: usize,
         idle_per_host: usize,
     ) -> reqwest::Result<Self> {
+        let connect_timeout = timeout.min(Duration::from_secs(10));
         let client = reqwest::Client::builder()
             // A customer URL must never make us follow it elsewhere or through a proxy.
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
-            .dns_resolver(GuardedResolver::new(destinations.clone()))
+            .dns_resolver(GuardedResolver::new(destinations.clone(), connect_timeout))
             .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .connect_timeout(connect_timeout)
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(idle_per_host)
             .user_agent(concat!("webhooks-sender/", env!("CARGO_PKG_VERSION")))
