@@ -4,6 +4,7 @@
 mod api;
 mod breaker;
 mod faults;
+mod hardening;
 mod metrics;
 mod pipeline;
 mod promises;

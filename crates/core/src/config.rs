@@ -55,6 +55,18 @@ pub struct Common {
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: crate::telemetry::LogFormat,
 
+    /// Longest a client may take to send a request's head (and an idle connection may stay open).
+    #[arg(long, env = "HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = crate::duration::parse)]
+    pub http_header_timeout: Duration,
+
+    /// Longest a request to the HTTP server may take, its body included; beyond it, 408.
+    #[arg(long, env = "HTTP_REQUEST_TIMEOUT", default_value = "30s", value_parser = crate::duration::parse)]
+    pub http_request_timeout: Duration,
+
+    /// Most connections the HTTP server serves at once; more wait to be accepted.
+    #[arg(long, env = "HTTP_MAX_CONNECTIONS", default_value_t = 256)]
+    pub http_max_connections: usize,
+
     /// How long SIGTERM waits for in-flight work before exiting.
     #[arg(long, env = "SHUTDOWN_GRACE", default_value = "20s", value_parser = crate::duration::parse)]
     pub shutdown_grace: Duration,

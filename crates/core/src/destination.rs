@@ -2,10 +2,16 @@
 //!
 //! Customers choose webhook URLs, so without care the sender would reach into our own network
 //! (loopback, private ranges, cloud metadata). Every address a delivery would connect to passes
-//! [`Destinations::check`]: special-purpose ranges are refused unless `ALLOWED_TARGETS` lists them.
+//! [`Destinations::check`]: the special-purpose blocks of [`special`] (every IANA special-purpose
+//! block, IPv4 and IPv6, and the space outside global unicast) are refused unless
+//! `ALLOWED_TARGETS` lists them.
+
+pub mod special;
 
 use ipnet::IpNet;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
+
+use special::Verdict;
 
 /// The policy: refuse special-purpose addresses, except those inside an allowed network.
 #[derive(Clone, Debug, Default)]
@@ -39,24 +45,72 @@ impl Destinations {
 
     /// Ok when a delivery may connect to `addr`.
     pub fn check(&self, addr: IpAddr) -> Result<(), Refused> {
-        let judged = canonical(addr);
-        let Some(kind) = special_kind(judged) else {
+        let Some(special) = judge(addr) else {
             return Ok(());
         };
         // An allowed network matches the address as judged (an IPv4-mapped or -compatible form
         // as the IPv4 address it carries, never as written: an IPv6 network that merely covers
         // ::ffff:0:0/96, such as ::/0, must not open every IPv4 address in that form while the
         // same address written as IPv4 stays refused; a mapped network allows its IPv4 form,
-        // see `new`), or the IPv4 address a NAT64 form carries.
-        let forms = [Some(judged), nat64_v4(addr).map(IpAddr::V4)];
-        let allowed = forms
+        // see `new`), or a NAT64 form as written too.
+        let allowed = special
+            .forms
             .into_iter()
             .flatten()
             .any(|form| self.allowed.iter().any(|net| net.contains(&form)));
         if allowed {
             Ok(())
         } else {
-            Err(Refused { addr: judged, kind })
+            Err(Refused {
+                addr: special.shown,
+                kind: special.kind,
+            })
+        }
+    }
+}
+
+/// An address in a special-purpose block.
+struct Special {
+    /// The address a refusal names.
+    shown: IpAddr,
+    kind: &'static str,
+    /// The forms an allowed network may match.
+    forms: [Option<IpAddr>; 2],
+}
+
+/// The special-purpose block `addr` is in, if any (see [`special`]).
+fn judge(addr: IpAddr) -> Option<Special> {
+    let v6 = match addr {
+        IpAddr::V4(v4) => {
+            let block = special::ipv4_block(v4)?;
+            return Some(Special {
+                shown: addr,
+                kind: block.kind,
+                forms: [Some(addr), None],
+            });
+        }
+        IpAddr::V6(v6) => v6,
+    };
+    let block = special::ipv6_block(v6)?;
+    match block.verdict {
+        Verdict::Refuse => Some(Special {
+            shown: addr,
+            kind: block.kind,
+            forms: [Some(addr), None],
+        }),
+        Verdict::Embedded { as_written } => {
+            let [.., a, b, c, d] = v6.octets();
+            let inside = IpAddr::V4(Ipv4Addr::new(a, b, c, d));
+            let verdict = judge(inside)?;
+            Some(if as_written {
+                Special {
+                    shown: addr,
+                    kind: verdict.kind,
+                    forms: [Some(inside), Some(addr)],
+                }
+            } else {
+                verdict
+            })
         }
     }
 }
@@ -67,82 +121,6 @@ pub fn parse_net(text: &str) -> Result<IpNet, String> {
     text.parse::<IpNet>()
         .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
         .map_err(|_| format!("{text:?} is not a CIDR such as 127.0.0.0/8"))
-}
-
-/// IPv4-mapped and IPv4-compatible IPv6 forms are judged as the IPv4 address they carry.
-fn canonical(addr: IpAddr) -> IpAddr {
-    match addr {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                // ::a.b.c.d (deprecated IPv4-compatible), but not :: or ::1 themselves.
-                if s[..6] == [0; 6] && !(s[6] == 0 && s[7] <= 1) {
-                    IpAddr::V4(Ipv4Addr::new(
-                        (s[6] >> 8) as u8,
-                        s[6] as u8,
-                        (s[7] >> 8) as u8,
-                        s[7] as u8,
-                    ))
-                } else {
-                    IpAddr::V6(v6)
-                }
-            }
-        },
-        v4 => v4,
-    }
-}
-
-/// The IPv4 address inside a NAT64 (64:ff9b::/96) address.
-fn nat64_v4(addr: IpAddr) -> Option<Ipv4Addr> {
-    let IpAddr::V6(v6) = addr else { return None };
-    let s = v6.segments();
-    (s[0] == 0x0064 && s[1] == 0xff9b && s[2..6] == [0; 4])
-        .then(|| Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8))
-}
-
-fn special_kind(addr: IpAddr) -> Option<&'static str> {
-    match addr {
-        IpAddr::V4(v4) => special_v4(v4),
-        IpAddr::V6(v6) => special_v6(v6),
-    }
-}
-
-fn special_v4(ip: Ipv4Addr) -> Option<&'static str> {
-    let [a, b, c, _] = ip.octets();
-    Some(match (a, b, c) {
-        _ if ip.is_unspecified() => "unspecified",
-        (0, ..) => "\"this network\"",
-        (127, ..) => "loopback",
-        (10, ..) | (192, 168, _) => "private",
-        (172, 16..=31, _) => "private",
-        (169, 254, _) => "link-local",
-        (100, 64..=127, _) => "shared (CGNAT)",
-        (192, 0, 0) => "IETF protocol",
-        (192, 0, 2) | (198, 51, 100) | (203, 0, 113) => "documentation",
-        (198, 18..=19, _) => "benchmarking",
-        (224..=239, ..) => "multicast",
-        (240..=255, ..) => "reserved",
-        _ => return None,
-    })
-}
-
-fn special_v6(ip: Ipv6Addr) -> Option<&'static str> {
-    let s = ip.segments();
-    Some(match s[0] {
-        _ if ip.is_unspecified() => "unspecified",
-        _ if ip.is_loopback() => "loopback",
-        0xfc00..=0xfdff => "private (unique local)",
-        0xfe80..=0xfebf => "link-local",
-        0xfec0..=0xfeff => "site-local",
-        0xff00..=0xffff => "multicast",
-        0x2001 if s[1] == 0x0db8 => "documentation",
-        // NAT64 (64:ff9b::/96) embeds an IPv4 address: judge it as that address.
-        0x0064 if nat64_v4(IpAddr::V6(ip)).is_some() => {
-            return nat64_v4(IpAddr::V6(ip)).and_then(special_v4);
-        }
-        _ => return None,
-    })
 }
 
 #[cfg(test)]
@@ -197,6 +175,86 @@ mod tests {
         ] {
             assert!(!refused(&policy, addr), "{addr} should be allowed");
         }
+    }
+
+    #[test]
+    fn ipv6_blocks_that_carry_ipv4_are_refused_unless_judged_by_it() {
+        let policy = Destinations::default();
+        let why = |addr: &str| {
+            policy
+                .check(addr.parse().expect("address"))
+                .map_err(|refused| refused.to_string())
+        };
+        // 6to4 and Teredo are refused whatever IPv4 address they carry, public ones included.
+        assert_eq!(
+            why("2002:808:808::1"),
+            Err("2002:808:808::1 is a 6to4 address, which deliveries may not reach".into())
+        );
+        assert!(why("2002:7f00:1::1").is_err());
+        assert_eq!(
+            why("2001:0:4136:e378:8000:63bf:3fff:fdd2"),
+            Err("2001:0:4136:e378:8000:63bf:3fff:fdd2 is a Teredo address, which deliveries may not reach".into())
+        );
+        // The local-use NAT64 prefix, wherever its operator put the IPv4 address.
+        assert!(why("64:ff9b:1::808:808").is_err());
+        assert!(why("64:ff9b:1:808:800::").is_err());
+        // The well-known NAT64 prefix is judged by the IPv4 address it carries (DNS64 answers with
+        // it for IPv4-only receivers on IPv6-only networks).
+        assert_eq!(why("64:ff9b::808:808"), Ok(()));
+        assert_eq!(
+            why("64:ff9b::a00:1"),
+            Err("64:ff9b::a00:1 is a private address, which deliveries may not reach".into())
+        );
+        // IPv4-mapped and -compatible forms are the IPv4 address they carry.
+        assert_eq!(why("::ffff:8.8.8.8"), Ok(()));
+        assert_eq!(
+            why("::ffff:10.1.2.3"),
+            Err("10.1.2.3 is a private address, which deliveries may not reach".into())
+        );
+        assert_eq!(
+            why("::2"),
+            Err("0.0.0.2 is a \"this network\" address, which deliveries may not reach".into())
+        );
+    }
+
+    #[test]
+    fn ipv6_outside_global_unicast_and_the_newer_blocks_are_refused() {
+        let policy = Destinations::default();
+        for addr in [
+            "100::1",
+            "100:0:0:1::1",
+            "2001:db8::1",
+            "3fff::1",
+            "5f00::1",
+            "2001:2::1",
+            "2001:1::1",
+            "2001:20::1",
+            "2620:4f:8000::1",
+            "4000::1",
+            "8000::1",
+            "1::1",
+            "fec0::1",
+            "::ffff:0:808:808",
+        ] {
+            assert!(refused(&policy, addr), "{addr} should be refused");
+        }
+        for addr in ["2a00:1450:4001:81c::200e", "2001:200::1", "2620:4f:8001::1"] {
+            assert!(!refused(&policy, addr), "{addr} should be allowed");
+        }
+        // The most specific block names the refusal.
+        let kind = |addr: &str| {
+            policy
+                .check(addr.parse().expect("address"))
+                .map(|()| "")
+                .unwrap_or_else(|refused| refused.kind)
+        };
+        assert_eq!(kind("192.0.0.9"), "PCP anycast");
+        assert_eq!(kind("192.0.0.77"), "IETF protocol");
+        assert_eq!(kind("0.0.0.0"), "unspecified");
+        assert_eq!(kind("0.1.2.3"), "\"this network\"");
+        assert_eq!(kind("2001:0:1::1"), "Teredo");
+        assert_eq!(kind("2001:1ff::1"), "IETF protocol");
+        assert_eq!(kind("ff02::1"), "multicast");
     }
 
     #[test]

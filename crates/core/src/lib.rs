@@ -8,7 +8,8 @@
 //! - [`clock`]: the time source, real or driven by tests.
 //! - [`duration`]: durations written like `500ms`, `15s`, `2d`.
 //! - [`config`]: configuration both services share (broker, database, logging).
-//! - [`destination`]: which addresses deliveries may reach (SSRF guard, `ALLOWED_TARGETS`).
+//! - [`destination`]: which addresses deliveries may reach (SSRF guard, `ALLOWED_TARGETS`); the
+//!   blocks refused are one table in [`destination::special`].
 //! - [`delivery`]: a delivery's states and their SQL spelling.
 //! - [`db`]: the PostgreSQL pools, database creation and embedded migrations.
 //! - [`tls`]: TLS to PostgreSQL with libpq's `sslmode` meanings.
@@ -17,6 +18,7 @@
 //! - [`messages`]: versioned bodies of the queues between our services and to the e-mail service.
 //! - [`labels`]: counters split by a label whose values are an enum.
 //! - [`server`]: `/healthz`, `/readyz` and `/metrics` for both services.
+//! - [`listener`]: the HTTP server they and the API run on, with its timeouts and connection cap.
 //! - [`shutdown`]: SIGTERM/SIGINT into one cancellation token.
 //! - [`telemetry`]: `tracing` subscriber set-up (text or JSON).
 
@@ -30,6 +32,7 @@ pub mod destination;
 pub mod duration;
 pub mod event;
 pub mod labels;
+pub mod listener;
 pub mod memory;
 pub mod messages;
 pub mod reconnect;

@@ -1,6 +1,7 @@
 //! The HTTP side every service has: `/healthz` (the process answers), `/readyz` (200 only while the
 //! broker and the database are reachable) and `/metrics` (Prometheus text format): the service's
-//! own metrics and those every service has (see [`Common`]).
+//! own metrics and those every service has (see [`Common`]). None of them waits on the database:
+//! readiness is read from flags (see [`Readiness`]). They are served by [`crate::listener`].
 
 use axum::Router;
 use axum::extract::State;
@@ -9,24 +10,35 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use deadpool_postgres::Pool;
 use prometheus::{Encoder, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tokio::net::TcpListener;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// What `/readyz` looks at: the broker session's own flag and a live database probe.
+/// What `/readyz` looks at: the broker session's own flag and the database's, which a probe of
+/// its own ([`Readiness::probe_database`]) keeps up to date. Reading them never waits, so neither
+/// a probe nor a scrape ever queues behind the workers for a database connection, and a slow
+/// database cannot make a probe time out.
 #[derive(Clone)]
 pub struct Readiness {
     broker_up: Arc<AtomicBool>,
-    pool: Pool,
+    database_up: Arc<AtomicBool>,
+    /// One connection, the probe's own.
+    probe: Pool,
 }
 
+/// How often the database is probed; each probe has a second to answer.
+pub const DATABASE_PROBE_EVERY: Duration = Duration::from_secs(1);
+
 impl Readiness {
-    pub fn new(pool: Pool) -> Self {
+    /// Readiness probed over `probe`, a pool of one connection apart from the workers' pools.
+    /// Not ready until the broker session says so (which it does once the database is set up)
+    /// and a probe has answered.
+    pub fn new(probe: Pool) -> Self {
         Self {
             broker_up: Arc::new(AtomicBool::new(false)),
-            pool,
+            database_up: Arc::new(AtomicBool::new(false)),
+            probe,
         }
     }
 
@@ -39,8 +51,29 @@ impl Readiness {
         self.broker_up.load(Ordering::SeqCst)
     }
 
-    pub async fn is_ready(&self) -> bool {
-        self.broker_up() && crate::db::is_reachable(&self.pool).await
+    pub fn database_up(&self) -> bool {
+        self.database_up.load(Ordering::SeqCst)
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.broker_up() && self.database_up()
+    }
+
+    /// Probes the database every [`DATABASE_PROBE_EVERY`] (a `SELECT 1` bounded by a second)
+    /// until `shutdown`, and records the answer for [`Readiness::is_ready`].
+    pub async fn probe_database(self, shutdown: CancellationToken) {
+        let mut every = tokio::time::interval(DATABASE_PROBE_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = every.tick() => {}
+            }
+            let up = crate::db::is_reachable(&self.probe).await;
+            if self.database_up.swap(up, Ordering::SeqCst) != up {
+                tracing::info!(reachable = up, "database reachability changed");
+            }
+        }
     }
 }
 
@@ -114,7 +147,7 @@ pub fn ops_router(readiness: Readiness, registry: Registry, common: Common) -> R
 }
 
 async fn readyz(State(ops): State<Ops>) -> impl IntoResponse {
-    if ops.readiness.is_ready().await {
+    if ops.readiness.is_ready() {
         (StatusCode::OK, "ready")
     } else {
         (
@@ -125,10 +158,8 @@ async fn readyz(State(ops): State<Ops>) -> impl IntoResponse {
 }
 
 async fn metrics(State(ops): State<Ops>) -> impl IntoResponse {
-    // The same check as /readyz (a flag and a `SELECT 1` bounded by 1 s), once per scrape.
-    ops.common
-        .ready
-        .set(i64::from(ops.readiness.is_ready().await));
+    // What /readyz would answer now.
+    ops.common.ready.set(i64::from(ops.readiness.is_ready()));
     let mut families = ops.registry.gather();
     families.extend(ops.common.registry.gather());
     let mut out = Vec::new();
@@ -143,19 +174,57 @@ async fn metrics(State(ops): State<Ops>) -> impl IntoResponse {
         .into_response()
 }
 
-/// Binds `addr` (port 0 picks a free one) and returns the bound address with the serving future,
-/// which ends once `shutdown` is cancelled and open requests finish.
-pub async fn bind(
-    addr: SocketAddr,
-    router: Router,
-    shutdown: CancellationToken,
-) -> std::io::Result<(SocketAddr, impl Future<Output = std::io::Result<()>>)> {
-    let listener = TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
-    let serve = async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use std::time::Instant;
+    use tower::ServiceExt;
+
+    async fn status(router: &Router, path: &str) -> StatusCode {
+        let request = Request::get(path).body(Body::empty()).unwrap();
+        router.clone().oneshot(request).await.unwrap().status()
+    }
+
+    #[tokio::test]
+    async fn probes_answer_at_once_whatever_the_database_does() {
+        // Nothing listens on port 1: the database there never answers.
+        let database = crate::db::Database::new("postgres://postgres@127.0.0.1:1/webhooks", None)
+            .expect("settings");
+        let readiness = Readiness::new(database.pool(1, crate::db::Reads::Default).unwrap());
+        let router = ops_router(readiness.clone(), Registry::new(), Common::new("test"));
+        readiness.set_broker_up(true);
+        let started = Instant::now();
+        assert_eq!(status(&router, "/healthz").await, StatusCode::OK);
+        assert_eq!(
+            status(&router, "/readyz").await,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ready before any probe answered"
+        );
+        assert_eq!(status(&router, "/metrics").await, StatusCode::OK);
+        assert!(started.elapsed() < Duration::from_millis(200));
+
+        // Once a probe has answered, /readyz says so without asking the database itself.
+        readiness.database_up.store(true, Ordering::SeqCst);
+        assert_eq!(status(&router, "/readyz").await, StatusCode::OK);
+
+        // The probe finds the database unreachable, and /readyz follows.
+        let stop = CancellationToken::new();
+        let probe = tokio::spawn(readiness.clone().probe_database(stop.clone()));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while readiness.database_up() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(!readiness.database_up(), "the probe did not notice");
+        assert_eq!(
+            status(&router, "/readyz").await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(5), probe)
             .await
-    };
-    Ok((local, serve))
+            .expect("the probe stops")
+            .unwrap();
+    }
 }

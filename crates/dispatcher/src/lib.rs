@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`config`]: flags and environment.
+//! - [`admin_token`]: the API's bearer token: refused when weak, generated when unset.
 //! - [`consumer`]: the broker session: topology, batched consumption, reconnection.
 //! - [`fanout`]: a batch of events → dead letters, recorded deliveries, confirmed hand-offs, ack.
 //! - [`prefetch`]: the prefetch from `EVENTS_IN_FLIGHT_BYTES` and the sizes of the events seen.
@@ -11,6 +12,7 @@
 //! - [`store`]: every SQL statement, used by `fanout`, `index` and `api`; it uses none of them.
 //! - [`metrics`]: every metric the dispatcher exports.
 
+pub mod admin_token;
 pub mod api;
 pub mod config;
 pub mod consumer;
@@ -31,6 +33,7 @@ use webhooks_core::amqp::{Broker, Topology};
 use webhooks_core::clock::Clock;
 use webhooks_core::db::{Database, Reads};
 use webhooks_core::destination::Destinations;
+use webhooks_core::listener;
 use webhooks_core::reconnect;
 use webhooks_core::secret::Secret;
 use webhooks_core::server::{self, Readiness};
@@ -70,6 +73,14 @@ pub async fn start(
     clock: Clock,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Service> {
+    // Before anything else: a weak token is a configuration error, not something to run with.
+    let (admin_token, generated) = admin_token::choose(config.admin_token.as_ref())?;
+    if generated {
+        tracing::warn!(
+            admin_token = admin_token.expose(),
+            "ADMIN_TOKEN not set; generated one for this process"
+        );
+    }
     let database = Database::new(
         config.common.database_url.expose(),
         config.common.database_ca_file.as_deref(),
@@ -93,19 +104,9 @@ pub async fn start(
         topology: Topology::new(&config.common.amqp_prefix, &config.events_exchange),
         clock: clock.clone(),
         metrics: metrics.clone(),
-        readiness: Readiness::new(pool.clone()),
+        // Probes over a connection of their own, never queued behind the workers'.
+        readiness: Readiness::new(database.pool(1, Reads::Default)?),
         broker,
-    };
-    let admin_token = match &config.admin_token {
-        Some(token) if !token.expose().is_empty() => token.clone(),
-        _ => {
-            let token = generate_token();
-            tracing::warn!(
-                admin_token = token.expose(),
-                "ADMIN_TOKEN not set; generated one for this process"
-            );
-            token
-        }
     };
     let tracker = TaskTracker::new();
 
@@ -123,7 +124,8 @@ pub async fn start(
         server::Common::new("webhooks-dispatcher"),
     )
     .merge(api);
-    let (http_addr, serve) = server::bind(config.http_addr, router, shutdown.clone())
+    let limits = listener::Limits::of(&config.common);
+    let (http_addr, serve) = listener::bind(config.http_addr, router, limits, shutdown.clone())
         .await
         .with_context(|| format!("binding HTTP_ADDR {}", config.http_addr))?;
     tracker.spawn(async move {
@@ -131,6 +133,7 @@ pub async fn start(
             tracing::error!(error = %e, "HTTP server failed");
         }
     });
+    tracker.spawn(shared.readiness.clone().probe_database(shutdown.clone()));
 
     let grace = config.common.shutdown_grace;
     tracker.spawn(run_when_ready(
@@ -190,10 +193,4 @@ async fn run_when_ready(
         || consumer::session(&config, &shared, &shutdown),
     )
     .await;
-}
-
-fn generate_token() -> Secret {
-    use base64::Engine;
-    let bytes: [u8; 32] = rand::random();
-    Secret::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }

@@ -12,7 +12,7 @@ use crate::api::Api;
 use crate::process::Process;
 use crate::publisher::event_json;
 
-pub const TOKEN: &str = "standalone-admin-token";
+pub const TOKEN: &str = "8d2f6a1c9e4b07d3a5f8c2e6b1d9a4f7";
 
 /// A dispatcher and a sender started with the same settings.
 pub struct Standalone {

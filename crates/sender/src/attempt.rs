@@ -11,6 +11,7 @@ use webhooks_core::destination::Destinations;
 use crate::claim::{Job, Target};
 use crate::failure::Failure;
 use crate::resolver::GuardedResolver;
+use crate::retry::RetryAfter;
 
 mod request;
 mod response;
@@ -27,7 +28,7 @@ pub struct Attempt {
     /// The first bytes of the response body, lossily decoded.
     pub response: Option<String>,
     /// The receiver's `Retry-After` on 429/503.
-    pub retry_after: Option<Duration>,
+    pub retry_after: Option<RetryAfter>,
     /// Whether a connection was attempted at all (false when the destination was refused up front).
     pub reached_network: bool,
 }
@@ -52,13 +53,14 @@ impl Sender {
         snippet_bytes: usize,
         idle_per_host: usize,
     ) -> reqwest::Result<Self> {
+        let connect_timeout = timeout.min(Duration::from_secs(10));
         let client = reqwest::Client::builder()
             // A customer URL must never make us follow it elsewhere or through a proxy.
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
-            .dns_resolver(GuardedResolver::new(destinations.clone()))
+            .dns_resolver(GuardedResolver::new(destinations.clone(), connect_timeout))
             .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .connect_timeout(connect_timeout)
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(idle_per_host)
             .user_agent(concat!("webhooks-sender/", env!("CARGO_PKG_VERSION")))

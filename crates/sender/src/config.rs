@@ -24,7 +24,8 @@ pub struct Config {
     #[arg(long, env = "DISABLE_AFTER", default_value = "2d", value_parser = duration::parse)]
     pub disable_after: Duration,
 
-    /// Delay before the first retry (exponential backoff with jitter from here).
+    /// Delay before the first retry (exponential backoff with jitter from here); also the
+    /// shortest wait a Retry-After can ask for.
     #[arg(long, env = "RETRY_INITIAL", default_value = "10s", value_parser = duration::parse)]
     pub retry_initial: Duration,
 

@@ -55,6 +55,7 @@ use webhooks_core::amqp::{Broker, Topology};
 use webhooks_core::clock::Clock;
 use webhooks_core::db::{Database, Reads};
 use webhooks_core::destination::Destinations;
+use webhooks_core::listener;
 use webhooks_core::reconnect;
 use webhooks_core::server::{self, Readiness};
 
@@ -167,7 +168,8 @@ pub async fn start(
         topology: Topology::new(&config.common.amqp_prefix, ""),
         clock: clock.clone(),
         metrics: metrics.clone(),
-        readiness: Readiness::new(pool.clone()),
+        // Probes over a connection of their own, never queued behind the workers'.
+        readiness: Readiness::new(database.pool(1, Reads::Default)?),
         outbox: Arc::new(Notify::new()),
         lease: config.delivery_timeout * 2 + Duration::from_secs(5),
         bodies: bodies::Bodies::new(config.bodies_in_flight_bytes),
@@ -224,7 +226,8 @@ pub async fn start(
         metrics.registry.clone(),
         server::Common::new("webhooks-sender"),
     );
-    let (http_addr, serve) = server::bind(config.http_addr, router, shutdown.clone())
+    let limits = listener::Limits::of(&config.common);
+    let (http_addr, serve) = listener::bind(config.http_addr, router, limits, shutdown.clone())
         .await
         .with_context(|| format!("binding HTTP_ADDR {}", config.http_addr))?;
     tasks.spawn(async move {
@@ -232,6 +235,7 @@ pub async fn start(
             tracing::error!(error = %e, "HTTP server failed");
         }
     });
+    tasks.spawn(shared.readiness.clone().probe_database(shutdown.clone()));
 
     let grace = config.common.shutdown_grace;
     let scheduler = scheduler::Scheduler {

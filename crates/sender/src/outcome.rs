@@ -80,7 +80,7 @@ pub fn next(
     let failed = u32::try_from(attempts_before)
         .unwrap_or(0)
         .saturating_add(1);
-    let delay = policy.delay(failed, attempt.retry_after);
+    let delay = policy.delay(failed, attempt.retry_after, at);
     Next::Retry(at + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(6)))
 }
 
@@ -155,6 +155,7 @@ fn attempt_duration(attempt: &Attempt) -> chrono::Duration {
 mod tests {
     use super::*;
     use crate::failure::Failure;
+    use crate::retry::RetryAfter;
 
     fn attempt(success: bool, error: Option<u16>) -> Attempt {
         Attempt {
@@ -216,6 +217,26 @@ mod tests {
             next(&failed, now, Some(almost), 40, &policy(), window),
             Next::Retry(_)
         ));
+    }
+
+    #[test]
+    fn a_retry_after_is_counted_from_the_attempt_and_never_below_the_first_wait() {
+        let now = Utc::now();
+        let window = Duration::from_secs(2 * 86_400);
+        let mut busy = attempt(false, Some(429));
+        for (asked, waited) in [
+            (RetryAfter::Delay(Duration::from_secs(1)), 10),
+            (RetryAfter::Delay(Duration::from_secs(30)), 30),
+            (RetryAfter::At(now + chrono::Duration::seconds(90)), 90),
+            (RetryAfter::At(now - chrono::Duration::seconds(90)), 10),
+        ] {
+            busy.retry_after = Some(asked);
+            assert_eq!(
+                next(&busy, now, None, 0, &policy(), window),
+                Next::Retry(now + chrono::Duration::seconds(waited)),
+                "{asked:?}"
+            );
+        }
     }
 
     #[test]

@@ -129,6 +129,11 @@ fn secret(value: &Value) -> Result<String, String> {
     if secret.is_empty() || secret.len() > MAX_SECRET {
         return Err(format!("must be 1 to {MAX_SECRET} bytes"));
     }
+    // It is sent as a header (X-Qase-Secret): a CR or LF there could only split the request,
+    // and no control character belongs in a shared secret.
+    if secret.chars().any(char::is_control) {
+        return Err("must not contain control characters (CR, LF, tab, NUL, …)".into());
+    }
     if let Some(key) = secret.strip_prefix("whsec_") {
         let decoded = base64::engine::general_purpose::STANDARD.decode(key);
         if decoded.map_or(true, |k| k.is_empty()) {
@@ -193,6 +198,12 @@ mod tests {
             (r#"{"enabled":"yes"}"#, "enabled:"),
             (r#"{"created_by":"me"}"#, "created_by:"),
             (r#"{"secret":"whsec_!!"}"#, "secret:"),
+            (r#"{"secret":"a\r\nX-Injected: 1"}"#, "secret:"),
+            (r#"{"secret":"line\n"}"#, "secret:"),
+            (r#"{"secret":"nul\u0000"}"#, "secret:"),
+            (r#"{"secret":"tab\t"}"#, "secret:"),
+            (r#"{"secret":"del\u007f"}"#, "secret:"),
+            (r#"{"secret":"c1\u0085"}"#, "secret:"),
             (r#"{"colour":"red"}"#, "colour:"),
             (r#"[1]"#, "body:"),
             (r#"{"#, "body:"),
@@ -200,6 +211,13 @@ mod tests {
             let error = parse(body).expect_err(body);
             assert!(error.contains(field), "{body}: {error}");
         }
+    }
+
+    #[test]
+    fn a_secret_may_be_any_printable_text() {
+        let input =
+            parse(r#"{"secret":"s3cr3t with spaces, ünïcode and symbols !#$%"}"#).expect("valid");
+        assert!(input.secret.is_some());
     }
 
     #[test]

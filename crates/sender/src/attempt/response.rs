@@ -3,13 +3,14 @@
 
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
-use std::time::Duration;
+
+use crate::retry::RetryAfter;
 
 /// What an attempt's answer said.
 pub(super) struct Answer {
     pub status: StatusCode,
     /// The receiver's `Retry-After` on 429/503.
-    pub retry_after: Option<Duration>,
+    pub retry_after: Option<RetryAfter>,
     /// The first `snippet_bytes` of the body, lossily decoded.
     pub snippet: String,
 }
@@ -45,22 +46,16 @@ pub(super) async fn receive(
     })
 }
 
-/// `Retry-After` as delay-seconds (HTTP dates are rare from webhook receivers and are ignored).
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let seconds: u64 = headers
-        .get(RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(Duration::from_secs(seconds))
+/// `Retry-After`, in either of its forms (see [`RetryAfter::parse`]).
+fn retry_after(headers: &HeaderMap) -> Option<RetryAfter> {
+    RetryAfter::parse(headers.get(RETRY_AFTER)?.as_bytes())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
+    use std::time::Duration;
 
     fn headers(retry_after: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
@@ -69,12 +64,17 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_is_read_as_seconds_only() {
+    fn retry_after_is_read_as_seconds_or_a_date() {
         assert_eq!(
             retry_after(&headers(" 120 ")),
-            Some(Duration::from_secs(120))
+            Some(RetryAfter::Delay(Duration::from_secs(120)))
         );
-        assert_eq!(retry_after(&headers("Wed, 21 Oct 2026 07:28:00 GMT")), None);
+        assert_eq!(
+            retry_after(&headers("Wed, 21 Oct 2026 07:28:00 GMT")),
+            Some(RetryAfter::At(
+                "2026-10-21T07:28:00Z".parse().expect("a time")
+            ))
+        );
         assert_eq!(retry_after(&headers("-1")), None);
         assert_eq!(retry_after(&HeaderMap::new()), None);
     }

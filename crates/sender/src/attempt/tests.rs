@@ -84,7 +84,10 @@ async fn statuses_are_successes_redirects_or_failures() {
     assert_eq!(moved.error, Some(Failure::Redirect(302)));
     let busy = answer(b"HTTP/1.1 503 Busy\r\nretry-after: 7\r\ncontent-length: 3\r\n\r\nno!").await;
     assert_eq!(busy.error, Some(Failure::Status(503)));
-    assert_eq!(busy.retry_after, Some(Duration::from_secs(7)));
+    assert_eq!(
+        busy.retry_after,
+        Some(RetryAfter::Delay(Duration::from_secs(7)))
+    );
     assert_eq!(busy.response.as_deref(), Some("no!"));
 }
 
