@@ -14,6 +14,7 @@
 //! - [`scenarios`]: fan-out 1 and 10, steady rate, hanging endpoints; [`backlog`]: the drain.
 //! - [`api`]: the management API's creates/s and latency at 4, 16 and 64 concurrent clients.
 //! - [`memory`]: peak memory with large events, small events and a wide fan-out, against the bound.
+//! - [`fair`]: healthy projects alone and beside a project whose many webhooks share one slow host.
 //! - [`baselines`]: the plain-HTTP ceiling and the broker's one-hop rate.
 //! - [`procfs`]: CPU and memory from `/proc`.
 //! - [`stages`]: the services' own metrics, per phase.
@@ -28,6 +29,7 @@ pub mod backlog;
 pub mod baselines;
 pub mod ctx;
 pub mod dbprofile;
+pub mod fair;
 pub mod faults;
 pub mod janitor;
 pub mod memory;

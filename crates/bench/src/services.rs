@@ -14,7 +14,7 @@ use crate::dbprofile::{DbProfile, DbSampler};
 pub use crate::janitor::{Janitor, Names};
 
 /// The API token the benchmark gives the dispatcher.
-const ADMIN_TOKEN: &str = "bench-admin-token";
+pub const ADMIN_TOKEN: &str = "bench-admin-token";
 /// Longest wait for a service's `/readyz` (it creates and migrates its database first).
 const READY_WITHIN: Duration = Duration::from_secs(60);
 /// Service settings a user may set in the environment to tune a run; they pass through and are shown.
