@@ -288,6 +288,9 @@ async fn hanging_endpoints_do_not_hold_up_healthy_ones() {
     let world = World::start_with(|o| {
         o.sender.max_in_flight = 8;
         o.sender.max_per_endpoint = 2;
+        // Every endpoint here is on the one receiver and of one project: this is about endpoints.
+        o.sender.max_per_host = Some(8);
+        o.sender.max_per_project = Some(8);
         // The hanging requests end at the timeout, on real time, before the world can stop.
         o.delivery_timeout(Duration::from_secs(10));
     })

@@ -3,6 +3,7 @@
 
 mod api;
 mod breaker;
+mod fair;
 mod faults;
 mod hardening;
 mod metrics;

@@ -14,7 +14,7 @@ pub struct Args {
     #[arg(long = "scenario", value_enum)]
     pub scenarios: Vec<Scenario>,
 
-    /// Events per scenario (per phase for `hanging`) instead of each scenario's default.
+    /// Events per scenario (per phase for `hanging` and `fair`) instead of each scenario's default.
     #[arg(long)]
     pub events: Option<u64>,
 
@@ -75,6 +75,9 @@ pub enum Scenario {
     /// Webhooks created through the API by 4, 16 and 64 concurrent clients, 4 s each, against
     /// the dispatcher alone: creates/s and latency per concurrency.
     Api,
+    /// 10 projects' healthy webhooks at 1,000 events/s, alone and then beside a project of 50
+    /// webhooks on one host answering in 5 s; three rounds.
+    Fair,
     /// Not in the default run (it takes minutes): 1,000,000 events wait in the broker while
     /// neither service runs, then both start and work through them; memory must stay flat.
     BrokerBacklog,
@@ -89,13 +92,14 @@ pub enum Scenario {
 
 impl Scenario {
     /// The default run (everything but the soak).
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::Fanout1,
         Scenario::Fanout10,
         Scenario::Steady,
         Scenario::Hanging,
         Scenario::Backlog,
         Scenario::Api,
+        Scenario::Fair,
     ];
 
     pub fn name(self) -> &'static str {
@@ -106,6 +110,7 @@ impl Scenario {
             Scenario::Hanging => "hanging",
             Scenario::Backlog => "backlog",
             Scenario::Api => "api",
+            Scenario::Fair => "fair",
             Scenario::BrokerBacklog => "broker-backlog",
             Scenario::Memory => "memory",
             Scenario::Soak => "soak",
@@ -121,6 +126,8 @@ impl Scenario {
             Scenario::Backlog => 200_000,
             // Sized by time instead (see the api scenario).
             Scenario::Api => 0,
+            // The healthy projects' events per phase.
+            Scenario::Fair => 10_000,
             Scenario::BrokerBacklog => 1_000_000,
             // Sized by its phases (see the memory scenario).
             Scenario::Memory => 0,

@@ -17,6 +17,7 @@
 //! - [`scenarios`]: fan-out 1 and 10, steady rate, hanging endpoints; [`backlog`]: the drain.
 //! - [`api`]: the management API's creates/s and latency at 4, 16 and 64 concurrent clients.
 //! - [`memory`]: peak memory with large events, small events and a wide fan-out, against the bound.
+//! - [`fair`]: healthy projects alone and beside a project whose many webhooks share one slow host.
 //! - [`soak`]: the soak: a steady stream for minutes while faults are injected on a seeded
 //!   schedule, then a check that every delivery arrived.
 
@@ -25,6 +26,7 @@ pub mod args;
 pub mod backlog;
 pub mod baselines;
 pub mod ctx;
+pub mod fair;
 pub mod memory;
 pub mod phase;
 pub mod procfs;

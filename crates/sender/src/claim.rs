@@ -24,6 +24,8 @@ use crate::store::claims::{self, Leased};
 pub struct Job {
     pub delivery_id: Uuid,
     pub webhook_id: Uuid,
+    /// Its webhook's project: the limiter caps the requests of one project in flight.
+    pub project: String,
     pub event_name: EventName,
     pub url: Target,
     pub secret: Option<Secret>,
@@ -85,6 +87,20 @@ impl Target {
             Self::Invalid { raw, .. } => raw,
         }
     }
+
+    /// The host the limiter keys on: the URL's host and port as written (in normal form, the
+    /// scheme's port when none is written), never what it resolves to, so that every URL naming
+    /// one server shares its cap whatever its path; the URL as stored if it does not parse.
+    pub fn host(&self) -> String {
+        match self {
+            Self::Url(url) => match (url.host_str(), url.port_or_known_default()) {
+                (Some(host), Some(port)) => format!("{host}:{port}"),
+                (Some(host), None) => host.to_owned(),
+                (None, _) => url.as_str().to_owned(),
+            },
+            Self::Invalid { raw, .. } => raw.clone(),
+        }
+    }
 }
 
 /// Claims fresh deliveries named by a hand-off message; ids already taken or finished are skipped
@@ -134,14 +150,19 @@ pub async fn carried(
     ids.sort_unstable();
     ids.dedup();
     let client = pool.get().await?;
-    let webhooks: HashMap<Uuid, (Target, Option<Secret>, DateTime<Utc>)> =
+    let webhooks: HashMap<Uuid, (Target, Option<Secret>, DateTime<Utc>, String)> =
         claims::enabled_webhooks(&client, &ids)
             .await?
             .into_iter()
             .map(|w| {
                 (
                     w.webhook_id,
-                    (Target::parse(&w.url), w.secret, w.changed_at),
+                    (
+                        Target::parse(&w.url),
+                        w.secret,
+                        w.changed_at,
+                        w.project_code,
+                    ),
                 )
             })
             .collect();
@@ -149,7 +170,7 @@ pub async fn carried(
     let jobs = carried
         .iter()
         .filter_map(|c| {
-            let (url, secret, updated_at) = webhooks.get(&c.webhook_id)?;
+            let (url, secret, updated_at, project) = webhooks.get(&c.webhook_id)?;
             if *updated_at >= c.recorded_at {
                 changed.push((c.reserved, c.delivery_id));
                 return None;
@@ -157,6 +178,7 @@ pub async fn carried(
             Some(Job {
                 delivery_id: c.delivery_id,
                 webhook_id: c.webhook_id,
+                project: project.clone(),
                 event_name: c.event_name,
                 url: url.clone(),
                 secret: secret.clone(),
@@ -239,6 +261,7 @@ fn jobs(mut rows: Vec<Leased>) -> Claimed {
             Some(Job {
                 delivery_id: row.delivery_id,
                 webhook_id: row.webhook_id,
+                project: row.project_code.clone(),
                 event_name,
                 attempt_count: row.attempt_count,
                 first_attempt_at: row.first_attempt_at,
@@ -293,5 +316,27 @@ mod tests {
             Target::parse("http://127.0.0.1:9000/y")
         );
         assert_eq!(Target::parse("not a url").endpoint(), "not a url");
+    }
+
+    #[test]
+    fn host_is_host_and_port_as_written_whatever_the_path() {
+        assert_eq!(
+            Target::parse("HTTPS://Example.com/a?b").host(),
+            "example.com:443"
+        );
+        assert_eq!(
+            Target::parse("http://example.com/x").host(),
+            "example.com:80"
+        );
+        assert_eq!(
+            Target::parse("http://127.0.0.1:9000/x").host(),
+            Target::parse("http://127.0.0.1:9000/y").host()
+        );
+        assert_ne!(
+            Target::parse("http://127.0.0.1:9000/x").host(),
+            Target::parse("http://127.0.0.1:9001/x").host()
+        );
+        assert_eq!(Target::parse("http://[::1]:8/").host(), "[::1]:8");
+        assert_eq!(Target::parse("not a url").host(), "not a url");
     }
 }

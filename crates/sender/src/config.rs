@@ -45,9 +45,25 @@ pub struct Config {
     #[arg(long, env = "MAX_PER_ENDPOINT", default_value_t = 64)]
     pub max_per_endpoint: usize,
 
-    /// Consecutive failures of an endpoint that open its circuit (0 turns the breaker off).
+    /// Most requests in flight at once to one host (the URL's host and port as written, whatever
+    /// the path); a quarter of `MAX_IN_FLIGHT` unless set.
+    #[arg(long, env = "MAX_PER_HOST")]
+    pub max_per_host: Option<usize>,
+
+    /// Most requests in flight at once for the webhooks of one project; a quarter of
+    /// `MAX_IN_FLIGHT` unless set.
+    #[arg(long, env = "MAX_PER_PROJECT")]
+    pub max_per_project: Option<usize>,
+
+    /// Consecutive failures or slow answers of an endpoint that open its circuit (0 turns the
+    /// breaker off).
     #[arg(long, env = "BREAKER_FAILURES", default_value_t = 10)]
     pub breaker_failures: u32,
+
+    /// A success answered this slowly or slower counts toward `BREAKER_FAILURES` as a failure does
+    /// (it stays a success for the delivery and the webhook's health); 0s: none does.
+    #[arg(long, env = "BREAKER_SLOW", default_value = "5s", value_parser = duration::parse)]
+    pub breaker_slow: Duration,
 
     /// How long an open circuit holds deliveries back before one probe goes through.
     #[arg(long, env = "BREAKER_PAUSE", default_value = "30s", value_parser = duration::parse)]
@@ -71,4 +87,50 @@ pub struct Config {
     /// Bytes of a response body kept with an attempt (the rest is not read).
     #[arg(long, env = "RESPONSE_SNIPPET_BYTES", default_value_t = 1024)]
     pub response_snippet_bytes: usize,
+}
+
+/// The share of `MAX_IN_FLIGHT` that one host or one project may hold unless set otherwise: at
+/// least this many troubled hosts or projects are needed to fill the process.
+const SHARE_OF_IN_FLIGHT: usize = 4;
+
+impl Config {
+    /// `MAX_PER_HOST`, or a quarter of `MAX_IN_FLIGHT`; at least 1.
+    pub fn max_per_host(&self) -> usize {
+        self.max_per_host
+            .unwrap_or(self.max_in_flight / SHARE_OF_IN_FLIGHT)
+            .max(1)
+    }
+
+    /// `MAX_PER_PROJECT`, or a quarter of `MAX_IN_FLIGHT`; at least 1.
+    pub fn max_per_project(&self) -> usize {
+        self.max_per_project
+            .unwrap_or(self.max_in_flight / SHARE_OF_IN_FLIGHT)
+            .max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn a_host_or_a_project_takes_a_quarter_of_the_slots_unless_set() {
+        let config = Config::parse_from(["webhooks-sender"]);
+        assert_eq!(
+            (config.max_per_host(), config.max_per_project()),
+            (128, 128)
+        );
+        let config = Config::parse_from(["webhooks-sender", "--max-in-flight", "2"]);
+        assert_eq!((config.max_per_host(), config.max_per_project()), (1, 1));
+        let config = Config::parse_from([
+            "webhooks-sender",
+            "--max-per-host",
+            "300",
+            "--max-per-project",
+            "7",
+        ]);
+        assert_eq!((config.max_per_host(), config.max_per_project()), (300, 7));
+        assert_eq!(config.breaker_slow, Duration::from_secs(5));
+    }
 }

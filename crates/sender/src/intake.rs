@@ -2,10 +2,10 @@
 //! those sorted by the limiter's verdicts ([`sort`]): start now (carried whole, or to claim), park
 //! for a moment, or leave pending for the scheduler.
 //!
-//! Before starting, the limiter judges each delivery's endpoint: deliveries for one whose every
-//! slot is taken and that does not answer are left pending for the scheduler, and those for a full
-//! endpoint that has not answered yet are parked for a moment (see [`Parked`]) instead of taking
-//! in-flight permits to wait for its slots.
+//! Before starting, the limiter judges each delivery's endpoint, host and project: deliveries one
+//! of whose scopes has every slot taken and does not answer (or answers slowly) are left pending
+//! for the scheduler, and those for a full scope that has not answered yet are parked for a moment
+//! (see [`Parked`]) instead of taking in-flight permits to wait for its slots.
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -17,12 +17,12 @@ use webhooks_core::messages::{CARRIED_HANDOFF, CarriedHandoff, SenderMessage};
 use crate::claim::Carried;
 use crate::limiter::{Limiter, Verdict};
 
-/// How long a delivery stays parked at most; by then its endpoint has answered or is held back.
+/// How long a delivery stays parked at most; by then its scope has answered or is held back.
 const PARKED_AT_MOST: Duration = Duration::from_secs(2);
 
-/// A delivery handed over for a full endpoint that has not answered yet: not claimed, holding no
-/// permit, until the endpoint answers (then it goes ahead) or falls silent (then it is left
-/// pending for the scheduler). Its hand-off is acked: should the process die, the delivery is
+/// A delivery handed over for a full endpoint, host or project that has not answered yet: not
+/// claimed, holding no permit, until it answers (then it goes ahead) or falls silent (then it is
+/// left pending for the scheduler). Its hand-off is acked: should the process die, the delivery is
 /// pending in the database and the scheduler takes it after `HANDOFF_GRACE`.
 pub struct Parked {
     delivery: Uuid,
@@ -186,7 +186,7 @@ pub fn sort(
     sorted
 }
 
-/// Takes out of `parked` the deliveries whose endpoint has answered (returned, to be claimed)
+/// Takes out of `parked` the deliveries whose scopes have answered (returned, to be claimed)
 /// or is now held back or has been waited for long enough (left pending for the scheduler: they
 /// are counted in the second value).
 pub fn unpark(limiter: &Limiter, parked: &mut Vec<Parked>) -> (Work, u64) {

@@ -9,8 +9,8 @@
 //! - [`backlog`]: gauges of the work waiting in the database.
 //! - [`claim`]: leasing deliveries for an attempt.
 //! - [`bodies`]: the budget of delivery bodies in flight, and the jobs started within it.
-//! - [`runner`]: runs claimed jobs within the in-flight and per-endpoint limits.
-//! - [`limiter`]: per-endpoint concurrency cap and circuit breaker.
+//! - [`runner`]: runs claimed jobs within the in-flight and per-endpoint, host and project limits.
+//! - [`limiter`]: concurrency caps per endpoint, host and project; circuit breaker per endpoint.
 //! - [`attempt`]: prepare → send → describe one HTTP attempt.
 //! - [`failure`]: the kinds of failed attempt, classified by error type, and their stored texts.
 //! - [`resolver`]: DNS resolution that refuses forbidden destinations.
@@ -204,7 +204,10 @@ pub async fn start(
         limiter: Limiter::new(
             LimiterConfig {
                 max_per_endpoint: config.max_per_endpoint.max(1),
+                max_per_host: config.max_per_host(),
+                max_per_project: config.max_per_project(),
                 breaker_failures: config.breaker_failures,
+                breaker_slow: config.breaker_slow,
                 // A held delivery waits no longer than its first retry would have.
                 breaker_pause: config.breaker_pause.min(config.retry_initial),
                 // Requests to an endpoint that is not answering take up to the timeout: hold the

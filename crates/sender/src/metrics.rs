@@ -59,7 +59,8 @@ pub struct Metrics {
     pub retries_scheduled: IntCounter,
     /// Deliveries given up after failing for DISABLE_AFTER.
     pub deliveries_given_up: IntCounter,
-    /// Deliveries held back by the per-endpoint limit or an open circuit, to be tried later.
+    /// Deliveries held back by an endpoint's, host's or project's limit or an open circuit, to be
+    /// tried later.
     pub deferred: IntCounter,
     /// Webhooks disabled for failing too long.
     pub webhooks_disabled: IntCounter,
@@ -74,8 +75,8 @@ pub struct Metrics {
     pub deliveries_retrying: IntGauge,
     /// How long the longest-due of the deliveries in `deliveries_due` has been due; 0 when none is.
     pub oldest_due_seconds: Gauge,
-    /// Deliveries parked for a moment, waiting for a full endpoint's first answer (see
-    /// [`crate::intake::Parked`]).
+    /// Deliveries parked for a moment, waiting for a full endpoint's, host's or project's first
+    /// answer (see [`crate::intake::Parked`]).
     pub deliveries_parked: IntGauge,
 }
 
@@ -117,7 +118,7 @@ impl Metrics {
         );
         let deferred = counter(
             "deliveries_deferred_total",
-            "Deliveries held back by the per-endpoint limit or an open circuit.",
+            "Deliveries held back by an endpoint's, host's or project's limit or an open circuit.",
         );
         let webhooks_disabled = counter(
             "webhooks_disabled_total",
@@ -146,7 +147,7 @@ impl Metrics {
         .expect("valid metric");
         let deliveries_parked = IntGauge::new(
             "deliveries_parked",
-            "Deliveries parked for a moment, waiting for a full endpoint's first answer.",
+            "Deliveries parked for a moment, waiting for a full endpoint's, host's or project's first answer.",
         )
         .expect("valid metric");
         let collectors: Vec<Box<dyn Collector>> = vec![

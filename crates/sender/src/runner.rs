@@ -1,6 +1,6 @@
-//! Runs claimed jobs: each gets its endpoint's slot (or is held back), one attempt, and its
-//! outcome handed to the recorder. Every job holds one permit of the process-wide in-flight limit
-//! from before its claim until its outcome is queued.
+//! Runs claimed jobs: each gets a slot at its endpoint, host and project (or is held back), one
+//! attempt, and its outcome handed to the recorder. Every job holds one permit of the
+//! process-wide in-flight limit from before its claim until its outcome is queued.
 
 use std::time::Instant;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
@@ -10,7 +10,7 @@ use webhooks_core::clock::Clock;
 
 use crate::attempt::Sender;
 use crate::claim::Job;
-use crate::limiter::{Finished, Limiter};
+use crate::limiter::{Finished, Limiter, Route};
 use crate::metrics::{AttemptOutcome, Metrics};
 use crate::outcome::Outcome;
 
@@ -45,12 +45,17 @@ impl Runner {
     }
 
     async fn handle(&self, job: Job) -> Outcome {
-        let endpoint = job.url.endpoint();
-        self.limiter.learn(job.webhook_id, endpoint);
+        let host = job.url.host();
+        let route = Route {
+            endpoint: job.url.endpoint(),
+            host: &host,
+            project: &job.project,
+        };
+        self.limiter.learn(job.webhook_id, route);
         let fresh_since = job.fresh_since(self.clock.now());
         let mut slot = match self
             .limiter
-            .enter(endpoint, job.delivery_id, fresh_since)
+            .enter(route, job.delivery_id, fresh_since)
             .await
         {
             Ok(slot) => slot,

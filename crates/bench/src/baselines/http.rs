@@ -105,6 +105,7 @@ fn job(url: &str, seq: u64) -> anyhow::Result<Job> {
     Ok(Job {
         delivery_id: Uuid::now_v7(),
         webhook_id: Uuid::nil(),
+        project: String::new(),
         event_name: event.name,
         url: Target::parse(url),
         secret: None,

@@ -55,6 +55,7 @@ mod tests {
         let job = Job {
             delivery_id: uuid::Uuid::nil(),
             webhook_id: uuid::Uuid::nil(),
+            project: String::new(),
             event_name: EventName::RunStarted,
             url: Target::Url(url.clone()),
             secret: secret.map(Secret::new),

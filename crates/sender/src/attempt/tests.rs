@@ -8,6 +8,7 @@ fn job(url: &str) -> Job {
     Job {
         delivery_id: uuid::Uuid::nil(),
         webhook_id: uuid::Uuid::nil(),
+        project: String::new(),
         event_name: EventName::ALL[0],
         url: Target::parse(url),
         secret: None,

@@ -2,14 +2,26 @@
 
 use super::*;
 
-const PAUSE: Duration = Duration::from_secs(10);
+mod scopes;
+mod slow;
 
+const PAUSE: Duration = Duration::from_secs(10);
+const SLOW: Duration = Duration::from_secs(5);
+
+/// A limiter whose hosts and projects have room for everything, for tests of endpoints alone.
 fn limiter(max: usize, failures: u32) -> (Limiter, Clock) {
+    with_caps(max, 1_000, 1_000, failures)
+}
+
+fn with_caps(endpoint: usize, host: usize, project: usize, failures: u32) -> (Limiter, Clock) {
     let clock = Clock::shifted();
     let limiter = Limiter::new(
         LimiterConfig {
-            max_per_endpoint: max,
+            max_per_endpoint: endpoint,
+            max_per_host: host,
+            max_per_project: project,
             breaker_failures: failures,
+            breaker_slow: SLOW,
             breaker_pause: PAUSE,
             busy_hold: Duration::from_secs(15),
         },
@@ -18,13 +30,22 @@ fn limiter(max: usize, failures: u32) -> (Limiter, Clock) {
     (limiter, clock)
 }
 
+/// An endpoint on one host, of one project, with every other endpoint of these tests.
+fn route(endpoint: &str) -> Route<'_> {
+    Route {
+        endpoint,
+        host: "host:80",
+        project: "DEMO",
+    }
+}
+
 /// Long ago: the delivery's webhook has not changed since any circuit opened.
 fn unchanged() -> DateTime<Utc> {
     DateTime::UNIX_EPOCH
 }
 
 async fn enter(l: &Limiter, endpoint: &str) -> Result<Slot, HeldBack> {
-    l.enter(endpoint, Uuid::new_v4(), unchanged()).await
+    l.enter(route(endpoint), Uuid::new_v4(), unchanged()).await
 }
 
 const FAILED: Finished = Finished::Failure { answered: true };
@@ -105,12 +126,12 @@ async fn a_successful_probe_releases_every_delivery_held_back() {
     open(&l, "e", 1).await;
     let held: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
     for id in &held {
-        assert!(l.enter("e", *id, unchanged()).await.is_err());
+        assert!(l.enter(route("e"), *id, unchanged()).await.is_err());
     }
     clock.advance(PAUSE);
     let probe = enter(&l, "e").await.expect("probe");
     let during = Uuid::new_v4();
-    assert!(l.enter("e", during, unchanged()).await.is_err());
+    assert!(l.enter(route("e"), during, unchanged()).await.is_err());
     let mut released = l.finish(probe, Finished::Success);
     released.sort();
     let mut expected = [held, vec![during]].concat();
@@ -123,7 +144,7 @@ async fn failed_probe_reopens_and_keeps_what_it_held() {
     let (l, clock) = limiter(10, 1);
     open(&l, "e", 1).await;
     let held = Uuid::new_v4();
-    assert!(l.enter("e", held, unchanged()).await.is_err());
+    assert!(l.enter(route("e"), held, unchanged()).await.is_err());
     clock.advance(PAUSE);
     let probe = enter(&l, "e").await.expect("probe");
     assert!(l.finish(probe, FAILED).is_empty());
@@ -139,10 +160,10 @@ async fn a_webhook_changed_since_the_circuit_opened_starts_from_a_closed_circuit
     let (l, clock) = limiter(10, 1);
     open(&l, "e", 1).await;
     let held = Uuid::new_v4();
-    assert!(l.enter("e", held, unchanged()).await.is_err());
+    assert!(l.enter(route("e"), held, unchanged()).await.is_err());
     clock.advance(Duration::from_secs(1));
     let mut slot = l
-        .enter("e", Uuid::new_v4(), clock.now())
+        .enter(route("e"), Uuid::new_v4(), clock.now())
         .await
         .expect("re-enabled since: closed");
     assert_eq!(slot.take_released(), vec![held]);
@@ -165,7 +186,7 @@ async fn refused_destinations_do_not_trip_the_breaker() {
 async fn a_timeout_is_no_sign_of_life() {
     let (l, _) = limiter(1, 0);
     let webhook = Uuid::new_v4();
-    l.learn(webhook, "e");
+    l.learn(webhook, route("e"));
     let slot = enter(&l, "e").await.expect("slot");
     l.with("e", |state| {
         state.last_sign_of_life -= Duration::from_secs(2)
@@ -180,9 +201,9 @@ async fn a_timeout_is_no_sign_of_life() {
 async fn tells_which_webhooks_are_held_back() {
     let (l, _) = limiter(1, 1);
     let (hanging, failing, healthy) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-    l.learn(hanging, "h");
-    l.learn(failing, "f");
-    l.learn(healthy, "ok");
+    l.learn(hanging, route("h"));
+    l.learn(failing, route("f"));
+    l.learn(healthy, route("ok"));
     assert_eq!(
         l.verdict(hanging),
         Verdict::Go,

@@ -33,6 +33,8 @@ pub struct Leased {
     pub body: Option<Vec<u8>>,
     /// When its webhook was last changed (created, edited, re-enabled).
     pub webhook_changed_at: DateTime<Utc>,
+    /// Its webhook's project.
+    pub project_code: String,
 }
 
 impl Leased {
@@ -49,6 +51,7 @@ impl Leased {
             event_id: row.get(7),
             body: row.get(8),
             webhook_changed_at: row.get(9),
+            project_code: row.get(10),
         }
     }
 }
@@ -101,6 +104,7 @@ pub struct Webhook {
     pub secret: Option<Secret>,
     /// When it was last changed (created, edited, re-enabled).
     pub changed_at: DateTime<Utc>,
+    pub project_code: String,
 }
 
 /// The webhooks among `ids` that are enabled and not deleted (one row per webhook, by primary
@@ -108,7 +112,7 @@ pub struct Webhook {
 pub async fn enabled_webhooks(client: &Client, ids: &[Uuid]) -> Result<Vec<Webhook>, StoreError> {
     let statement = client
         .prepare_cached(
-            "SELECT id, url, secret, updated_at FROM webhooks
+            "SELECT id, url, secret, updated_at, project_code FROM webhooks
              WHERE id = ANY($1) AND enabled AND deleted_at IS NULL",
         )
         .await?;
@@ -120,6 +124,7 @@ pub async fn enabled_webhooks(client: &Client, ids: &[Uuid]) -> Result<Vec<Webho
             url: row.get(1),
             secret: row.get::<_, Option<String>>(2).map(Secret::new),
             changed_at: row.get(3),
+            project_code: row.get(4),
         })
         .collect())
 }
@@ -195,7 +200,7 @@ fn leasing(picked: Option<&str>, which: &str) -> String {
                 CASE WHEN row_number() OVER (PARTITION BY c.event_id) = 1
                      THEN (SELECT CASE WHEN octet_length(e.body) <= {INLINE_BODY_MOST} THEN e.body ELSE ''::bytea END
                            FROM events e WHERE e.id = c.event_id) END,
-                w.updated_at
+                w.updated_at, w.project_code
          FROM claimed c JOIN webhooks w ON w.id = c.webhook_id"
     )
 }
