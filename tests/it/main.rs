@@ -4,6 +4,7 @@
 mod api;
 mod breaker;
 mod faults;
+mod handoffs;
 mod metrics;
 mod pipeline;
 mod promises;

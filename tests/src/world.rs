@@ -15,6 +15,8 @@ use crate::receiver::Receiver;
 pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 pub const PG_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
 pub const TOKEN: &str = "test-admin-token";
+/// The key both services sign and check hand-offs with.
+pub const HANDOFF_KEY: &str = "4b7e19c2d05a8f36e1c94b20a7d5f38e";
 
 /// A running service and the token that stops it.
 struct Running {
@@ -108,6 +110,7 @@ impl World {
         dispatcher.common.database_pool_size = 4;
         dispatcher.http_addr = "127.0.0.1:0".parse().expect("addr");
         dispatcher.admin_token = Some(TOKEN.into());
+        dispatcher.handoff_key = Some(HANDOFF_KEY.into());
         dispatcher.events_exchange = events_exchange.clone();
         // The receiver listens on loopback.
         dispatcher.allowed_targets = vec!["127.0.0.0/8".parse().expect("cidr")];
@@ -116,6 +119,7 @@ impl World {
         sender.common = dispatcher.common.clone();
         sender.http_addr = "127.0.0.1:0".parse().expect("addr");
         sender.allowed_targets = dispatcher.allowed_targets.clone();
+        sender.handoff_key = Some(HANDOFF_KEY.into());
 
         let mut options = Options {
             amqp_url: AMQP_URL.to_owned(),
@@ -301,6 +305,7 @@ impl World {
             ("AMQP_PREFIX", c.amqp_prefix.clone()),
             ("ALLOWED_TARGETS", "127.0.0.0/8".to_owned()),
             ("DATABASE_POOL_SIZE", "4".to_owned()),
+            ("HANDOFF_KEY", HANDOFF_KEY.to_owned()),
         ]
     }
 

@@ -15,6 +15,8 @@ pub use crate::janitor::{Janitor, Names};
 
 /// The API token the benchmark gives the dispatcher.
 const ADMIN_TOKEN: &str = "bench-admin-token";
+/// The key both services sign and check hand-offs with.
+const HANDOFF_KEY: &str = "e2a91f4c07b36d58a4c1e9f0b7d2356c";
 /// Longest wait for a service's `/readyz` (it creates and migrates its database first).
 const READY_WITHIN: Duration = Duration::from_secs(60);
 /// Service settings a user may set in the environment to tune a run; they pass through and are shown.
@@ -218,6 +220,7 @@ impl World {
             .env("EVENTS_EXCHANGE", &self.names.exchange)
             .env("HTTP_ADDR", addr.to_string())
             .env("ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("HANDOFF_KEY", HANDOFF_KEY)
             .env("ALLOWED_TARGETS", "127.0.0.0/8")
             .env("RUST_LOG", "warn")
             // The services log to stdout; keep the benchmark's stdout for the table.

@@ -31,6 +31,7 @@ use webhooks_core::amqp::{Broker, Topology};
 use webhooks_core::clock::Clock;
 use webhooks_core::db::{Database, Reads};
 use webhooks_core::destination::Destinations;
+use webhooks_core::handoff_auth::HandoffKey;
 use webhooks_core::reconnect;
 use webhooks_core::secret::Secret;
 use webhooks_core::server::{self, Readiness};
@@ -70,6 +71,7 @@ pub async fn start(
     clock: Clock,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Service> {
+    let handoff_key = HandoffKey::from_setting("HANDOFF_KEY", config.handoff_key.as_ref())?;
     let database = Database::new(
         config.common.database_url.expose(),
         config.common.database_ca_file.as_deref(),
@@ -95,6 +97,7 @@ pub async fn start(
         metrics: metrics.clone(),
         readiness: Readiness::new(pool.clone()),
         broker,
+        handoff_key,
     };
     let admin_token = match &config.admin_token {
         Some(token) if !token.expose().is_empty() => token.clone(),
