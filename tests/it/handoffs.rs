@@ -160,3 +160,39 @@ async fn a_sender_accepts_hand_offs_signed_with_its_previous_key() {
     assert_eq!(refused, 0.0);
     world.finish().await;
 }
+
+/// Neither service starts without a strong key, and neither shows the key it refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn neither_service_starts_without_a_strong_key() {
+    use webhooks_tests::process::Process;
+    let cases = [
+        ("webhooks-dispatcher", None, "HANDOFF_KEY is not set"),
+        ("webhooks-sender", None, "HANDOFF_KEY is not set"),
+        (
+            "webhooks-sender",
+            Some("short-key-hunter2"),
+            "HANDOFF_KEY is too short",
+        ),
+        (
+            "webhooks-dispatcher",
+            Some("short-key-hunter2"),
+            "HANDOFF_KEY is too short",
+        ),
+    ];
+    for (binary, key, why) in cases {
+        let env: Vec<(&str, String)> = key
+            .map(|k| ("HANDOFF_KEY", k.to_owned()))
+            .into_iter()
+            .collect();
+        let unset: &[&str] = if key.is_some() { &[] } else { &["HANDOFF_KEY"] };
+        let mut process = Process::spawn_without(binary, &[], &env, unset);
+        let status = process.exited(SOON).await;
+        assert_eq!(status.code(), Some(1), "{binary} with {key:?}");
+        let output = process.lines().join("\n");
+        assert!(output.contains(why), "{binary}: {output}");
+        assert!(
+            !output.contains("hunter2"),
+            "{binary} shows its key: {output}"
+        );
+    }
+}
