@@ -6,6 +6,7 @@ mod breaker;
 mod fair;
 mod faults;
 mod hardening;
+mod handoffs;
 mod metrics;
 mod pipeline;
 mod promises;

@@ -227,6 +227,11 @@ async fn help_shows_no_password() {
             .env("AMQP_URL", "amqp://app:amqp-hunter2@broker:5672/%2f")
             .env("DATABASE_URL", "postgres://app:pg-hunter2@db:5432/webhooks")
             .env("ADMIN_TOKEN", "token-hunter2")
+            .env("HANDOFF_KEY", "handoff-key-hunter2-0123456789abcdef")
+            .env(
+                "HANDOFF_KEY_PREVIOUS",
+                "previous-key-hunter2-0123456789abcdef",
+            )
             .output()
             .await
             .expect("the binary runs");

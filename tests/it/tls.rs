@@ -91,6 +91,7 @@ fn dispatcher(env: &[(&str, String)]) -> Process {
     let mut all = vec![
         ("ADMIN_TOKEN", standalone::TOKEN.to_owned()),
         ("DATABASE_POOL_SIZE", "2".to_owned()),
+        ("HANDOFF_KEY", webhooks_tests::world::HANDOFF_KEY.to_owned()),
     ];
     all.extend(env.iter().cloned());
     Process::spawn("webhooks-dispatcher", &all, &[])

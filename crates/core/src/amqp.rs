@@ -10,12 +10,14 @@
 //!   session runs in.
 //! - [`mod@consume`]: consumers and their prefetch.
 //! - [`properties`]: message properties and headers.
+//! - [`dead_letter`]: messages a service will not process, kept whole with the reason.
 //! - [`testing`]: removing a throwaway installation (tests and the benchmark).
 
 use std::time::Duration;
 
 pub mod connection;
 pub mod consume;
+pub mod dead_letter;
 pub mod properties;
 mod publisher;
 pub mod testing;
@@ -29,7 +31,8 @@ pub use properties::{header_string, persistent_json, transient_json, with_header
 pub use publisher::{ConfirmedPublisher, Confirms, Outgoing};
 pub use testing::delete_topology;
 pub use topology::{
-    QueueType, Topology, declare_deliveries, declare_events, declare_notifications,
+    QueueType, Topology, declare_dead_letter, declare_deliveries, declare_events,
+    declare_notifications,
 };
 
 #[derive(Debug, thiserror::Error)]

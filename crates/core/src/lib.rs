@@ -16,6 +16,7 @@
 //! - [`reconnect`]: backoff with jitter between attempts to reach a backend; error causes for logs.
 //! - [`amqp`]: broker connection, topology and confirmed publishing.
 //! - [`messages`]: versioned bodies of the queues between our services and to the e-mail service.
+//! - [`handoff_auth`]: the dispatcher's signature on hand-off messages, checked by the sender.
 //! - [`labels`]: counters split by a label whose values are an enum.
 //! - [`server`]: `/healthz`, `/readyz` and `/metrics` for both services.
 //! - [`listener`]: the HTTP server they and the API run on, with its timeouts and connection cap.
@@ -31,6 +32,7 @@ pub mod delivery;
 pub mod destination;
 pub mod duration;
 pub mod event;
+pub mod handoff_auth;
 pub mod labels;
 pub mod listener;
 pub mod memory;

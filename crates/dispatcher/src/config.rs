@@ -21,6 +21,11 @@ pub struct Config {
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<Secret>,
 
+    /// Key the hand-offs to the senders are signed with (at least 32 bytes; the senders' HANDOFF_KEY
+    /// or, while keys rotate, their HANDOFF_KEY_PREVIOUS). Required.
+    #[arg(long, env = "HANDOFF_KEY", hide_env_values = true)]
+    pub handoff_key: Option<Secret>,
+
     /// Topic exchange the domain events are published to.
     #[arg(long, env = "EVENTS_EXCHANGE", default_value = "domain.events")]
     pub events_exchange: String,
@@ -86,6 +91,8 @@ mod tests {
             "postgres://app:pg-hunter2@db:5432/webhooks",
             "--admin-token",
             "token-hunter2",
+            "--handoff-key",
+            "handoff-key-hunter2",
         ]);
         let shown = format!("{config:?}");
         assert!(!shown.contains("hunter2"), "{shown}");

@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use webhooks_core::amqp::{self, Broker, ConfirmedPublisher, Topology};
 use webhooks_core::clock::Clock;
+use webhooks_core::handoff_auth::HandoffKey;
 use webhooks_core::server::Readiness;
 
 use crate::config::Config;
@@ -34,6 +35,8 @@ pub struct Shared {
     pub readiness: Readiness,
     /// Where the broker is and how to reach it.
     pub broker: Broker,
+    /// Signs every hand-off (`HANDOFF_KEY`).
+    pub handoff_key: HandoffKey,
 }
 
 /// What the preparing stage hands to the finishing stage.
@@ -66,6 +69,7 @@ pub async fn session(
         metrics: shared.metrics.clone(),
         max_event_bytes: config.max_event_bytes,
         handoff_grace: config.handoff_grace,
+        handoff_key: shared.handoff_key.clone(),
     };
     // The prefetch bounds the events held in memory: it follows their size (see `Prefetch`).
     // Batches form from what has already arrived.

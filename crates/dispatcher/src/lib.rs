@@ -34,6 +34,7 @@ use webhooks_core::clock::Clock;
 use webhooks_core::db::{Database, Reads};
 use webhooks_core::destination::Destinations;
 use webhooks_core::listener;
+use webhooks_core::handoff_auth::HandoffKey;
 use webhooks_core::reconnect;
 use webhooks_core::secret::Secret;
 use webhooks_core::server::{self, Readiness};
@@ -81,6 +82,7 @@ pub async fn start(
             "ADMIN_TOKEN not set; generated one for this process"
         );
     }
+    let handoff_key = HandoffKey::from_setting("HANDOFF_KEY", config.handoff_key.as_ref())?;
     let database = Database::new(
         config.common.database_url.expose(),
         config.common.database_ca_file.as_deref(),
@@ -107,6 +109,7 @@ pub async fn start(
         // Probes over a connection of their own, never queued behind the workers'.
         readiness: Readiness::new(database.pool(1, Reads::Default)?),
         broker,
+        handoff_key,
     };
     let tracker = TaskTracker::new();
 

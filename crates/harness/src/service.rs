@@ -35,18 +35,23 @@ impl Service {
 
 /// Every variable a world sets for its services: [`env()`]'s, and `HTTP_ADDR` (set by
 /// [`Process::start`]).
-pub const WORLD_VARIABLES: [&str; 7] = [
+pub const WORLD_VARIABLES: [&str; 8] = [
     "AMQP_URL",
     "DATABASE_URL",
     "AMQP_PREFIX",
     "EVENTS_EXCHANGE",
     "ADMIN_TOKEN",
+    "HANDOFF_KEY",
     "ALLOWED_TARGETS",
     "HTTP_ADDR",
 ];
 
+/// The key both services of a world sign and check hand-offs with.
+pub const HANDOFF_KEY: &str = "4b7e19c2d05a8f36e1c94b20a7d5f38e";
+
 /// The variables that put a service binary into the world `names` (its broker names and its
-/// database on `pg_server`), with `token` for the API and the receivers on loopback allowed.
+/// database on `pg_server`), with `token` for the API, the world's hand-off key and the receivers
+/// on loopback allowed.
 pub fn env(
     names: &Names,
     amqp_url: &str,
@@ -59,6 +64,7 @@ pub fn env(
         ("AMQP_PREFIX", names.prefix.clone()),
         ("EVENTS_EXCHANGE", names.exchange.clone()),
         ("ADMIN_TOKEN", token.to_owned()),
+        ("HANDOFF_KEY", HANDOFF_KEY.to_owned()),
         ("ALLOWED_TARGETS", "127.0.0.0/8".to_owned()),
     ]
 }

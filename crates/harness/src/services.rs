@@ -12,7 +12,7 @@ use crate::process::Process;
 use crate::service::{self, Service};
 
 /// The API token the services of such a world are given.
-const ADMIN_TOKEN: &str = "harness-admin-token";
+const ADMIN_TOKEN: &str = "b3e1a97c05d84f26e9c7b1a0d3f5e8c2";
 /// Longest wait for a service's `/readyz` (it creates and migrates its database first).
 const READY_WITHIN: Duration = Duration::from_secs(60);
 

@@ -22,14 +22,15 @@ pub struct Standalone {
 }
 
 impl Standalone {
-    /// Starts both binaries with `env` (plus the admin token and loopback targets) and returns at
-    /// once: they may not be ready, or even listening, yet.
+    /// Starts both binaries with `env` (plus the admin token, the hand-off key and loopback
+    /// targets) and returns at once: they may not be ready, or even listening, yet.
     pub fn spawn(env: &[(&str, String)]) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut common = vec![
             ("ADMIN_TOKEN", TOKEN.to_owned()),
             ("ALLOWED_TARGETS", "127.0.0.0/8".to_owned()),
             ("DATABASE_POOL_SIZE", "4".to_owned()),
+            ("HANDOFF_KEY", crate::service::HANDOFF_KEY.to_owned()),
         ];
         common.extend(env.iter().cloned());
         Self {

@@ -4,6 +4,7 @@ use ipnet::IpNet;
 use std::net::SocketAddr;
 use std::time::Duration;
 use webhooks_core::duration;
+use webhooks_core::secret::Secret;
 
 /// Delivers webhooks over HTTP with retries, failure tracking, auto-disable and notifications.
 #[derive(clap::Parser, Clone, Debug)]
@@ -11,6 +12,15 @@ use webhooks_core::duration;
 pub struct Config {
     #[command(flatten)]
     pub common: webhooks_core::config::Common,
+
+    /// Key the dispatcher signs hand-offs with (at least 32 bytes); a hand-off it did not sign is
+    /// dead-lettered unread. Required.
+    #[arg(long, env = "HANDOFF_KEY", hide_env_values = true)]
+    pub handoff_key: Option<Secret>,
+
+    /// The key hand-offs were signed with before HANDOFF_KEY, also accepted while keys rotate.
+    #[arg(long, env = "HANDOFF_KEY_PREVIOUS", hide_env_values = true)]
+    pub handoff_key_previous: Option<Secret>,
 
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, env = "HTTP_ADDR", default_value = "127.0.0.1:8081")]

@@ -5,7 +5,8 @@
 //! started, because from then on the database lease, not the broker, guarantees they are
 //! attempted. Should the database be away meanwhile, the session keeps the messages and tries
 //! again: handing them back would make them redelivered, whose reservation no longer counts.
-//! What a batch of messages names is decoded and sorted by [`crate::intake`] first.
+//! A batch of messages is screened for the dispatcher's signature by [`crate::screening`], then
+//! what it names is decoded and sorted by [`crate::intake`].
 
 use anyhow::Context;
 use deadpool_postgres::Pool;
@@ -17,6 +18,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use webhooks_core::amqp::{self, Broker, ConfirmedPublisher, Topology};
 use webhooks_core::clock::Clock;
+use webhooks_core::handoff_auth::HandoffKeys;
 use webhooks_core::server::Readiness;
 
 use crate::bodies::Bodies;
@@ -56,6 +58,8 @@ pub struct Shared {
     pub bodies: Bodies,
     /// Where the broker is and how to reach it.
     pub broker: Broker,
+    /// The keys a hand-off must be signed with (see [`crate::screening`]).
+    pub handoff_keys: HandoffKeys,
 }
 
 pub async fn session(
@@ -72,7 +76,9 @@ pub async fn session(
     let setup = connection.create_channel().await?;
     amqp::declare_deliveries(&setup, &shared.topology).await?;
     amqp::declare_notifications(&setup, &shared.topology).await?;
+    amqp::declare_dead_letter(&setup, &shared.topology).await?;
     let publisher = ConfirmedPublisher::open(&connection).await?;
+    let dead_letters = ConfirmedPublisher::open(&connection).await?;
 
     let session_stop = shutdown.child_token();
     let _stop_outbox = session_stop.clone().drop_guard();
@@ -133,6 +139,14 @@ pub async fn session(
         let Some(last_tag) = batch.last().map(|m| m.delivery_tag) else {
             continue;
         };
+        let batch = crate::screening::screen(
+            &shared.handoff_keys,
+            &dead_letters,
+            &shared.topology,
+            &shared.metrics,
+            batch,
+        )
+        .await?;
         let mut sorted = intake::sort(
             &runner.limiter,
             &batch,

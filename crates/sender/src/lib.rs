@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`config`]: flags and environment.
 //! - [`consumer`]: the broker session: hand-off messages in, notification outbox out.
+//! - [`screening`]: hand-off messages without the dispatcher's signature dead-lettered unread.
 //! - [`intake`]: hand-off messages decoded and sorted by the limiter's verdicts.
 //! - [`scheduler`]: claims due deliveries (retries, lost hand-offs, expired leases) from the database.
 //! - [`backlog`]: gauges of the work waiting in the database.
@@ -40,6 +41,7 @@ pub mod resolver;
 pub mod retry;
 pub mod runner;
 pub mod scheduler;
+pub mod screening;
 pub mod store;
 
 pub use config::Config;
@@ -56,6 +58,7 @@ use webhooks_core::clock::Clock;
 use webhooks_core::db::{Database, Reads};
 use webhooks_core::destination::Destinations;
 use webhooks_core::listener;
+use webhooks_core::handoff_auth::HandoffKeys;
 use webhooks_core::reconnect;
 use webhooks_core::server::{self, Readiness};
 
@@ -145,6 +148,10 @@ pub async fn start(
     clock: Clock,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Service> {
+    let handoff_keys = HandoffKeys::from_settings(
+        config.handoff_key.as_ref(),
+        config.handoff_key_previous.as_ref(),
+    )?;
     // ring is the one TLS crypto provider compiled in; installing it twice is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let database = Database::new(
@@ -174,6 +181,7 @@ pub async fn start(
         lease: config.delivery_timeout * 2 + Duration::from_secs(5),
         bodies: bodies::Bodies::new(config.bodies_in_flight_bytes),
         broker,
+        handoff_keys,
     };
     let policy = RetryPolicy {
         initial: config.retry_initial,

@@ -2,6 +2,7 @@
 
 use prometheus::core::Collector;
 use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, IntGauge, Opts, Registry};
+use webhooks_core::handoff_auth::Refusal;
 use webhooks_core::labels::{CounterBy, LabelValue};
 
 /// The `outcome` label of `attempts_total`.
@@ -78,6 +79,9 @@ pub struct Metrics {
     /// Deliveries parked for a moment, waiting for a full endpoint's, host's or project's first
     /// answer (see [`crate::intake::Parked`]).
     pub deliveries_parked: IntGauge,
+    /// Hand-off messages refused unread and dead-lettered, by reason: missing (no signature),
+    /// malformed, mismatch (signed with no key this sender holds).
+    pub handoffs_refused: CounterBy<Refusal>,
 }
 
 impl Metrics {
@@ -150,7 +154,16 @@ impl Metrics {
             "Deliveries parked for a moment, waiting for a full endpoint's, host's or project's first answer.",
         )
         .expect("valid metric");
+        let handoffs_refused = CounterBy::new(
+            Opts::new(
+                "handoffs_refused_total",
+                "Hand-off messages without a valid signature, dead-lettered unread, by reason.",
+            ),
+            "reason",
+        )
+        .expect("valid metric");
         let collectors: Vec<Box<dyn Collector>> = vec![
+            handoffs_refused.collector(),
             Box::new(deliveries_parked.clone()),
             attempts.collector(),
             Box::new(attempt_seconds.clone()),
@@ -183,6 +196,7 @@ impl Metrics {
             deliveries_retrying,
             oldest_due_seconds,
             deliveries_parked,
+            handoffs_refused,
         }
     }
 }
@@ -209,6 +223,10 @@ mod tests {
         }
         for source in ClaimSource::ALL.iter().map(|s| s.as_str()) {
             let line = format!("webhooks_sender_deliveries_claimed_total{{source=\"{source}\"}} 0");
+            assert!(text.contains(&line), "{line} missing in\n{text}");
+        }
+        for reason in Refusal::ALL.iter().map(|r| r.as_str()) {
+            let line = format!("webhooks_sender_handoffs_refused_total{{reason=\"{reason}\"}} 0");
             assert!(text.contains(&line), "{line} missing in\n{text}");
         }
     }

@@ -34,7 +34,7 @@ impl Topology {
     pub fn dispatcher_queue(&self) -> String {
         format!("{}webhooks.dispatcher", self.prefix)
     }
-    /// Rejected events, with `x-rejection-reason`.
+    /// Rejected events and refused hand-offs, with `x-rejection-reason`.
     pub fn dead_letter_queue(&self) -> String {
         format!("{}webhooks.dead-letter", self.prefix)
     }
@@ -139,6 +139,12 @@ pub async fn declare_events(
         queue_type.arguments(),
     )
     .await?;
+    declare_dead_letter(channel, topology).await
+}
+
+/// Declares the dead-letter queue: the dispatcher's rejected events, the sender's refused
+/// hand-offs (both declare it: whoever starts first).
+pub async fn declare_dead_letter(channel: &Channel, topology: &Topology) -> Result<(), QueueError> {
     channel
         .queue_declare(
             topology.dead_letter_queue().as_str().into(),

@@ -7,7 +7,7 @@
 //! redelivered event found still waiting were recorded by an earlier hand-off, which may have
 //! been taken: they go as ids to claim ([`SenderMessage::ClaimIds`], `deliver.v1`).
 //!
-//! Pure: the messages are built here and published by the caller.
+//! Pure: the messages are built and signed here, and published by the caller.
 
 use chrono::{DateTime, Utc};
 use lapin::BasicProperties;
@@ -15,6 +15,7 @@ use serde_json::value::RawValue;
 use uuid::Uuid;
 use webhooks_core::amqp;
 use webhooks_core::event::EventName;
+use webhooks_core::handoff_auth::{HandoffKey, SIGNATURE_HEADER};
 use webhooks_core::messages::{CARRIED_HANDOFF, CarriedEvent, CarriedHandoff, SenderMessage};
 
 /// Delivery ids per hand-off message (keeps each message well under the broker's frame limits).
@@ -82,6 +83,15 @@ impl Message {
         } else {
             amqp::transient_json()
         }
+    }
+
+    /// [`Message::properties`] with the signature of `key` over the message as published with
+    /// `routing_key`: a sender reads no hand-off without one (see [`webhooks_core::handoff_auth`]).
+    pub fn signed_properties(&self, key: &HandoffKey, routing_key: &str) -> BasicProperties {
+        let properties = self.properties();
+        let kind = properties.kind().as_ref().map(|k| k.as_str());
+        let signature = key.sign(kind, routing_key, &self.body);
+        amqp::with_header(properties, SIGNATURE_HEADER, &signature)
     }
 }
 

@@ -35,6 +35,7 @@ use lapin::options::BasicAckOptions;
 use std::time::{Duration, Instant};
 use webhooks_core::amqp::{self, ConfirmedPublisher, Outgoing, Topology};
 use webhooks_core::clock::Clock;
+use webhooks_core::handoff_auth::HandoffKey;
 
 use crate::index::WebhookIndex;
 use crate::metrics::{EventOutcome, Metrics};
@@ -52,6 +53,8 @@ pub struct Fanout {
     pub metrics: Metrics,
     pub max_event_bytes: usize,
     pub handoff_grace: Duration,
+    /// Signs every hand-off (`HANDOFF_KEY`).
+    pub handoff_key: HandoffKey,
 }
 
 /// A recorded batch waiting for its hand-off.
@@ -220,7 +223,7 @@ impl Fanout {
                 exchange: "",
                 routing_key: &queue,
                 body: &message.body,
-                properties: message.properties(),
+                properties: message.signed_properties(&self.handoff_key, &queue),
             })
             .collect();
         let confirms = self

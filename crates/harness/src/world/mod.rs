@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use webhooks_core::amqp::Topology;
 use webhooks_core::clock::Clock;
 
+pub use crate::service::HANDOFF_KEY;
 pub use options::{AMQP_URL, Options, PG_SERVER, TOKEN};
 
 use crate::names::{self, Names};

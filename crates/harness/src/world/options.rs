@@ -5,10 +5,11 @@ use clap::Parser;
 use std::time::Duration;
 
 use crate::names::Names;
+use crate::service::HANDOFF_KEY;
 
 pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 pub const PG_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
-pub const TOKEN: &str = "test-admin-token";
+pub const TOKEN: &str = "5f0c8e2b9a41d7e3c6b08f5a2d9e7c14";
 
 /// Knobs a test may turn before the services start.
 pub struct Options {
@@ -34,6 +35,7 @@ impl Options {
         dispatcher.common.database_pool_size = 4;
         dispatcher.http_addr = "127.0.0.1:0".parse().expect("addr");
         dispatcher.admin_token = Some(TOKEN.into());
+        dispatcher.handoff_key = Some(HANDOFF_KEY.into());
         dispatcher.events_exchange = names.exchange.clone();
         // The receiver listens on loopback.
         dispatcher.allowed_targets = vec!["127.0.0.0/8".parse().expect("cidr")];
@@ -42,6 +44,7 @@ impl Options {
         sender.common = dispatcher.common.clone();
         sender.http_addr = "127.0.0.1:0".parse().expect("addr");
         sender.allowed_targets = dispatcher.allowed_targets.clone();
+        sender.handoff_key = Some(HANDOFF_KEY.into());
         Self {
             amqp_url: AMQP_URL.to_owned(),
             dispatcher,

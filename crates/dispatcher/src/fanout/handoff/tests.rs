@@ -270,3 +270,43 @@ fn nothing_to_hand_off_is_no_message() {
     assert!(none.is_empty());
     assert!(messages(&none).is_empty());
 }
+
+#[test]
+fn every_message_is_signed_over_its_type_queue_and_body() {
+    use webhooks_core::handoff_auth::{HandoffKeys, Refusal, SIGNATURE_HEADER};
+    use webhooks_core::secret::Secret;
+    let secret = Secret::new("9d2f7b41c6e0a3584f1b2c7d9e0a6f35");
+    let key = HandoffKey::from_setting("HANDOFF_KEY", Some(&secret)).expect("key");
+    let keys = HandoffKeys::from_settings(Some(&secret), None).expect("keys");
+    let mut handoffs = recorded(vec![fresh(1, Some(10))]);
+    handoffs.waiting.push(Handoff {
+        delivery: Uuid::nil(),
+        webhook: Uuid::nil(),
+    });
+    let messages = messages(&handoffs);
+    assert_eq!(messages.len(), 2);
+    for message in &messages {
+        // Read back the way a sender reads it.
+        let properties = message.signed_properties(&key, "webhooks.deliveries");
+        let kind = properties.kind().as_ref().map(|k| k.as_str());
+        let signature = amqp::header_string(&properties, SIGNATURE_HEADER);
+        assert_eq!(
+            keys.verify(
+                kind,
+                "webhooks.deliveries",
+                &message.body,
+                signature.as_deref()
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            keys.verify(
+                kind,
+                "other.deliveries",
+                &message.body,
+                signature.as_deref()
+            ),
+            Err(Refusal::Mismatch)
+        );
+    }
+}
