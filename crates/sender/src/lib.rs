@@ -57,8 +57,8 @@ use webhooks_core::amqp::{Broker, Topology};
 use webhooks_core::clock::Clock;
 use webhooks_core::db::{Database, Reads};
 use webhooks_core::destination::Destinations;
-use webhooks_core::listener;
 use webhooks_core::handoff_auth::HandoffKeys;
+use webhooks_core::listener;
 use webhooks_core::reconnect;
 use webhooks_core::server::{self, Readiness};
 

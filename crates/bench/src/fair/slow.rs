@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-
 /// The host that answers slowly: requests so far, answering now, the most at once.
 pub struct SlowHost {
     pub port: u16,
