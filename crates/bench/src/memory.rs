@@ -8,7 +8,7 @@
 //!   (200,000 deliveries, the webhooks spread over 10 receiver ports).
 //!
 //! Each service's peak resident set (the larger of `VmHWM` and the 250 ms samples) is checked
-//! against the bound the README documents ([`webhooks_core::memory`], from the settings the
+//! against the bound docs/operations.md documents ([`webhooks_core::memory`], from the settings the
 //! services ran with), against 128 MiB (the deployment manifests' limit) in the backlogs and
 //! against 64 MiB in the burst.
 
@@ -110,7 +110,7 @@ fn setting(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// The README's bounds for the settings the services run with, in MiB: dispatcher, sender.
+/// The documented bounds for the settings the services run with, in MiB: dispatcher, sender.
 fn documented_bounds() -> [f64; 2] {
     let events = setting(
         "EVENTS_IN_FLIGHT_BYTES",

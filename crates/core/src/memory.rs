@@ -1,4 +1,4 @@
-//! What bounds each service's memory, as a formula of its settings: the README's configuration
+//! What bounds each service's memory, as a formula of its settings: docs/operations.md
 //! states it, the services size their buffers by it and the benchmark checks their peak resident
 //! set against it.
 //!

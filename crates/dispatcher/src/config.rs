@@ -50,7 +50,7 @@ pub struct Config {
 
     /// Bytes of events the broker may push ahead of processing: the prefetch is this divided by
     /// the largest event seen lately (rounded up to a power of two; at first `MAX_EVENT_BYTES`),
-    /// at least 1 and at most `PREFETCH`. Bounds the dispatcher's memory (see the README).
+    /// at least 1 and at most `PREFETCH`. Bounds the dispatcher's memory (see docs/operations.md).
     #[arg(long, env = "EVENTS_IN_FLIGHT_BYTES", default_value_t = webhooks_core::memory::EVENTS_IN_FLIGHT_BYTES)]
     pub events_in_flight_bytes: usize,
 

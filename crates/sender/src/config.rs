@@ -85,7 +85,7 @@ pub struct Config {
 
     /// Bytes of delivery bodies the jobs in flight may hold at once (a body shared by several
     /// deliveries counts once); a body over 16 KiB is read from the database once there is room
-    /// for it. Bounds the sender's memory with `PREFETCH` (see the README).
+    /// for it. Bounds the sender's memory with `PREFETCH` (see docs/operations.md).
     #[arg(long, env = "BODIES_IN_FLIGHT_BYTES", default_value_t = webhooks_core::memory::BODIES_IN_FLIGHT_BYTES)]
     pub bodies_in_flight_bytes: usize,
 
