@@ -41,7 +41,8 @@ mod endpoint;
 mod load;
 mod slots;
 use endpoint::{Breaker, Endpoint};
-pub use endpoint::{Finished, HeldBack, Verdict};
+pub use endpoint::{Finished, HeldBack};
+pub use load::Verdict;
 use load::{ANSWERING, Load};
 use slots::{Taken, Wanted};
 

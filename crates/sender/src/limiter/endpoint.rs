@@ -9,15 +9,6 @@ use uuid::Uuid;
 use super::circuit::{Circuit, Pass};
 use super::load::Load;
 
-/// What to do with a delivery before it is claimed (see [`super::Limiter::verdict`]), mildest
-/// first: a delivery meets the strictest verdict of its endpoint, host and project.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Verdict {
-    Go,
-    Park,
-    HoldBack,
-}
-
 /// Why a delivery is held back, and until when.
 #[derive(Debug, PartialEq, Eq)]
 pub enum HeldBack {

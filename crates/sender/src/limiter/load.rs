@@ -6,7 +6,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
-use super::endpoint::Verdict;
+/// What to do with a delivery before it is claimed (see [`super::Limiter::verdict`]), mildest
+/// first: a delivery meets the strictest verdict of its endpoint, host and project.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verdict {
+    Go,
+    Park,
+    HoldBack,
+}
 
 /// A scope that answered (or was first used) this recently counts as answering; one whose latest
 /// answer took this long or longer frees its slots too slowly to be waited for.
