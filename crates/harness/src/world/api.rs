@@ -2,11 +2,16 @@
 //! what the test was doing.
 
 use serde_json::{Value, json};
+use std::time::Duration;
 
 use super::World;
 use super::options::TOKEN;
 use crate::metrics::Scrape;
 use crate::service;
+use crate::wait;
+
+/// How long a replica's matching index may take to hear of a webhook change (a NOTIFY away).
+const INDEX_CATCHES_UP: Duration = Duration::from_secs(15);
 
 impl World {
     /// Calls the API with the right token; returns the status and the JSON answer (Null if none).
@@ -68,7 +73,37 @@ impl World {
             )
             .await;
         assert_eq!(status, 201, "webhook created: {answer}");
+        self.replicas_caught_up().await;
         answer["id"].as_str().expect("id").to_owned()
+    }
+
+    /// Waits until every dispatcher replica's matching index holds as many webhooks as are
+    /// enabled. The dispatcher that served the change updates its own index before answering; a
+    /// replica hears of it by NOTIFY, a moment later, and an event it matched before then would
+    /// miss the webhook (and, its event recorded, never be matched again).
+    pub async fn replicas_caught_up(&self) {
+        let replicas = self.replica_addrs();
+        if replicas.is_empty() {
+            return;
+        }
+        let db = self.db().await;
+        wait::until(
+            "the replicas' webhook indexes caught up",
+            INDEX_CATCHES_UP,
+            || async {
+                let enabled = super::database::enabled_webhooks(&db).await as f64;
+                for replica in &replicas {
+                    let held = self
+                        .metric(*replica, "webhooks_dispatcher_index_webhooks")
+                        .await;
+                    if held != enabled {
+                        return None;
+                    }
+                }
+                Some(())
+            },
+        )
+        .await;
     }
 
     pub async fn deliveries(&self, project: &str, webhook: &str) -> Vec<Value> {
@@ -98,7 +133,9 @@ impl World {
     /// Deletes a webhook; returns the status.
     pub async fn delete_webhook(&self, project: &str, webhook: &str) -> u16 {
         let path = format!("/projects/{project}/webhooks/{webhook}");
-        self.api(reqwest::Method::DELETE, &path, None).await.0
+        let status = self.api(reqwest::Method::DELETE, &path, None).await.0;
+        self.replicas_caught_up().await;
+        status
     }
 
     /// A service's /metrics text.

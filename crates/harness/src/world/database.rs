@@ -2,6 +2,17 @@
 
 use super::World;
 
+/// How many webhooks are enabled (and not deleted): those a dispatcher's matching index holds.
+pub(super) async fn enabled_webhooks(db: &tokio_postgres::Client) -> i64 {
+    db.query_one(
+        "SELECT count(*) FROM webhooks WHERE enabled AND deleted_at IS NULL",
+        &[],
+    )
+    .await
+    .expect("enabled webhooks")
+    .get(0)
+}
+
 impl World {
     /// How many deliveries are recorded for an event.
     pub async fn deliveries_of_event(&self, event_id: &str) -> i64 {

@@ -31,8 +31,9 @@ pub use options::{AMQP_URL, Options, PG_SERVER, TOKEN};
 use crate::names::{self, Names};
 use crate::receiver::Receiver;
 
-/// A running service and the token that stops it.
+/// A running service, where it listens, and the token that stops it.
 struct Running {
+    addr: std::net::SocketAddr,
     stop: CancellationToken,
     done: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -118,6 +119,8 @@ impl World {
     }
 
     /// Starts a second dispatcher against the same broker and database; returns its address.
+    /// Webhooks made with [`World::webhook`] from then on are in its matching index before that
+    /// returns.
     pub async fn start_dispatcher_replica(&mut self) -> std::net::SocketAddr {
         let (running, addr) = self.run_dispatcher("dispatcher replica starts").await;
         self.replicas.push(running);
@@ -137,7 +140,7 @@ impl World {
         let addr = service.http_addr;
         self.wait_ready(addr).await;
         let done = tokio::spawn(service.wait());
-        (Running { stop, done }, addr)
+        (Running { addr, stop, done }, addr)
     }
 
     pub async fn stop_dispatcher(&mut self) {
@@ -152,10 +155,11 @@ impl World {
             webhooks_sender::start(self.sender_config.clone(), self.clock.clone(), stop.clone())
                 .await
                 .expect("sender starts");
-        self.sender_addr = service.http_addr;
-        self.wait_ready(service.http_addr).await;
+        let addr = service.http_addr;
+        self.sender_addr = addr;
+        self.wait_ready(addr).await;
         let done = tokio::spawn(service.wait());
-        self.senders.push(Running { stop, done });
+        self.senders.push(Running { addr, stop, done });
     }
 
     /// Stops every sender gracefully.
@@ -163,6 +167,11 @@ impl World {
         for running in self.senders.drain(..) {
             running.stop().await.expect("sender stops cleanly");
         }
+    }
+
+    /// Where the dispatcher replicas listen.
+    pub fn replica_addrs(&self) -> Vec<std::net::SocketAddr> {
+        self.replicas.iter().map(|r| r.addr).collect()
     }
 
     /// Stops everything and removes what the world created.
