@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_heap_only_leases.sql"),
     include_str!("migrations/0004_deliveries_deduplicated_by_event.sql"),
     include_str!("migrations/0005_deliveries_leave_half_a_page.sql"),
+    include_str!("migrations/0006_attempts_bounded.sql"),
 ];
 
 /// An arbitrary constant naming the migration lock.

@@ -157,6 +157,7 @@ impl Recorder {
                         response: attempt.response.as_deref(),
                         state: next.state(),
                         next_attempt_at: next.next_attempt_at(),
+                        attempts_before: *attempts_before,
                     });
                 }
             }

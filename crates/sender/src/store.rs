@@ -5,7 +5,8 @@
 //! # Layout
 //! - [`claims`]: leases on deliveries for an attempt, and the webhooks of carried deliveries.
 //! - [`events`]: the bodies too large to come with a claim, read apart.
-//! - [`outcomes`]: attempts, the states they leave deliveries in, deferrals and releases.
+//! - [`outcomes`]: attempts, the states they leave deliveries in, the attempts pruned beyond
+//!   what a delivery keeps, deferrals and releases.
 //! - [`webhooks`]: webhook health, and the disable with the cancel of its waiting deliveries.
 //! - [`outbox`]: the disable notifications waiting for the broker.
 //! - [`backlog`]: the count of the work waiting.

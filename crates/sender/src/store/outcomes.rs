@@ -1,5 +1,6 @@
 //! Outcomes written back to deliveries: each attempt made and the state it leaves its delivery
-//! in, deliveries held back without an attempt, and deliveries released by a closed circuit.
+//! in, the attempts beyond what a delivery keeps pruned, deliveries held back without an attempt,
+//! and deliveries released by a closed circuit.
 //!
 //! Every statement reaches its deliveries by id (`d.id = ANY($1)`, through the primary key: beside
 //! the join on `unnest` it looks redundant, but it puts the ids on the primary key itself, so the
@@ -15,7 +16,7 @@ use deadpool_postgres::Transaction;
 use std::time::Duration;
 use uuid::Uuid;
 use webhooks_core::db::StoreError;
-use webhooks_core::delivery::DeliveryState;
+use webhooks_core::delivery::{ATTEMPTS_KEPT_RECENT, DeliveryState};
 use webhooks_core::finished_states;
 
 /// One attempt, and where it leaves its delivery.
@@ -34,6 +35,8 @@ pub struct AttemptRecord<'a> {
     pub state: DeliveryState,
     /// When the delivery is due again, if it is retried.
     pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The attempts the delivery had counted before this one (`attempt_count`).
+    pub attempts_before: i32,
 }
 
 /// A delivery due again at `until`, without an attempt (held back), or due now at `until` (released).
@@ -45,7 +48,8 @@ pub struct Due {
 /// Writes a batch's outcomes in `tx`: the attempts and the deliveries they move on, the deliveries
 /// held back (`deferred`), then those released by a closed circuit (`released`, after the
 /// deferrals: a delivery may be held and released within one batch). The first three statements
-/// are sent together, without waiting for each other's answer.
+/// are sent together, without waiting for each other's answer. Then the deliveries that now hold
+/// more attempts than they keep are pruned (see [`prune`]).
 pub async fn record(
     tx: &Transaction<'_>,
     attempts: &[AttemptRecord<'_>],
@@ -58,7 +62,50 @@ pub async fn record(
         move_on(tx, &columns),
         defer(tx, deferred)
     )?;
+    // Only a delivery past the bound by its count: most batches send no statement for this.
+    let kept = ATTEMPTS_KEPT_RECENT + 1;
+    let over: Vec<Uuid> = attempts
+        .iter()
+        .filter(|a| usize::try_from(a.attempts_before).is_ok_and(|n| n >= kept))
+        .map(|a| a.delivery_id)
+        .collect();
+    prune(tx, &over).await?;
     release(tx, released).await
+}
+
+/// Removes the attempts of `deliveries` but the first and the [`ATTEMPTS_KEPT_RECENT`] most
+/// recent, adding how many went to each delivery's `attempts_pruned`, in one statement after the
+/// attempts' insert (which it must see).
+///
+/// The attempts are read through `attempts_by_delivery (delivery_id, at)`, a few dozen entries
+/// each, and removed by their row's address (`ctid`, a TID scan), so nothing else is read. Only
+/// the rows this statement removes are counted: should two senders prune one delivery at once
+/// (its lease ran out during an attempt), the second skips the rows the first removed, and the
+/// count stays exact. `attempts_pruned` is in no index, so its update can be heap-only.
+async fn prune(tx: &Transaction<'_>, deliveries: &[Uuid]) -> Result<(), StoreError> {
+    if deliveries.is_empty() {
+        return Ok(());
+    }
+    let statement = tx
+        .prepare_cached(
+            "WITH ranked AS (
+                 SELECT a.ctid AS row,
+                        row_number() OVER (PARTITION BY a.delivery_id ORDER BY a.at DESC) AS newer,
+                        row_number() OVER (PARTITION BY a.delivery_id ORDER BY a.at) AS older
+                 FROM attempts a WHERE a.delivery_id = ANY($1)
+             ), pruned AS (
+                 DELETE FROM attempts a USING ranked r
+                 WHERE a.ctid = r.row AND r.newer > $2 AND r.older > 1
+                 RETURNING a.delivery_id
+             )
+             UPDATE deliveries d SET attempts_pruned = d.attempts_pruned + p.n
+             FROM (SELECT delivery_id, count(*)::int AS n FROM pruned GROUP BY delivery_id) p
+             WHERE d.id = p.delivery_id",
+        )
+        .await?;
+    let recent = i64::try_from(ATTEMPTS_KEPT_RECENT).expect("a small bound");
+    tx.execute(&statement, &[&deliveries, &recent]).await?;
+    Ok(())
 }
 
 /// Appends the attempts to their deliveries' history.
