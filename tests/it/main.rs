@@ -2,6 +2,7 @@
 //! real HTTP receiver, each test in a world of its own.
 
 mod api;
+mod attempts;
 mod breaker;
 mod fair;
 mod faults;

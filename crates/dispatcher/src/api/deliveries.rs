@@ -1,4 +1,5 @@
-//! A webhook's recent deliveries with their attempts, and the manual retry of one delivery.
+//! A webhook's recent deliveries with their attempts (each with its first and its most recent,
+//! and the count of those not shown), and the manual retry of one delivery.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -7,6 +8,7 @@ use axum::response::IntoResponse;
 use serde::Deserialize;
 use std::collections::HashMap;
 use uuid::Uuid;
+use webhooks_core::delivery::ATTEMPTS_KEPT_RECENT;
 
 use super::error::ApiError;
 use super::state::Api;
@@ -43,15 +45,18 @@ pub async fn list(
     let rows = store::recent(&client, webhook, limit).await?;
     let mut deliveries: Vec<DeliveryView> = rows.into_iter().map(DeliveryView::from).collect();
     let ids: Vec<Uuid> = deliveries.iter().map(|d| d.id).collect();
-    let mut by_delivery: HashMap<Uuid, Vec<AttemptView>> = HashMap::new();
-    for attempt in store::attempts(&client, &ids).await? {
-        by_delivery
-            .entry(attempt.delivery_id)
-            .or_default()
-            .push(AttemptView::from(attempt));
+    // Of each delivery, its first attempt and its most recent (as many as the senders keep).
+    let recent = i64::try_from(ATTEMPTS_KEPT_RECENT).expect("a small bound");
+    let mut by_delivery: HashMap<Uuid, (i64, Vec<AttemptView>)> = HashMap::new();
+    for attempt in store::attempts(&client, &ids, recent).await? {
+        let (stored, shown) = by_delivery.entry(attempt.delivery_id).or_default();
+        *stored = attempt.stored;
+        shown.push(AttemptView::from(attempt));
     }
     for delivery in &mut deliveries {
-        delivery.attempts = by_delivery.remove(&delivery.id).unwrap_or_default();
+        let (stored, shown) = by_delivery.remove(&delivery.id).unwrap_or_default();
+        delivery.attempts_omitted += (stored - shown.len() as i64).max(0);
+        delivery.attempts = shown;
     }
     Ok(Json(deliveries))
 }

@@ -64,6 +64,8 @@ pub struct DeliveryView {
     created_at: String,
     next_attempt_at: Option<String>,
     pub attempts: Vec<AttemptView>,
+    /// Attempts made but not in `attempts`: pruned from storage, or stored but not listed.
+    pub attempts_omitted: i64,
 }
 
 impl From<DeliveryRow> for DeliveryView {
@@ -86,6 +88,7 @@ impl From<DeliveryRow> for DeliveryView {
             },
             state: row.state,
             attempts: Vec::new(),
+            attempts_omitted: i64::from(row.attempts_pruned),
         }
     }
 }

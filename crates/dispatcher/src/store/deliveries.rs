@@ -17,7 +17,7 @@ use webhooks_core::{cancelled_state, retrying_state, waiting_states};
 /// hence the later of the two times.
 const DELIVERY_COLUMNS: &str =
     "d.id, d.event_id, d.event_name, d.webhook_id, d.state, d.created_at,
-     GREATEST(d.next_attempt_at, d.leased_until)";
+     GREATEST(d.next_attempt_at, d.leased_until), d.attempts_pruned";
 
 /// A delivery as the API shows it.
 #[derive(Debug)]
@@ -31,6 +31,8 @@ pub struct DeliveryRow {
     pub created_at: DateTime<Utc>,
     /// When it may be attempted next: the later of its due time and its lease.
     pub next_attempt_at: Option<DateTime<Utc>>,
+    /// Attempts made but no longer stored (see [`webhooks_core::delivery::ATTEMPTS_KEPT_RECENT`]).
+    pub attempts_pruned: i32,
 }
 
 impl DeliveryRow {
@@ -43,6 +45,7 @@ impl DeliveryRow {
             state: row.get(4),
             created_at: row.get(5),
             next_attempt_at: row.get(6),
+            attempts_pruned: row.get(7),
         }
     }
 }
@@ -56,6 +59,8 @@ pub struct AttemptRow {
     pub status_code: Option<i32>,
     pub error: Option<String>,
     pub duration_ms: i32,
+    /// How many attempts its delivery has stored, shown or not.
+    pub stored: i64,
 }
 
 /// The newest `limit` deliveries of a webhook, newest first. Through `deliveries_by_webhook
@@ -78,13 +83,33 @@ pub async fn recent(
     Ok(rows.iter().map(DeliveryRow::from_row).collect())
 }
 
-/// The attempts of `deliveries`, oldest first, through `attempts_by_delivery (delivery_id, at)`.
-pub async fn attempts(client: &Client, deliveries: &[Uuid]) -> Result<Vec<AttemptRow>, StoreError> {
+/// The attempts of `deliveries` to show, oldest first: of each delivery its first and its `recent`
+/// most recent, whatever it has stored (the senders keep no more than that, but attempts stored
+/// before they pruned are not loaded either), with how many it has stored.
+///
+/// Per delivery, through `attempts_by_delivery (delivery_id, at)`: the most recent read backwards
+/// and stopped at `recent`, the first read forwards and stopped at one (asked for only when there
+/// are more stored than `recent`, so it is never listed twice), and the count, from the index
+/// entries alone, a few dozen once pruned.
+pub async fn attempts(
+    client: &Client,
+    deliveries: &[Uuid],
+    recent: i64,
+) -> Result<Vec<AttemptRow>, StoreError> {
     let rows = client
         .query(
-            "SELECT delivery_id, at, success, status_code, error, duration_ms
-             FROM attempts WHERE delivery_id = ANY($1) ORDER BY at",
-            &[&deliveries],
+            "SELECT u.id, a.at, a.success, a.status_code, a.error, a.duration_ms, s.stored
+             FROM unnest($1::uuid[]) AS u(id)
+             CROSS JOIN LATERAL (SELECT count(*) AS stored FROM attempts WHERE delivery_id = u.id) s
+             CROSS JOIN LATERAL (
+                 (SELECT at, success, status_code, error, duration_ms FROM attempts
+                  WHERE delivery_id = u.id ORDER BY at DESC LIMIT $2)
+                 UNION ALL
+                 (SELECT at, success, status_code, error, duration_ms FROM attempts
+                  WHERE delivery_id = u.id AND s.stored > $2 ORDER BY at LIMIT 1)
+             ) a
+             ORDER BY a.at",
+            &[&deliveries, &recent],
         )
         .await?;
     Ok(rows
@@ -96,6 +121,7 @@ pub async fn attempts(client: &Client, deliveries: &[Uuid]) -> Result<Vec<Attemp
             status_code: row.get(3),
             error: row.get(4),
             duration_ms: row.get(5),
+            stored: row.get(6),
         })
         .collect())
 }
