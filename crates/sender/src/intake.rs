@@ -105,6 +105,17 @@ pub fn decode(
         let reserved = (!redelivered).then_some(handoff.leased_until);
         let carry = reserved.is_some() && handoff.leased_until - now >= attempt_room;
         for event in handoff.events {
+            // Webhooks that do not pair with the deliveries name none of them: every delivery is
+            // claimed, as from a dispatcher that does not name webhooks, and none is left out.
+            if event.webhooks.len() != event.deliveries.len() {
+                named.extend(event.deliveries.into_iter().map(|delivery| HandedOff {
+                    delivery,
+                    webhook: None,
+                    reserved,
+                    carried: None,
+                }));
+                continue;
+            }
             let body = event
                 .body
                 .filter(|_| carry)
@@ -165,7 +176,7 @@ pub fn sort(
         let kind = message.properties.kind().as_ref().map(|k| k.as_str());
         for named in decode(kind, &message.data, message.redelivered, now, attempt_room) {
             let Some(webhook) = named.webhook else {
-                sorted.work.claim(None, named.delivery);
+                sorted.work.claim(named.reserved, named.delivery);
                 continue;
             };
             match limiter.verdict(webhook) {
@@ -292,6 +303,20 @@ mod tests {
         .expect("encodes");
         let named = decode(None, &without, false, Utc::now(), ROOM);
         assert_eq!((named[0].delivery, named[0].webhook), (delivery, None));
+    }
+
+    #[test]
+    fn a_carried_event_whose_webhooks_do_not_pair_has_every_delivery_claimed() {
+        let now = Utc::now();
+        let (data, delivery, _) = handoff(now, 30, Some("{}"));
+        let mut message: serde_json::Value = serde_json::from_slice(&data).expect("json");
+        message["events"][0]["webhooks"] = serde_json::json!([]);
+        let data = serde_json::to_vec(&message).expect("json");
+        let named = decode(Some(CARRIED_HANDOFF), &data, false, now, ROOM);
+        assert_eq!(named.len(), 1, "no delivery left out");
+        assert_eq!((named[0].delivery, named[0].webhook), (delivery, None));
+        assert!(named[0].carried.is_none(), "claimed, not carried");
+        assert!(named[0].reserved.is_some(), "by its reservation");
     }
 
     #[test]
