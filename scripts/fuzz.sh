@@ -23,7 +23,7 @@ if ! [[ $seconds =~ ^[1-9][0-9]*$ ]]; then
     echo "usage: $0 [SECONDS_PER_TARGET]" >&2
     exit 2
 fi
-read -r -a targets <<<"${FUZZ_TARGETS:-event_parse api_input sender_message duration destination}"
+read -r -a targets <<<"${FUZZ_TARGETS:-event_parse api_input handoff_carried handoff_claim_ids duration destination}"
 flags=(--sanitizer none --debug-assertions)
 
 cd "$(dirname "$0")/.."
@@ -49,8 +49,26 @@ seed api_input create '%s' '{"title":" CI ","url":"https://example.com/hooks?x=1
 seed api_input patch '%s' '{"url":"http://[::ffff:169.254.169.254]:8080/a/../b","secret":null,"created_by":null}'
 seed api_input refused '%s' '{"url":"http://0x7f.1/","title":"t","events":[],"colour":1}'
 
-seed sender_message deliver '%s' '{"type":"deliver.v1","deliveries":["7f0c2c8e-3a4b-4d6e-9a51-0e8f3c2b1a77","00000000-0000-0000-0000-000000000000"]}'
-seed sender_message unknown '%s' '{"deliveries":[],"type":"deliver.v2"}'
+# Hand-offs, as the sender's consumer receives them. The ids and the lease of a carried one:
+d1=0190f5a2-0000-7000-8000-000000000001 d2=0190f5a2-0000-7000-8000-000000000002
+w1=0190f5a2-0000-7000-8000-0000000000aa w2=0190f5a2-0000-7000-8000-0000000000bb
+first='{"name":"run.started","body":{"event_name":"run.started","timestamp":1,"payload":{"a": [1, -2.5e3, "\u00e9"]},"team_member_id":null,"project_code":"DEMO"},"deliveries":["'$d1'"],"webhooks":["'$w1'"]}'
+second='{"name":"case.created","deliveries":["'$d1'","'$d2'"],"webhooks":["'$w1'","'$w2'"]}'
+unpaired='{"name":"case.created","deliveries":["'$d1'","'$d2'"],"webhooks":["'$w2'"]}'
+carried() { # carried EVENTS: a carried hand-off of these events, leased 30 s past the fuzzer's now
+    printf '{"type":"deliver.v2","recorded_at":"2026-12-05T09:59:58Z","leased_until":"2026-12-05T10:00:30.123456Z","events":[%s]}' "$1"
+}
+# handoff_carried: a flags byte (1 = redelivered), the attempt room in seconds (2 bytes), the body.
+seed handoff_carried first-hand '\000\000\024%s' "$(carried "$first,$second")"
+seed handoff_carried redelivered '\001\000\024%s' "$(carried "$first,$second")"
+seed handoff_carried short-lease '\000\000\100%s' "$(carried "$first,$second")"
+seed handoff_carried unpaired '\000\000\024%s' "$(carried "$first,$unpaired")"
+# handoff_claim_ids: a flags byte (1 = redelivered; 2, 4, 6 = the type property: deliver.v1,
+# empty, or the next byte's count of characters), then the body.
+seed handoff_claim_ids claim '\000%s' '{"type":"deliver.v1","deliveries":["'$d1'","'$d2'"],"webhooks":["'$w1'","'$w2'"]}'
+seed handoff_claim_ids without-webhooks '\003%s' '{"type":"deliver.v1","deliveries":["'$d1'"]}'
+seed handoff_claim_ids unknown '\000%s' '{"deliveries":[],"type":"deliver.v2"}'
+seed handoff_claim_ids other-type '\006\012deliver.v3%s' '{"type":"deliver.v1","deliveries":[],"webhooks":["'$w1'"]}'
 
 for text in 500ms 15s 10m 6h 2d 30 '1h 30m' 18446744073709551615s; do
     seed duration "${text// /_}" '%s' "$text"
