@@ -23,7 +23,7 @@ if ! [[ $seconds =~ ^[1-9][0-9]*$ ]]; then
     echo "usage: $0 [SECONDS_PER_TARGET]" >&2
     exit 2
 fi
-read -r -a targets <<<"${FUZZ_TARGETS:-event_parse api_input handoff_carried handoff_claim_ids duration destination}"
+read -r -a targets <<<"${FUZZ_TARGETS:-event_parse api_input handoff_carried handoff_claim_ids handoff_signature handoff_roundtrip duration destination}"
 flags=(--sanitizer none --debug-assertions)
 
 cd "$(dirname "$0")/.."
@@ -69,6 +69,12 @@ seed handoff_claim_ids claim '\000%s' '{"type":"deliver.v1","deliveries":["'$d1'
 seed handoff_claim_ids without-webhooks '\003%s' '{"type":"deliver.v1","deliveries":["'$d1'"]}'
 seed handoff_claim_ids unknown '\000%s' '{"deliveries":[],"type":"deliver.v2"}'
 seed handoff_claim_ids other-type '\006\012deliver.v3%s' '{"type":"deliver.v1","deliveries":[],"webhooks":["'$w1'"]}'
+# handoff_signature and handoff_roundtrip read their input as a sequence of choices: any bytes do;
+# these give them a message's worth of text to start from.
+seed handoff_signature carried '\001%s' "$(carried "$first")"
+seed handoff_signature untyped '\000webhooks.deliveries\000%s\001\000\377' '{"type":"deliver.v1","deliveries":["'$d1'"]}'
+seed handoff_roundtrip small '\002\001\003%s\001\000\002\004\377\020' '{"a": [1, 2.5e3, "\u00e9"]}'
+seed handoff_roundtrip many '\004\377\377\377\037%s\377\377\001\001' '{"title":"Test run","cases_count":14}'
 
 for text in 500ms 15s 10m 6h 2d 30 '1h 30m' 18446744073709551615s; do
     seed duration "${text// /_}" '%s' "$text"

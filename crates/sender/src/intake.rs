@@ -32,6 +32,13 @@ pub struct Parked {
     since: Instant,
 }
 
+impl Parked {
+    /// The delivery parked.
+    pub fn delivery(&self) -> Uuid {
+        self.delivery
+    }
+}
+
 /// Deliveries to start: carried whole, or to claim.
 #[derive(Default)]
 pub struct Work {

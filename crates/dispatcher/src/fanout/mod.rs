@@ -19,11 +19,12 @@
 //!   [`Fanout::finish`]) and what passes between them.
 //! - [`matching`]: which webhooks get which event, and where a part of a batch ends.
 //! - [`record`]: the record of a part, and what it leaves to hand off.
-//! - [`handoff`]: the hand-off messages: carried deliveries, ids to claim, their limits.
+//! - [`handoff`]: the hand-off messages: carried deliveries, ids to claim, their limits (public,
+//!   so the fuzz targets read what it encodes the way a sender does).
 //! - [`dead_letter`]: rejected and poison messages to the dead-letter queue.
 
 mod dead_letter;
-mod handoff;
+pub mod handoff;
 mod matching;
 mod record;
 
