@@ -9,12 +9,14 @@
 //! - [`prefetch`]: the prefetch from `EVENTS_IN_FLIGHT_BYTES` and the sizes of the events seen.
 //! - [`index`]: the in-memory index of enabled webhooks by (project, event), kept fresh by LISTEN/NOTIFY.
 //! - [`api`]: the management API under `/api/v1`.
+//! - [`console`]: the web console at `/console`, which calls that API from the browser.
 //! - [`store`]: every SQL statement, used by `fanout`, `index` and `api`; it uses none of them.
 //! - [`metrics`]: every metric the dispatcher exports.
 
 pub mod admin_token;
 pub mod api;
 pub mod config;
+pub mod console;
 pub mod consumer;
 pub mod fanout;
 pub mod index;
@@ -126,7 +128,8 @@ pub async fn start(
         metrics.registry.clone(),
         server::Common::new("webhooks-dispatcher"),
     )
-    .merge(api);
+    .merge(api)
+    .merge(console::router());
     let limits = listener::Limits::of(&config.common);
     let (http_addr, serve) = listener::bind(config.http_addr, router, limits, shutdown.clone())
         .await

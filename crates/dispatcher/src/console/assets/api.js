@@ -1,0 +1,84 @@
+// The only module that talks to the dispatcher: every screen goes through `api` below, so a new
+// route (the event catalogue, a test delivery, secret rotation) is one function added here.
+
+const BASE = "/api/v1";
+const TOKEN_KEY = "webhooks.console.token";
+
+/** The admin token, kept for this tab only and sent as a bearer header, never in a URL. */
+export const token = {
+  get: () => sessionStorage.getItem(TOKEN_KEY),
+  set: (value) => sessionStorage.setItem(TOKEN_KEY, value),
+  clear: () => sessionStorage.removeItem(TOKEN_KEY),
+};
+
+/** A refused call: its HTTP status, the API's message and the field that message names. */
+export class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+    // A 4xx names its field first: "url: must be an http or https URL".
+    const named = /^([a-z_]+): (.*)$/s.exec(message);
+    this.field = status >= 400 && status < 500 && named ? named[1] : null;
+    this.detail = this.field ? named[2] : message;
+  }
+}
+
+/** Sent when the API refused the token: the app goes back to sign-in. */
+export const SIGNED_OUT = "console:signed-out";
+
+async function call(method, path, body) {
+  const headers = { Authorization: `Bearer ${token.get() ?? ""}` };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(BASE + path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      cache: "no-store",
+      credentials: "omit",
+    });
+  } catch {
+    throw new ApiError(0, "The dispatcher did not answer; check that it is running.");
+  }
+  const data = response.status === 204 ? null : await response.json().catch(() => null);
+  if (response.ok) return data;
+  if (response.status === 401) {
+    token.clear();
+    window.dispatchEvent(new CustomEvent(SIGNED_OUT));
+  }
+  throw new ApiError(response.status, data?.error ?? `HTTP ${response.status}`);
+}
+
+const at = (project) => `/projects/${encodeURIComponent(project)}`;
+const hook = (project, id) => `${at(project)}/webhooks/${encodeURIComponent(id)}`;
+
+export const api = {
+  /** Whether the token is accepted: every path under /api/v1 answers 401 to a wrong one; this
+   * one, not a route, answers 404 to the right one, and reads nothing. */
+  async accepts(candidate) {
+    const response = await fetch(`${BASE}/projects`, {
+      headers: { Authorization: `Bearer ${candidate}` },
+      cache: "no-store",
+      credentials: "omit",
+    }).catch(() => null);
+    if (!response) throw new ApiError(0, "The dispatcher did not answer; check that it is running.");
+    return response.status !== 401;
+  },
+  webhooks: (project) => call("GET", `${at(project)}/webhooks`),
+  webhook: (project, id) => call("GET", hook(project, id)),
+  create: (project, fields) => call("POST", `${at(project)}/webhooks`, fields),
+  update: (project, id, fields) => call("PATCH", hook(project, id), fields),
+  remove: (project, id) => call("DELETE", hook(project, id)),
+  deliveries: (project, id, limit = 50) =>
+    call("GET", `${hook(project, id)}/deliveries?limit=${limit}`),
+  retry: (project, delivery) =>
+    call("POST", `${at(project)}/deliveries/${encodeURIComponent(delivery)}/retry`),
+  /** The event catalogue as groups `{name, events}`. Served by the console itself until the API
+   * has a catalogue route (then this reads that one). */
+  async eventGroups() {
+    const response = await fetch("/console/events.json", { credentials: "omit" });
+    if (!response.ok) throw new ApiError(response.status, "The event catalogue did not load.");
+    return (await response.json()).groups;
+  },
+};
