@@ -4,6 +4,7 @@
 mod api;
 mod attempts;
 mod breaker;
+mod console;
 mod fair;
 mod faults;
 mod handoffs;

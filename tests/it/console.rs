@@ -1,0 +1,251 @@
+//! The web console in a real (headless) Chromium against the real dispatcher and sender: sign-in,
+//! a webhook created through the form (after a refusal shown next to its field), its deliveries
+//! appearing as they happen, a failed one retried from the console, the switch, re-enabling and
+//! deleting. With `CONSOLE_SCREENSHOTS=1` the main screens are saved to docs/console/.
+
+use reqwest::Method;
+use serde_json::json;
+use webhooks_tests::browser::{self, Browser};
+use webhooks_tests::receiver::Behaviour;
+use webhooks_tests::world::{TOKEN, World};
+
+/// The desktop window; the phone one is 360 px wide.
+const WIDE: (u32, u32) = (1100, 900);
+const PHONE: (u32, u32) = (360, 800);
+
+/// Saves the page as `docs/console/<name>.png` when screenshots are asked for, without the
+/// passing status message (it would cover the page), unless `keep_status`.
+async fn snap(browser: &Browser, name: &str, keep_status: bool) {
+    if !keep_status {
+        browser
+            .eval(
+                "document.getElementById('status').textContent = ''",
+                json!([]),
+            )
+            .await;
+    }
+    let png = browser.screenshot().await;
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    if let Some(dir) = browser::screenshots() {
+        std::fs::create_dir_all(&dir).expect("docs/console");
+        std::fs::write(dir.join(format!("{name}.png")), png).expect("screenshot written");
+    }
+}
+
+/// Every form control on the page has a label a screen reader reads out.
+async fn all_labelled(browser: &Browser) {
+    let unlabelled = browser
+        .eval(
+            "return [...document.querySelectorAll('input, select, textarea')]
+                .filter(e => e.labels.length === 0 && !e.getAttribute('aria-label'))
+                .map(e => e.outerHTML);",
+            json!([]),
+        )
+        .await;
+    assert_eq!(unlabelled, json!([]), "controls without a label");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_manages_a_webhook_and_its_deliveries() {
+    let world = World::start().await;
+    let console = format!("http://{}/console", world.dispatcher_addr());
+    let browser = Browser::start(WIDE.0, WIDE.1).await;
+
+    // Sign-in: a wrong token is refused next to the field; the right one opens the projects.
+    browser.goto(&console).await;
+    browser.wait_for("h1", "Sign in").await;
+    browser.type_into("#token", "not-the-token").await;
+    browser.click("button[type=submit]", "Sign in").await;
+    browser.wait_for("#token-error", "refused").await;
+    snap(&browser, "signin", false).await;
+    browser.clear("#token").await;
+    browser.type_into("#token", TOKEN).await;
+    browser.click("button[type=submit]", "Sign in").await;
+    browser.wait_for("h1", "Projects").await;
+    let stored = browser
+        .eval("return sessionStorage.length", json!([]))
+        .await;
+    assert_eq!(stored, 1, "the token is kept for the tab");
+    let url = browser.eval("return location.href", json!([])).await;
+    assert!(
+        !url.as_str().expect("url").contains(TOKEN),
+        "never in the URL"
+    );
+
+    // The project, then the form: a URL the API refuses keeps everything typed.
+    browser.type_into("#project", "DEMO").await;
+    browser.click("button[type=submit]", "Open").await;
+    browser.wait_for("h1", "Webhooks of DEMO").await;
+    browser.click("a.button", "New webhook").await;
+    browser.type_into("#title", "CI hook").await;
+    browser.type_into("#url", "ftp://example.com/hook").await;
+    browser.type_into("#secret", "s3cret-value").await;
+    browser.click("#group-run", "").await;
+    browser.click("[id='event-case.created']", "").await;
+    all_labelled(&browser).await;
+    browser.click("button[type=submit]", "Create webhook").await;
+    browser
+        .wait_for("#url-error", "must be an http or https URL")
+        .await;
+    assert_eq!(
+        browser.property("#url", "value").await,
+        "ftp://example.com/hook"
+    );
+    assert_eq!(browser.property("#title", "value").await, "CI hook");
+    assert_eq!(browser.property("#secret", "value").await, "s3cret-value");
+    assert_eq!(browser.property("#group-run", "checked").await, true);
+    assert_eq!(browser.property("#url", "ariaInvalid").await, "true");
+    let focused = browser
+        .eval("return document.activeElement.id", json!([]))
+        .await;
+    assert_eq!(focused, "url", "focus on the field to fix");
+    snap(&browser, "form", true).await;
+    browser.clear("#url").await;
+    browser
+        .type_into("#url", &world.receiver.url("console"))
+        .await;
+    browser.click("button[type=submit]", "Create webhook").await;
+    browser.wait_for(".webhook h2", "CI hook").await;
+    browser.wait_for("#status", "created").await;
+
+    let (_, list) = world
+        .api(Method::GET, "/projects/DEMO/webhooks", None)
+        .await;
+    let webhook = &list[0];
+    let id = webhook["id"].as_str().expect("id").to_owned();
+    assert_eq!(webhook["has_secret"], true);
+    let mut events: Vec<&str> = webhook["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e.as_str())
+        .collect();
+    events.sort_unstable();
+    assert_eq!(
+        events,
+        [
+            "case.created",
+            "run.aborted",
+            "run.completed",
+            "run.deleted",
+            "run.report_changed",
+            "run.started",
+            "run.updated"
+        ]
+    );
+    snap(&browser, "webhooks", false).await;
+
+    // Its deliveries: one appears with its 200 without a reload.
+    browser.click(".webhook a.button", "Deliveries").await;
+    browser.wait_for("h1", "Deliveries of").await;
+    browser.wait_for(".empty", "No deliveries yet").await;
+    world.publish("DEMO", "run.started", json!({"n": 1})).await;
+    browser
+        .wait_for("tr[data-state=succeeded] .code.ok", "200")
+        .await;
+
+    // A failure, then a retry from the console once the receiver is back.
+    world
+        .receiver
+        .set("console", Behaviour::Statuses(vec![500]));
+    world
+        .publish("DEMO", "run.completed", json!({"n": 2}))
+        .await;
+    browser
+        .wait_for("tr[data-state=retrying] .code.failing", "500")
+        .await;
+    world
+        .receiver
+        .set("console", Behaviour::Statuses(vec![200]));
+    browser
+        .click("tr[data-state=retrying] button", "Retry")
+        .await;
+    browser.wait_for("#status", "queued").await;
+    let retried = browser
+        .wait_until(
+            "the retried delivery succeeded",
+            "return [...document.querySelectorAll('tr[data-state=succeeded]')]
+                .find(r => r.textContent.includes('run.completed'))?.textContent ?? null;",
+            json!([]),
+        )
+        .await;
+    assert!(
+        retried.as_str().expect("row").contains("2 · last 200"),
+        "{retried}"
+    );
+    assert_eq!(world.receiver.received("console").len(), 3);
+    browser
+        .eval(
+            "document.querySelector('tr details')?.setAttribute('open', '')",
+            json!([]),
+        )
+        .await;
+    snap(&browser, "deliveries", false).await;
+    browser.set_size(PHONE.0, PHONE.1).await;
+    browser
+        .wait_until("the phone layout", "return innerWidth <= 360", json!([]))
+        .await;
+    let overflow = browser
+        .eval(
+            "return document.documentElement.scrollWidth - innerWidth",
+            json!([]),
+        )
+        .await;
+    assert_eq!(overflow, 0, "nothing wider than a phone");
+    snap(&browser, "deliveries-phone", false).await;
+    browser.set_size(WIDE.0, WIDE.1).await;
+
+    // The switch turns it off; Re-enable on its deliveries turns it on again.
+    browser.click("#crumbs a", "DEMO").await;
+    browser.click("input[role=switch]", "").await;
+    browser.wait_for(".webhook .badge", "Disabled").await;
+    assert_eq!(world.get_webhook("DEMO", &id).await["enabled"], false);
+    browser.click(".webhook a.button", "Deliveries").await;
+    browser.click(".about button", "Re-enable").await;
+    browser.wait_for(".about .badge", "Enabled").await;
+    assert_eq!(world.get_webhook("DEMO", &id).await["enabled"], true);
+
+    // Delete asks first; Cancel keeps it, confirming deletes it.
+    browser.click("#crumbs a", "DEMO").await;
+    browser.click(".webhook button.danger", "Delete").await;
+    browser.click("dialog button", "Cancel").await;
+    browser
+        .wait_until(
+            "the dialog closed",
+            "return !document.querySelector('dialog')",
+            json!([]),
+        )
+        .await;
+    browser.click(".webhook button.danger", "Delete").await;
+    browser
+        .click("dialog button.danger", "Delete webhook")
+        .await;
+    browser.wait_for(".empty", "No webhooks yet").await;
+    let (_, list) = world
+        .api(Method::GET, "/projects/DEMO/webhooks", None)
+        .await;
+    assert_eq!(list, json!([]));
+
+    browser.close().await;
+    world.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_pages_forbid_inline_script_and_framing() {
+    let world = World::start().await;
+    let base = format!("http://{}", world.dispatcher_addr());
+    for path in ["/console", "/console/app.js", "/console/events.json"] {
+        let response = reqwest::get(format!("{base}{path}")).await.expect("answer");
+        assert_eq!(response.status(), 200, "{path}");
+        let headers = response.headers();
+        let csp = headers["content-security-policy"].to_str().expect("csp");
+        assert!(
+            csp.contains("default-src 'none'") && csp.contains("script-src 'self';"),
+            "{csp}"
+        );
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["referrer-policy"], "no-referrer");
+    }
+    world.finish().await;
+}
