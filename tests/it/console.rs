@@ -99,6 +99,7 @@ async fn console_manages_a_webhook_and_its_deliveries() {
         .eval("return document.activeElement.id", json!([]))
         .await;
     assert_eq!(focused, "url", "focus on the field to fix");
+    browser.wait_for("#status", "Not saved").await;
     snap(&browser, "form", true).await;
     browser.clear("#url").await;
     browser
