@@ -41,7 +41,7 @@ export async function deliveriesScreen(project, id) {
     try {
       const [webhook, list] = await Promise.all([api.webhook(project, id), api.deliveries(project, id)]);
       if (stopped) return;
-      showWebhook(about, project, webhook, refresh);
+      showWebhook(about, project, webhook, lastSuccess(list), refresh);
       seen = showDeliveries(rows, list, seen, project, refresh);
       updated.textContent = `Updated ${new Date().toLocaleTimeString()}; refreshed every ${EVERY_MS / 1000} s.`;
       empty.hidden = list.length > 0;
@@ -51,7 +51,7 @@ export async function deliveriesScreen(project, id) {
     }
     if (!stopped) timer = setTimeout(refresh, EVERY_MS);
   };
-  showWebhook(about, project, first, refresh);
+  showWebhook(about, project, first, lastSuccess(deliveries), refresh);
   seen = showDeliveries(rows, deliveries, null, project, refresh);
   empty.hidden = deliveries.length > 0;
   table.hidden = deliveries.length === 0;
@@ -62,9 +62,15 @@ export async function deliveriesScreen(project, id) {
   };
 }
 
+/** When the latest successful attempt among `deliveries` was made (RFC 3339), or null. */
+function lastSuccess(deliveries) {
+  const times = deliveries.flatMap((d) => d.attempts.filter((a) => a.success).map((a) => a.at));
+  return times.length ? times.reduce((a, b) => (new Date(a) > new Date(b) ? a : b)) : null;
+}
+
 /** The webhook's URL, state and health, and Re-enable when it is disabled. */
-function showWebhook(about, project, webhook, refresh) {
-  const key = JSON.stringify([webhook.updated_at, webhook.enabled, webhook.failing_since, webhook.failed_attempts]);
+function showWebhook(about, project, webhook, success, refresh) {
+  const key = JSON.stringify([webhook.updated_at, webhook.enabled, webhook.failing_since, webhook.failed_attempts, success]);
   if (about.dataset.key === key) return;
   about.dataset.key = key;
   const hadFocus = about.contains(document.activeElement);
@@ -75,6 +81,7 @@ function showWebhook(about, project, webhook, refresh) {
     h("p", { class: "url" }, h("code", {}, webhook.url)),
     h("p", {}, h("span", { class: `badge ${webhook.enabled ? "ok" : "off"}` }, webhook.enabled ? "Enabled" : "Disabled")),
     health(webhook),
+    h("p", { class: "hint" }, "Last success: ", success ? time(success) : "none among the deliveries below"),
     h(
       "div",
       { class: "actions" },
