@@ -5,7 +5,7 @@
 
 use reqwest::Method;
 use serde_json::json;
-use webhooks_tests::browser::{self, Browser};
+use webhooks_tests::browser::{self, Browser, CONTROL, ENTER, ESCAPE, SHIFT, SPACE, TAB};
 use webhooks_tests::receiver::Behaviour;
 use webhooks_tests::world::{TOKEN, World};
 
@@ -144,6 +144,7 @@ async fn console_manages_a_webhook_and_its_deliveries() {
     browser
         .wait_for("tr[data-state=succeeded] .code.ok", "200")
         .await;
+    browser.wait_for(".about p.hint time", "").await;
 
     // A failure, then a retry from the console once the receiver is back.
     world
@@ -202,6 +203,10 @@ async fn console_manages_a_webhook_and_its_deliveries() {
     browser.wait_for(".webhook .badge", "Disabled").await;
     assert_eq!(world.get_webhook("DEMO", &id).await["enabled"], false);
     browser.click(".webhook a.button", "Deliveries").await;
+    browser.click("tr button", "Retry").await;
+    browser
+        .wait_for("#status", "enable it before retrying")
+        .await;
     browser.click(".about button", "Re-enable").await;
     browser.wait_for(".about .badge", "Enabled").await;
     assert_eq!(world.get_webhook("DEMO", &id).await["enabled"], true);
@@ -248,5 +253,116 @@ async fn console_pages_forbid_inline_script_and_framing() {
         assert_eq!(headers["x-content-type-options"], "nosniff");
         assert_eq!(headers["referrer-policy"], "no-referrer");
     }
+    world.finish().await;
+}
+
+/// Presses Tab until the focus is on an element whose text is `text` (at most `limit` times).
+async fn tab_to(browser: &Browser, text: &str, limit: usize) -> serde_json::Value {
+    for _ in 0..limit {
+        browser.press(&[TAB]).await;
+        let focused = browser.focused().await;
+        if focused["text"] == text {
+            return focused;
+        }
+    }
+    panic!(
+        "{text:?} not reached with Tab; focus is on {}",
+        browser.focused().await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_works_from_the_keyboard_alone() {
+    let world = World::start().await;
+    let id = world
+        .webhook(
+            "KEYS",
+            "keys",
+            &["run.started", "case.created"],
+            Some("s3cret"),
+        )
+        .await;
+    let browser = Browser::start(WIDE.0, WIDE.1).await;
+    browser
+        .goto(&format!("http://{}/console", world.dispatcher_addr()))
+        .await;
+
+    // Sign-in and the project: the focus starts in the token field; Enter submits.
+    browser.wait_for("h1", "Sign in").await;
+    assert_eq!(browser.focused().await["id"], "token");
+    browser.keys(TOKEN).await;
+    browser.press(&[ENTER]).await;
+    browser.wait_for("h1", "Projects").await;
+    assert_eq!(
+        browser.focused().await["tag"],
+        "H1",
+        "a new screen's heading has the focus"
+    );
+    browser.press(&[TAB]).await;
+    assert_eq!(browser.focused().await["id"], "project");
+    browser.keys("KEYS").await;
+    browser.press(&[ENTER]).await;
+    browser.wait_for("h1", "Webhooks of KEYS").await;
+
+    // Tab reaches every action, each with a visible focus ring; Space flips the switch, which
+    // keeps the focus.
+    let new = tab_to(&browser, "New webhook", 3).await;
+    assert_eq!(new["ring"], true, "visible focus: {new}");
+    browser.press(&[TAB]).await;
+    assert_eq!(browser.focused().await["text"], "hook keys");
+    let mut switch = browser.focused().await;
+    for _ in 0..3 {
+        browser.press(&[TAB]).await;
+        switch = browser.focused().await;
+        if switch["role"] == "switch" {
+            break;
+        }
+    }
+    assert_eq!(switch["role"], "switch", "{switch}");
+    browser.press(&[SPACE]).await;
+    browser.wait_for(".webhook .badge", "Disabled").await;
+    assert_eq!(browser.focused().await["role"], "switch", "focus kept");
+    assert_eq!(world.get_webhook("KEYS", &id).await["enabled"], false);
+    browser.press(&[SPACE]).await;
+    browser.wait_for(".webhook .badge", "Enabled").await;
+
+    // Delete opens a dialog focused on Cancel; Escape closes it, the focus back on Delete.
+    let delete = tab_to(&browser, "Delete", 4).await;
+    assert_eq!(delete["ring"], true, "{delete}");
+    browser.press(&[ENTER]).await;
+    browser.wait_for("dialog", "Delete the webhook").await;
+    assert_eq!(browser.focused().await["text"], "Cancel");
+    browser.press(&[ESCAPE]).await;
+    browser
+        .wait_until(
+            "the dialog closed",
+            "return !document.querySelector('dialog')",
+            json!([]),
+        )
+        .await;
+    assert_eq!(browser.focused().await["text"], "Delete");
+    assert_eq!(world.get_webhook("KEYS", &id).await["title"], "hook keys");
+
+    // Shift+Tab back to Edit; a new title typed over the old one, Enter saves.
+    browser.press(&[SHIFT, TAB]).await;
+    assert_eq!(browser.focused().await["text"], "Edit");
+    browser.press(&[ENTER]).await;
+    browser.wait_for("h1", "Edit").await;
+    browser.press(&[TAB]).await;
+    assert_eq!(browser.focused().await["id"], "title");
+    browser.press(&[CONTROL, "a"]).await;
+    browser.keys("Renamed by keyboard").await;
+    browser.press(&[ENTER]).await;
+    browser.wait_for(".webhook h2", "Renamed by keyboard").await;
+    let webhook = world.get_webhook("KEYS", &id).await;
+    assert_eq!(webhook["title"], "Renamed by keyboard");
+    assert_eq!(
+        webhook["events"],
+        json!(["case.created", "run.started"]),
+        "events kept"
+    );
+    assert_eq!(webhook["has_secret"], true, "secret kept");
+
+    browser.close().await;
     world.finish().await;
 }

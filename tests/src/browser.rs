@@ -18,6 +18,14 @@ pub const INSTALL: &str = "apt-get install -y chromium chromium-driver";
 /// The key under which WebDriver names an element.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
+/// Keys as WebDriver names them.
+pub const TAB: &str = "\u{E004}";
+pub const ENTER: &str = "\u{E007}";
+pub const SHIFT: &str = "\u{E008}";
+pub const CONTROL: &str = "\u{E009}";
+pub const ESCAPE: &str = "\u{E00C}";
+pub const SPACE: &str = " ";
+
 /// How long a wait for the page lasts.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -247,6 +255,41 @@ impl Browser {
             Some(json!({})),
         )
         .await;
+    }
+
+    /// Presses `keys` together, as a chord (e.g. `[SHIFT, TAB]`), on whatever has the focus.
+    pub async fn press(&self, keys: &[&str]) {
+        let mut actions: Vec<Value> = keys
+            .iter()
+            .map(|k| json!({"type": "keyDown", "value": k}))
+            .collect();
+        actions.extend(
+            keys.iter()
+                .rev()
+                .map(|k| json!({"type": "keyUp", "value": k})),
+        );
+        let body = json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]});
+        self.send(reqwest::Method::POST, &self.at("/actions"), Some(body))
+            .await;
+    }
+
+    /// Types `text` on whatever has the focus, key by key.
+    pub async fn keys(&self, text: &str) {
+        for key in text.chars() {
+            self.press(&[&key.to_string()]).await;
+        }
+    }
+
+    /// What has the focus: its tag, id, role and text, e.g. `{"tag": "BUTTON", "text": "Delete", …}`,
+    /// and whether it shows a focus ring.
+    pub async fn focused(&self) -> Value {
+        self.eval(
+            "const e = document.activeElement;
+             return {tag: e.tagName, id: e.id, role: e.getAttribute('role'), text: e.textContent.trim(),
+                     ring: getComputedStyle(e).outlineStyle !== 'none'};",
+            json!([]),
+        )
+        .await
     }
 
     /// A property of the first element matching `css` (e.g. `value`, `checked`).
