@@ -45,6 +45,17 @@ async fn all_labelled(browser: &Browser) {
     assert_eq!(unlabelled, json!([]), "controls without a label");
 }
 
+/// Nothing on the page is wider than the window (no sideways scrolling at phone width).
+async fn fits_a_phone(browser: &Browser, page: &str) {
+    let overflow = browser
+        .eval(
+            "return document.documentElement.scrollWidth - innerWidth",
+            json!([]),
+        )
+        .await;
+    assert_eq!(overflow, 0, "{page}: nothing wider than a phone");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_manages_a_webhook_and_its_deliveries() {
     let world = World::start().await;
@@ -187,18 +198,18 @@ async fn console_manages_a_webhook_and_its_deliveries() {
     browser
         .wait_until("the phone layout", "return innerWidth <= 360", json!([]))
         .await;
-    let overflow = browser
-        .eval(
-            "return document.documentElement.scrollWidth - innerWidth",
-            json!([]),
-        )
-        .await;
-    assert_eq!(overflow, 0, "nothing wider than a phone");
+    fits_a_phone(&browser, "deliveries").await;
     snap(&browser, "deliveries-phone", false).await;
+    browser.click("#crumbs a", "DEMO").await;
+    browser.wait_for("h1", "Webhooks of DEMO").await;
+    fits_a_phone(&browser, "webhooks").await;
+    browser.click(".webhook a.button", "Edit").await;
+    browser.wait_for("h1", "Edit").await;
+    fits_a_phone(&browser, "the form").await;
     browser.set_size(WIDE.0, WIDE.1).await;
+    browser.click("#crumbs a", "DEMO").await;
 
     // The switch turns it off; Re-enable on its deliveries turns it on again.
-    browser.click("#crumbs a", "DEMO").await;
     browser.click("input[role=switch]", "").await;
     browser.wait_for(".webhook .badge", "Disabled").await;
     assert_eq!(world.get_webhook("DEMO", &id).await["enabled"], false);
