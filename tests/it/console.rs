@@ -374,6 +374,26 @@ async fn console_works_from_the_keyboard_alone() {
     );
     assert_eq!(webhook["has_secret"], true, "secret kept");
 
+    // A token the API refuses (the dispatcher's changed) leads back to sign-in, saying why;
+    // signing out forgets the token.
+    browser
+        .eval(
+            "sessionStorage.setItem('webhooks.console.token', 'stale'); location.reload();",
+            json!([]),
+        )
+        .await;
+    browser.wait_for("h1", "Sign in").await;
+    browser.wait_for("#status", "token was refused").await;
+    browser.keys(TOKEN).await;
+    browser.press(&[ENTER]).await;
+    browser.wait_for("h1", "Webhooks of KEYS").await;
+    browser.click("#signout", "Sign out").await;
+    browser.wait_for("h1", "Sign in").await;
+    let stored = browser
+        .eval("return sessionStorage.length", json!([]))
+        .await;
+    assert_eq!(stored, 0, "the token is forgotten");
+
     browser.close().await;
     world.finish().await;
 }
