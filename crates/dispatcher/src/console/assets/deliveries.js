@@ -38,6 +38,8 @@ export async function deliveriesScreen(project, id) {
   let seen = null;
   const refresh = async () => {
     clearTimeout(timer);
+    // A tab in the background asks nothing; it catches up when shown again.
+    if (document.hidden) return;
     try {
       const [webhook, list] = await Promise.all([api.webhook(project, id), api.deliveries(project, id)]);
       if (stopped) return;
@@ -56,9 +58,12 @@ export async function deliveriesScreen(project, id) {
   empty.hidden = deliveries.length > 0;
   table.hidden = deliveries.length === 0;
   timer = setTimeout(refresh, EVERY_MS);
+  const shown = () => document.hidden || refresh();
+  document.addEventListener("visibilitychange", shown);
   return () => {
     stopped = true;
     clearTimeout(timer);
+    document.removeEventListener("visibilitychange", shown);
   };
 }
 
