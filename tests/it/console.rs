@@ -397,3 +397,45 @@ async fn console_works_from_the_keyboard_alone() {
     browser.close().await;
     world.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_counts_the_attempts_the_api_leaves_out() {
+    let world = World::start().await;
+    let id = world.webhook("DEMO", "many", &["run.started"], None).await;
+    world.publish("DEMO", "run.started", json!({})).await;
+    let delivery = crate::wait_state(&world, "DEMO", &id, "succeeded").await;
+    // 40 failed attempts stored before the success: the API lists the first and the 24 latest.
+    world
+        .db()
+        .await
+        .execute(
+            "INSERT INTO attempts (delivery_id, at, success, status_code, error, duration_ms)
+             SELECT $1::text::uuid, now() - make_interval(mins => n), false, 500, 'HTTP 500', 3
+             FROM generate_series(1, 40) AS n",
+            &[&delivery["id"].as_str().expect("id")],
+        )
+        .await
+        .expect("older attempts");
+
+    let browser = Browser::start(WIDE.0, WIDE.1).await;
+    let console = format!("http://{}/console#/p/DEMO/w/{id}", world.dispatcher_addr());
+    browser.goto(&console).await;
+    browser.wait_for("h1", "Sign in").await;
+    browser.keys(TOKEN).await;
+    browser.press(&[ENTER]).await;
+    browser.click("tr summary", "41 · last 200").await;
+    browser
+        .wait_for("tr .omitted", "16 more attempts, not kept")
+        .await;
+    let numbers = browser
+        .eval(
+            "return [...document.querySelectorAll('tr .attempts li:not(.omitted)')].map(li => li.value)",
+            json!([]),
+        )
+        .await;
+    let expected: Vec<i64> = std::iter::once(1).chain(18..=41).collect();
+    assert_eq!(numbers, json!(expected), "numbered as made");
+
+    browser.close().await;
+    world.finish().await;
+}

@@ -113,7 +113,7 @@ function showDeliveries(rows, list, seen, project, refresh) {
   const changes = [];
   let fresh = 0;
   list.forEach((delivery, index) => {
-    const key = JSON.stringify([delivery.state, delivery.attempts.length, delivery.next_attempt_at]);
+    const key = JSON.stringify([delivery.state, made(delivery), delivery.next_attempt_at]);
     now.set(delivery.id, key);
     const rowId = `delivery-${delivery.id}`;
     let row = document.getElementById(rowId);
@@ -179,31 +179,35 @@ function deliveryRow(delivery, key, project, refresh) {
   );
 }
 
+/** Attempts made: those listed and those the API leaves out (between the first and the 24 most
+ * recent). */
+const made = (delivery) => delivery.attempts.length + (delivery.attempts_omitted ?? 0);
+
 function attempts(delivery, last) {
   if (!last) return h("span", {}, "none yet");
   const outcome = (attempt) => attempt.status_code ?? "no answer";
+  const omitted = delivery.attempts_omitted ?? 0;
+  const items = delivery.attempts.map((attempt, index) =>
+    h(
+      "li",
+      // Numbered as made: the first, then the most recent after those left out.
+      { value: index === 0 ? 1 : index + 1 + omitted },
+      time(attempt.at),
+      ` — ${outcome(attempt)} in ${attempt.duration_ms} ms`,
+      attempt.error ? `: ${attempt.error}` : "",
+    ),
+  );
+  if (omitted) items.splice(1, 0, h("li", { class: "omitted" }, `${omitted} more attempts, not kept`));
   return h(
     "details",
     {},
     h(
       "summary",
       { "data-focus": "attempts" },
-      `${delivery.attempts.length} · last `,
+      `${made(delivery)} · last `,
       h("span", { class: `code ${last.success ? "ok" : "failing"}` }, String(outcome(last))),
     ),
-    h(
-      "ol",
-      { class: "attempts" },
-      delivery.attempts.map((attempt) =>
-        h(
-          "li",
-          {},
-          time(attempt.at),
-          ` — ${outcome(attempt)} in ${attempt.duration_ms} ms`,
-          attempt.error ? `: ${attempt.error}` : "",
-        ),
-      ),
-    ),
+    h("ol", { class: "attempts" }, items),
     h("p", { class: "hint" }, `Event ${delivery.event_id}`),
   );
 }
