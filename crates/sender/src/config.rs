@@ -60,8 +60,8 @@ pub struct Config {
     #[arg(long, env = "MAX_PER_HOST")]
     pub max_per_host: Option<usize>,
 
-    /// Most requests in flight at once for the webhooks of one project; a quarter of
-    /// `MAX_IN_FLIGHT` unless set.
+    /// Most requests in flight at once for the webhooks of one project; half of `MAX_IN_FLIGHT`
+    /// unless set.
     #[arg(long, env = "MAX_PER_PROJECT")]
     pub max_per_project: Option<usize>,
 
@@ -99,22 +99,29 @@ pub struct Config {
     pub response_snippet_bytes: usize,
 }
 
-/// The share of `MAX_IN_FLIGHT` that one host or one project may hold unless set otherwise: at
-/// least this many troubled hosts or projects are needed to fill the process.
-const SHARE_OF_IN_FLIGHT: usize = 4;
+/// The share of `MAX_IN_FLIGHT` that one host may hold unless set otherwise: at least this many
+/// troubled hosts are needed to fill the process.
+const HOST_SHARE_OF_IN_FLIGHT: usize = 4;
+
+/// The share of `MAX_IN_FLIGHT` that one project may hold unless set otherwise: half, so that
+/// another project always finds room, while a project's own endpoints (`MAX_PER_ENDPOINT` each,
+/// 64 of 512) need four that hang at once to take its share from its healthy ones. At a quarter,
+/// two hanging endpoints filled it and held back every other delivery of their project until
+/// their timeouts came back.
+const PROJECT_SHARE_OF_IN_FLIGHT: usize = 2;
 
 impl Config {
     /// `MAX_PER_HOST`, or a quarter of `MAX_IN_FLIGHT`; at least 1.
     pub fn max_per_host(&self) -> usize {
         self.max_per_host
-            .unwrap_or(self.max_in_flight / SHARE_OF_IN_FLIGHT)
+            .unwrap_or(self.max_in_flight / HOST_SHARE_OF_IN_FLIGHT)
             .max(1)
     }
 
-    /// `MAX_PER_PROJECT`, or a quarter of `MAX_IN_FLIGHT`; at least 1.
+    /// `MAX_PER_PROJECT`, or half of `MAX_IN_FLIGHT`; at least 1.
     pub fn max_per_project(&self) -> usize {
         self.max_per_project
-            .unwrap_or(self.max_in_flight / SHARE_OF_IN_FLIGHT)
+            .unwrap_or(self.max_in_flight / PROJECT_SHARE_OF_IN_FLIGHT)
             .max(1)
     }
 }
@@ -125,11 +132,11 @@ mod tests {
     use clap::Parser;
 
     #[test]
-    fn a_host_or_a_project_takes_a_quarter_of_the_slots_unless_set() {
+    fn a_host_takes_a_quarter_of_the_slots_and_a_project_half_unless_set() {
         let config = Config::parse_from(["webhooks-sender"]);
         assert_eq!(
             (config.max_per_host(), config.max_per_project()),
-            (128, 128)
+            (128, 256)
         );
         let config = Config::parse_from(["webhooks-sender", "--max-in-flight", "2"]);
         assert_eq!((config.max_per_host(), config.max_per_project()), (1, 1));
