@@ -10,6 +10,7 @@ mod faults;
 mod handoffs;
 mod hardening;
 mod metrics;
+mod openapi;
 mod pipeline;
 mod promises;
 mod retries;

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use webhooks_core::delivery::ATTEMPTS_KEPT_RECENT;
 
 use super::error::ApiError;
+use super::schemas::{ErrorBody, ProjectCodeParam};
 use super::state::Api;
 use super::views::{AttemptView, DeliveryView};
 use super::webhooks::{id, project};
@@ -19,11 +20,18 @@ use crate::store::{deliveries as store, webhooks};
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 200;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// How many deliveries, 1 to 200; 50 when not given.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     limit: Option<String>,
 }
 
+/// A webhook's most recent deliveries, newest first, each with its attempts.
+#[utoipa::path(get, operation_id = "listDeliveries", path = "/projects/{project_code}/webhooks/{id}/deliveries", tag = "deliveries",
+    params(("project_code" = ProjectCodeParam, Path), ("id" = Uuid, Path, description = "The webhook's id"), ListQuery),
+    responses((status = 200, description = "Its deliveries, newest first", body = Vec<DeliveryView>)))]
 pub async fn list(
     State(api): State<Api>,
     Path((code, id_text)): Path<(String, String)>,
@@ -61,6 +69,12 @@ pub async fn list(
     Ok(Json(deliveries))
 }
 
+/// Makes a delivery due at once, with a fresh give-up window.
+#[utoipa::path(post, operation_id = "retryDelivery", path = "/projects/{project_code}/deliveries/{id}/retry", tag = "deliveries",
+    params(("project_code" = ProjectCodeParam, Path), ("id" = Uuid, Path, description = "The delivery's id")),
+    responses(
+        (status = 202, description = "The delivery, due at once", body = DeliveryView),
+        (status = 409, description = "Its webhook is disabled, or it is being attempted right now", body = ErrorBody)))]
 pub async fn retry(
     State(api): State<Api>,
     Path((code, id_text)): Path<(String, String)>,

@@ -7,9 +7,9 @@ use webhooks_core::event::EventName;
 
 use super::error::ApiError;
 
-const MAX_TITLE: usize = 255;
-const MAX_URL: usize = 2048;
-const MAX_SECRET: usize = 256;
+pub const MAX_TITLE: usize = 255;
+pub const MAX_URL: usize = 2048;
+pub const MAX_SECRET: usize = 256;
 const FIELDS: &[&str] = &["title", "url", "secret", "events", "enabled", "created_by"];
 
 /// The fields of a create or patch request; `None` = not given.

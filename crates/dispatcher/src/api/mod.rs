@@ -1,22 +1,27 @@
 //! The management API under `/api/v1` (contract §2): webhooks of a project and their deliveries.
 //!
-//! Every route needs `Authorization: Bearer <ADMIN_TOKEN>`; a wrong or missing token gets 401 and
-//! nothing else. Bad input gets 400/422 with `{"error": ...}` naming the field, and stores nothing.
+//! Every route but the OpenAPI document needs `Authorization: Bearer <ADMIN_TOKEN>`; a wrong or
+//! missing token gets 401 and nothing else. Bad input gets 400/422 with `{"error": ...}` naming the field, and stores nothing.
 //!
 //! A request holds at most one pooled database connection at a time, so requests never wait for
 //! each other's connections: with every connection busy a request queues for one for at most
 //! [`POOL_WAIT`], then gets 503 with `Retry-After` (see [`ApiError::busy`]), having done nothing.
 //!
 //! # Layout
-//! - this file: the routes, the token check and the request counter.
+//! - this file: the router, the token check and the request counter.
+//! - [`routes`]: every route, in the table the router is built from.
 //! - [`state`]: what every handler is given ([`Api`]), and its one database connection.
 //! - [`webhooks`], [`deliveries`]: the handlers; their SQL is in [`crate::store`].
 //! - [`input`]: request bodies parsed into validated fields; [`views`]: what the API answers.
 //! - [`error`]: the error answers.
+//! - [`spec`]: the OpenAPI document, from the handlers' annotations and [`schemas`].
 
 mod deliveries;
 mod error;
 pub mod input;
+pub mod routes;
+mod schemas;
+pub mod spec;
 mod state;
 mod views;
 mod webhooks;
@@ -26,7 +31,6 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 
 use crate::metrics::StatusClass;
 pub use error::ApiError;
@@ -36,31 +40,14 @@ pub use state::{Api, POOL_WAIT};
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
 pub fn router(api: Api) -> Router {
-    let routes = Router::new()
-        .route(
-            "/projects/{project}/webhooks",
-            get(webhooks::list).post(webhooks::create),
-        )
-        .route(
-            "/projects/{project}/webhooks/{id}",
-            get(webhooks::get)
-                .patch(webhooks::update)
-                .delete(webhooks::delete),
-        )
-        .route(
-            "/projects/{project}/webhooks/{id}/deliveries",
-            get(deliveries::list),
-        )
-        .route(
-            "/projects/{project}/deliveries/{id}/retry",
-            post(deliveries::retry),
-        )
+    let (open, guarded) = routes::routers();
+    // Any other path is not found, once the token is checked: no path is told apart without one.
+    let guarded = guarded
         .fallback(|| async { ApiError::not_found() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn_with_state(api.clone(), authorize))
-        .with_state(api.clone());
+        .layer(middleware::from_fn_with_state(api.clone(), authorize));
     Router::new()
-        .nest("/api/v1", routes)
+        .nest(spec::PREFIX, open.merge(guarded).with_state(api.clone()))
         .layer(middleware::from_fn_with_state(api, count))
 }
 

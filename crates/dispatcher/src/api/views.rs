@@ -2,29 +2,47 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 use webhooks_core::delivery::DeliveryState;
 use webhooks_core::messages::rfc3339;
 
+use super::schemas::{DeliveryStateSchema, EventNameSchema};
 use crate::store::deliveries::{AttemptRow, DeliveryRow};
 use crate::store::webhooks::WebhookRow;
 
-#[derive(Serialize)]
+/// A webhook; its secret itself is never shown, only whether it has one.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Webhook)]
 pub struct WebhookView {
     id: Uuid,
     project_code: String,
     title: String,
+    #[schema(format = "uri")]
     url: String,
     has_secret: bool,
+    /// In catalogue order.
+    #[schema(value_type = Vec<EventNameSchema>)]
     events: Vec<String>,
     enabled: bool,
+    /// The team member who created it.
     created_by: Option<i64>,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(format = DateTime)]
     updated_at: String,
+    /// The end of its first failed attempt since its last success.
+    #[schema(format = DateTime)]
     failing_since: Option<String>,
+    /// Failed attempts since `failing_since`.
+    #[schema(minimum = 0)]
     failed_attempts: i32,
+    /// What the latest failed attempt since `failing_since` was.
     last_error: Option<String>,
+    /// When it was disabled for failing too long.
+    #[schema(format = DateTime)]
     disabled_at: Option<String>,
+    /// The last error when it was disabled.
     disabled_reason: Option<String>,
 }
 
@@ -54,15 +72,25 @@ impl From<WebhookRow> for WebhookView {
     }
 }
 
-#[derive(Serialize)]
+/// One event sent to one webhook, with its attempts.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Delivery)]
 pub struct DeliveryView {
+    /// Also sent as `X-Qase-Delivery` and `webhook-id`, the same on every attempt.
     pub id: Uuid,
     event_id: String,
+    /// A name of the catalogue, or `webhook.test` for a test delivery.
+    #[schema(example = "run.started")]
     event_name: String,
     webhook_id: Uuid,
+    #[schema(value_type = DeliveryStateSchema)]
     state: String,
+    #[schema(format = DateTime)]
     created_at: String,
+    /// When it is attempted next; `null` once it is finished.
+    #[schema(format = DateTime)]
     next_attempt_at: Option<String>,
+    /// Oldest first.
     pub attempts: Vec<AttemptView>,
     /// Attempts made but not in `attempts`: pruned from storage, or stored but not listed.
     pub attempts_omitted: i64,
@@ -93,12 +121,18 @@ impl From<DeliveryRow> for DeliveryView {
     }
 }
 
-#[derive(Serialize)]
+/// One attempt of a delivery.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Attempt)]
 pub struct AttemptView {
+    #[schema(format = DateTime)]
     at: String,
     success: bool,
+    /// The receiver's status; `null` when no response came.
     status_code: Option<i32>,
+    /// What went wrong; `null` on success.
     error: Option<String>,
+    #[schema(minimum = 0)]
     duration_ms: i32,
 }
 

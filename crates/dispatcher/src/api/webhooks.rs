@@ -10,6 +10,8 @@ use webhooks_core::event::ProjectCode;
 
 use super::error::ApiError;
 use super::input::WebhookInput;
+use super::schemas::ProjectCodeParam;
+use super::schemas::{NewWebhookBody, WebhookChangeBody};
 use super::state::Api;
 use super::views::WebhookView;
 use crate::store::deliveries::cancel_waiting;
@@ -25,6 +27,10 @@ pub fn id(text: &str) -> Result<Uuid, ApiError> {
     text.parse().map_err(|_| ApiError::not_found())
 }
 
+/// The webhooks of a project, oldest first.
+#[utoipa::path(get, operation_id = "listWebhooks", path = "/projects/{project_code}/webhooks", tag = "webhooks",
+    params(("project_code" = ProjectCodeParam, Path)),
+    responses((status = 200, description = "The project's webhooks, oldest first", body = Vec<WebhookView>)))]
 pub async fn list(
     State(api): State<Api>,
     Path(code): Path<String>,
@@ -36,6 +42,10 @@ pub async fn list(
     ))
 }
 
+/// One webhook.
+#[utoipa::path(get, operation_id = "getWebhook", path = "/projects/{project_code}/webhooks/{id}", tag = "webhooks",
+    params(("project_code" = ProjectCodeParam, Path), ("id" = Uuid, Path, description = "The webhook's id")),
+    responses((status = 200, description = "The webhook", body = WebhookView)))]
 pub async fn get(
     State(api): State<Api>,
     Path((code, id_text)): Path<(String, String)>,
@@ -47,6 +57,11 @@ pub async fn get(
     Ok(Json(WebhookView::from(row)))
 }
 
+/// Creates a webhook.
+#[utoipa::path(post, operation_id = "createWebhook", path = "/projects/{project_code}/webhooks", tag = "webhooks",
+    params(("project_code" = ProjectCodeParam, Path)),
+    request_body = NewWebhookBody,
+    responses((status = 201, description = "The webhook created", body = WebhookView)))]
 pub async fn create(
     State(api): State<Api>,
     Path(code): Path<String>,
@@ -82,6 +97,11 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
+/// Changes some of a webhook's fields.
+#[utoipa::path(patch, operation_id = "updateWebhook", path = "/projects/{project_code}/webhooks/{id}", tag = "webhooks",
+    params(("project_code" = ProjectCodeParam, Path), ("id" = Uuid, Path, description = "The webhook's id")),
+    request_body = WebhookChangeBody,
+    responses((status = 200, description = "The webhook changed", body = WebhookView)))]
 pub async fn update(
     State(api): State<Api>,
     Path((code, id_text)): Path<(String, String)>,
@@ -115,6 +135,10 @@ pub async fn update(
     Ok(Json(WebhookView::from(row)))
 }
 
+/// Deletes a webhook and cancels its pending deliveries; its delivery history is kept.
+#[utoipa::path(delete, operation_id = "deleteWebhook", path = "/projects/{project_code}/webhooks/{id}", tag = "webhooks",
+    params(("project_code" = ProjectCodeParam, Path), ("id" = Uuid, Path, description = "The webhook's id")),
+    responses((status = 204, description = "Deleted")))]
 pub async fn delete(
     State(api): State<Api>,
     Path((code, id_text)): Path<(String, String)>,

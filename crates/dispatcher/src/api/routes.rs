@@ -1,0 +1,87 @@
+//! Every route of the API in one table, which the router is built from and which the tests hold
+//! the OpenAPI document to: a route cannot be served without being listed here.
+
+use axum::Router;
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::routing::{MethodFilter, MethodRouter, on};
+
+use super::state::Api;
+use super::{deliveries, spec, webhooks};
+
+/// A route as the API serves it, its path under `/api/v1`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Route {
+    pub method: Method,
+    /// With its parameters as the OpenAPI document names them, e.g. `{project_code}`.
+    pub path: &'static str,
+    /// Served without a token.
+    pub public: bool,
+}
+
+struct Entry {
+    route: Route,
+    handler: MethodRouter<Api>,
+}
+
+fn entry<H, T>(method: Method, path: &'static str, handler: H) -> Entry
+where
+    H: Handler<T, Api>,
+    T: 'static,
+{
+    let filter = MethodFilter::try_from(method.clone()).expect("a method axum routes");
+    Entry {
+        route: Route {
+            method,
+            path,
+            public: false,
+        },
+        handler: on(filter, handler),
+    }
+}
+
+fn public(mut entry: Entry) -> Entry {
+    entry.route.public = true;
+    entry
+}
+
+fn table() -> Vec<Entry> {
+    const WEBHOOKS: &str = "/projects/{project_code}/webhooks";
+    const WEBHOOK: &str = "/projects/{project_code}/webhooks/{id}";
+    vec![
+        public(entry(Method::GET, "/openapi.json", spec::serve)),
+        entry(Method::GET, WEBHOOKS, webhooks::list),
+        entry(Method::POST, WEBHOOKS, webhooks::create),
+        entry(Method::GET, WEBHOOK, webhooks::get),
+        entry(Method::PATCH, WEBHOOK, webhooks::update),
+        entry(Method::DELETE, WEBHOOK, webhooks::delete),
+        entry(
+            Method::GET,
+            "/projects/{project_code}/webhooks/{id}/deliveries",
+            deliveries::list,
+        ),
+        entry(
+            Method::POST,
+            "/projects/{project_code}/deliveries/{id}/retry",
+            deliveries::retry,
+        ),
+    ]
+}
+
+/// Every route the API serves.
+pub fn all() -> Vec<Route> {
+    table().into_iter().map(|entry| entry.route).collect()
+}
+
+/// The routes that need no token, and those that do.
+pub(super) fn routers() -> (Router<Api>, Router<Api>) {
+    let (mut open, mut guarded) = (Router::new(), Router::new());
+    for Entry { route, handler } in table() {
+        if route.public {
+            open = open.route(route.path, handler);
+        } else {
+            guarded = guarded.route(route.path, handler);
+        }
+    }
+    (open, guarded)
+}

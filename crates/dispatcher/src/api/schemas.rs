@@ -1,0 +1,139 @@
+//! The schemas of the OpenAPI document ([`super::spec`]) that are not a view's own: the error
+//! shape, the request bodies (parsed field by field by [`super::input`], so described here), and
+//! the closed lists of names, built from the lists the code itself uses.
+
+use std::borrow::Cow;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::{PartialSchema, ToSchema};
+use webhooks_core::delivery::DeliveryState;
+use webhooks_core::event::{EventName, MAX_PROJECT_CODE};
+
+/// Every error answer: what is wrong, starting with the field's name when a field is.
+#[derive(serde::Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    #[schema(example = "url: must be an http or https URL")]
+    pub error: String,
+}
+
+/// A name of the event catalogue, as [`EventName::ALL`] lists them.
+pub struct EventNameSchema;
+
+impl PartialSchema for EventNameSchema {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "A name of the event catalogue (`GET /api/v1/events`).",
+            ))
+            .enum_values(Some(EventName::ALL.iter().map(|name| name.as_str())))
+            .into()
+    }
+}
+
+impl ToSchema for EventNameSchema {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("EventName")
+    }
+}
+
+/// A delivery's state, as [`DeliveryState::ALL`] lists them.
+pub struct DeliveryStateSchema;
+
+impl PartialSchema for DeliveryStateSchema {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "`pending` (not attempted yet), `retrying`, `succeeded`, `failed` (given up) or \
+                 `cancelled` (its webhook was disabled or deleted).",
+            ))
+            .enum_values(Some(DeliveryState::ALL.iter().map(|state| state.as_str())))
+            .into()
+    }
+}
+
+impl ToSchema for DeliveryStateSchema {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("DeliveryState")
+    }
+}
+
+/// A new webhook. Unknown fields are refused.
+#[derive(ToSchema)]
+#[schema(as = NewWebhook)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Described, not built: `WebhookInput` parses the body.
+pub struct NewWebhookBody {
+    /// Trimmed.
+    #[schema(min_length = 1, max_length = 255)]
+    title: String,
+    /// An `http` or `https` URL with a host, without credentials, and not a literal address
+    /// deliveries may not reach.
+    #[schema(format = "uri", max_length = 2048)]
+    url: String,
+    /// Sent as `X-Qase-Secret` and used to sign (`webhook-signature`); no control characters; a
+    /// secret starting `whsec_` must be base64 after the prefix.
+    #[schema(min_length = 1, max_length = 256)]
+    secret: Option<String>,
+    /// Duplicates are dropped.
+    #[schema(value_type = Vec<EventNameSchema>, min_items = 1)]
+    events: Vec<String>,
+    /// `true` when not given.
+    #[serde(default)]
+    enabled: bool,
+    /// The team member who created it.
+    created_by: Option<i64>,
+}
+
+/// A change to a webhook: any of its fields. `enabled: true` on a disabled webhook re-enables it
+/// and clears its health; `enabled: false` cancels its pending deliveries; `null` clears
+/// `secret` or `created_by`. Unknown fields are refused.
+#[derive(ToSchema)]
+#[schema(as = WebhookChange)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Described, not built: `WebhookInput` parses the body.
+pub struct WebhookChangeBody {
+    // Optional, not nullable: a field left out is `#[serde(default)]`, one that may be `null`
+    // is an `Option`.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 255)]
+    title: String,
+    #[serde(default)]
+    #[schema(format = "uri", max_length = 2048)]
+    url: String,
+    #[schema(min_length = 1, max_length = 256)]
+    secret: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Vec<EventNameSchema>, min_items = 1)]
+    events: Vec<String>,
+    #[serde(default)]
+    enabled: bool,
+    created_by: Option<i64>,
+}
+
+/// A project's code in a path, as [`webhooks_core::event::ProjectCode::parse`] accepts it; any
+/// other is simply not found.
+pub struct ProjectCodeParam;
+
+impl PartialSchema for ProjectCodeParam {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "A project's code: 1 to 64 characters, none of them control characters.",
+            ))
+            .min_length(Some(1))
+            .max_length(Some(MAX_PROJECT_CODE))
+            .pattern(Some(r"^[^\x00-\x1F\x7F-\x9F]+$"))
+            .examples([serde_json::json!("DEMO")])
+            .into()
+    }
+}
+
+impl ToSchema for ProjectCodeParam {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("ProjectCode")
+    }
+}
