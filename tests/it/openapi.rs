@@ -83,3 +83,53 @@ async fn the_served_document_lists_every_route_the_router_answers() {
     assert_eq!(unrouted.status(), 404, "an unrouted path is told apart");
     world.finish().await;
 }
+
+/// What axum refuses before a handler runs is answered in the API's error shape too, as the
+/// document says: a body over the limit, a repeated query parameter, a method a path does not
+/// serve.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_before_a_handler_are_in_the_error_shape() {
+    let world = World::start().await;
+    let id = world.webhook("DEMO", "r", &["run.started"], None).await;
+    let http = reqwest::Client::new();
+    let webhooks = format!("{}/projects/DEMO/webhooks", world.api_base);
+    let cases = [
+        (
+            http.post(&webhooks)
+                .body(format!(r#"{{"title":"{}"}}"#, "x".repeat(70_000))),
+            413,
+        ),
+        (
+            http.get(format!("{webhooks}/{id}/deliveries?limit=1&limit=2")),
+            400,
+        ),
+        (http.put(&webhooks), 405),
+    ];
+    for (request, expected) in cases {
+        let response = request
+            .bearer_auth(webhooks_tests::world::TOKEN)
+            .header("content-type", "application/json")
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(response.status(), expected);
+        let allow = response.headers().get("allow").cloned();
+        assert!(
+            response
+                .headers()
+                .get("content-type")
+                .is_some_and(|v| v.as_bytes().starts_with(b"application/json")),
+            "{expected}: {:?}",
+            response.headers()
+        );
+        let body: Value =
+            serde_json::from_str(&response.text().await.expect("body")).expect("JSON body");
+        let error = body["error"].as_str().expect("error message");
+        match expected {
+            400 => assert!(error.starts_with("limit:"), "{error}"),
+            405 => assert!(allow.is_some(), "405 keeps its Allow header"),
+            _ => {}
+        }
+    }
+    world.finish().await;
+}

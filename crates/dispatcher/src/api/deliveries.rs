@@ -2,15 +2,15 @@
 //! and the count of those not shown), and the manual retry of one delivery.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use serde::Deserialize;
 use std::collections::HashMap;
 use uuid::Uuid;
 use webhooks_core::delivery::ATTEMPTS_KEPT_RECENT;
 
 use super::error::ApiError;
+use super::query::Params;
 use super::schemas::{ErrorBody, ProjectCodeParam};
 use super::state::Api;
 use super::views::{AttemptView, DeliveryView};
@@ -20,12 +20,14 @@ use crate::store::{deliveries as store, webhooks};
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 200;
 
-#[derive(Deserialize, utoipa::IntoParams)]
+/// The query of [`list`], described for the OpenAPI document; read through [`Params`].
+#[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Described, not built.
 pub struct ListQuery {
     /// How many deliveries, 1 to 200; 50 when not given.
-    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
-    limit: Option<String>,
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<i64>,
 }
 
 /// A webhook's most recent deliveries, newest first, each with its attempts.
@@ -35,17 +37,18 @@ pub struct ListQuery {
 pub async fn list(
     State(api): State<Api>,
     Path((code, id_text)): Path<(String, String)>,
-    Query(query): Query<ListQuery>,
+    RawQuery(query): RawQuery,
 ) -> Result<impl IntoResponse, ApiError> {
     let (code, webhook) = (project(code)?, id(&id_text)?);
-    let limit = match query.limit {
-        None => DEFAULT_LIMIT,
-        Some(text) => text
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| ApiError::bad_request(format!("limit: must be 1 to {MAX_LIMIT}")))?,
-    };
+    let params = Params::parse(query.as_deref())?;
+    let limit = params
+        .get("limit", |text| {
+            text.parse::<i64>()
+                .ok()
+                .filter(|n| (1..=MAX_LIMIT).contains(n))
+                .ok_or_else(|| format!("must be 1 to {MAX_LIMIT}"))
+        })?
+        .unwrap_or(DEFAULT_LIMIT);
     let client = api.client().await?;
     if !webhooks::exists(&client, &code, webhook).await? {
         return Err(ApiError::not_found());

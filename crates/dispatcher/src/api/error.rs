@@ -1,7 +1,9 @@
 //! API errors: a status and a message, answered as `{"error": "<message>"}`.
 
 use axum::Json;
+use axum::extract::Request;
 use axum::http::{StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 /// Seconds a client is told to wait (`Retry-After`) when every database connection stayed busy.
@@ -76,6 +78,46 @@ impl<E: Into<anyhow::Error>> From<E> for ApiError {
         tracing::error!(error = format!("{error:#}"), "API request failed");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
     }
+}
+
+/// Most a rejection's own text that [`json_rejections`] keeps.
+const MAX_REJECTION_TEXT: usize = 1024;
+
+/// Answers in the API's error shape what axum itself refuses before a handler runs (a path or a
+/// body it cannot read, a body over the limit, a method the path does not serve), which it
+/// answers in plain text or with no body at all; every other answer passes untouched.
+pub async fn json_rejections(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, MAX_REJECTION_TEXT)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("refused")
+            .to_lowercase()
+    } else {
+        text
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::CONTENT_TYPE);
+    let mut answer = ApiError::new(status, message).into_response();
+    for (name, value) in parts.headers {
+        if let Some(name) = name {
+            answer.headers_mut().insert(name, value);
+        }
+    }
+    answer
 }
 
 /// Whether `error`, or any cause of it, is a pooled connection that did not come in time.

@@ -13,12 +13,13 @@
 //! - [`state`]: what every handler is given ([`Api`]), and its one database connection.
 //! - [`webhooks`], [`deliveries`]: the handlers; their SQL is in [`crate::store`].
 //! - [`input`]: request bodies parsed into validated fields; [`views`]: what the API answers.
-//! - [`error`]: the error answers.
+//! - [`query`]: query parameters, each named in its error; [`error`]: the error answers.
 //! - [`spec`]: the OpenAPI document, from the handlers' annotations and [`schemas`].
 
 mod deliveries;
 mod error;
 pub mod input;
+mod query;
 pub mod routes;
 mod schemas;
 pub mod spec;
@@ -46,8 +47,12 @@ pub fn router(api: Api) -> Router {
         .fallback(|| async { ApiError::not_found() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(api.clone(), authorize));
+    let routes = open
+        .merge(guarded)
+        .layer(middleware::from_fn(error::json_rejections))
+        .with_state(api.clone());
     Router::new()
-        .nest(spec::PREFIX, open.merge(guarded).with_state(api.clone()))
+        .nest(spec::PREFIX, routes)
         .layer(middleware::from_fn_with_state(api, count))
 }
 

@@ -111,7 +111,7 @@ fn shared_responses() -> Value {
         "Unauthorized": unauthorized,
         "NotFound": error("No such path, project, webhook or delivery"),
         "Timeout": error("The request took longer than HTTP_REQUEST_TIMEOUT"),
-        "TooLarge": {"description": "The body is over 64 KiB"},
+        "TooLarge": error("The body is over 64 KiB"),
         "Invalid": error("A field breaks a rule; the message starts with its name"),
         "Internal": error("The request failed; the cause is logged"),
         "Busy": busy,
