@@ -133,3 +133,51 @@ async fn refusals_before_a_handler_are_in_the_error_shape() {
     }
     world.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_the_event_catalogue_titled_and_grouped() {
+    let world = World::start().await;
+    let (status, _) = world.api_as(None, Method::GET, "/events", None).await;
+    assert_eq!(status, 401, "the catalogue needs a token like the rest");
+    let (status, groups) = world.api(Method::GET, "/events", None).await;
+    assert_eq!(status, 200);
+    let groups = groups.as_array().expect("groups");
+    let titles: Vec<&str> = groups
+        .iter()
+        .map(|g| g["title"].as_str().expect("group title"))
+        .collect();
+    assert_eq!(
+        titles,
+        [
+            "Test cases",
+            "Test suites",
+            "Test plans",
+            "Shared steps",
+            "Milestones",
+            "Custom fields",
+            "Test runs",
+            "Defects",
+            "Test reviews",
+            "Results"
+        ]
+    );
+    let events: Vec<(&str, &str)> = groups
+        .iter()
+        .flat_map(|g| g["events"].as_array().expect("events"))
+        .map(|e| {
+            (
+                e["name"].as_str().expect("name"),
+                e["title"].as_str().expect("title"),
+            )
+        })
+        .collect();
+    let names: Vec<&str> = events.iter().map(|(name, _)| *name).collect();
+    let catalogue: Vec<&str> = webhooks_core::event::EventName::ALL
+        .iter()
+        .map(|n| n.as_str())
+        .collect();
+    assert_eq!(names, catalogue, "all 43, once, in catalogue order");
+    assert!(events.contains(&("run.updated", "Test cases added to run")));
+    assert!(events.contains(&("review.approval_status_changed", "Approval status change")));
+    world.finish().await;
+}

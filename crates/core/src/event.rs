@@ -2,14 +2,17 @@
 //!
 //! A message becomes either an [`Event`] (typed name, id, project, and the payload's raw bytes) or a
 //! [`Rejection`] saying what was wrong; nothing downstream looks at strings again. The catalogue of
-//! names is in `event/name.rs`, project codes in `event/project.rs`.
+//! names is in `event/name.rs` (titled and grouped in `event/catalogue.rs`), project codes in
+//! `event/project.rs`.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+mod catalogue;
 mod name;
 mod project;
 
+pub use catalogue::{CATALOGUE, Group};
 pub use name::{EventName, UnknownEventName};
 pub use project::{InvalidProjectCode, MAX_PROJECT_CODE, ProjectCode};
 

@@ -11,13 +11,15 @@
 //! - this file: the router, the token check and the request counter.
 //! - [`routes`]: every route, in the table the router is built from.
 //! - [`state`]: what every handler is given ([`Api`]), and its one database connection.
-//! - [`webhooks`], [`deliveries`]: the handlers; their SQL is in [`crate::store`].
+//! - [`webhooks`], [`deliveries`]: the handlers; their SQL is in [`crate::store`]. [`events`]:
+//!   the event catalogue.
 //! - [`input`]: request bodies parsed into validated fields; [`views`]: what the API answers.
 //! - [`query`]: query parameters, each named in its error; [`error`]: the error answers.
 //! - [`spec`]: the OpenAPI document, from the handlers' annotations and [`schemas`].
 
 mod deliveries;
 mod error;
+mod events;
 pub mod input;
 mod query;
 pub mod routes;

@@ -7,7 +7,7 @@ use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
 
 use super::state::Api;
-use super::{deliveries, spec, webhooks};
+use super::{deliveries, events, spec, webhooks};
 
 /// A route as the API serves it, its path under `/api/v1`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -50,6 +50,7 @@ fn table() -> Vec<Entry> {
     const WEBHOOK: &str = "/projects/{project_code}/webhooks/{id}";
     vec![
         public(entry(Method::GET, "/openapi.json", spec::serve)),
+        entry(Method::GET, "/events", events::list),
         entry(Method::GET, WEBHOOKS, webhooks::list),
         entry(Method::POST, WEBHOOKS, webhooks::create),
         entry(Method::GET, WEBHOOK, webhooks::get),

@@ -13,7 +13,7 @@ use utoipa::OpenApi;
 
 use super::error::RETRY_AFTER_SECS;
 use super::schemas::{ErrorBody, ProjectCodeParam};
-use super::{deliveries, webhooks};
+use super::{deliveries, events, webhooks};
 
 /// Where the API's paths are, as the document names them.
 pub const PREFIX: &str = "/api/v1";
@@ -28,6 +28,7 @@ pub const PREFIX: &str = "/api/v1";
     ),
     paths(
         serve,
+        events::list,
         webhooks::list,
         webhooks::create,
         webhooks::get,
@@ -38,6 +39,7 @@ pub const PREFIX: &str = "/api/v1";
     ),
     components(schemas(ErrorBody, ProjectCodeParam)),
     tags(
+        (name = "events", description = "The events a webhook can subscribe to"),
         (name = "webhooks", description = "A project's webhooks"),
         (name = "deliveries", description = "What was sent to a webhook, and when"),
         (name = "meta", description = "This document"),
