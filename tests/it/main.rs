@@ -16,6 +16,7 @@ mod promises;
 mod retries;
 mod security;
 mod startup;
+mod test_delivery;
 mod tls;
 
 use std::time::Duration;

@@ -1,12 +1,12 @@
 //! The HTTP body a subscriber receives, built once per event and shared by all its deliveries.
 
-use crate::event::{Event, EventName};
+use crate::event::{Event, TEST_EVENT};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
 #[derive(Serialize)]
 struct DeliveryBody<'a> {
-    event_name: EventName,
+    event_name: &'a str,
     timestamp: i64,
     payload: &'a RawValue,
     team_member_id: Option<i64>,
@@ -22,7 +22,7 @@ pub fn delivery_body(event: &Event) -> Vec<u8> {
 /// senders; serialised once and never parsed again.
 pub fn raw_delivery_body(event: &Event) -> Box<RawValue> {
     let body = DeliveryBody {
-        event_name: event.name,
+        event_name: event.name.as_str(),
         timestamp: event.timestamp,
         payload: &event.payload,
         team_member_id: event.team_member_id,
@@ -30,6 +30,30 @@ pub fn raw_delivery_body(event: &Event) -> Box<RawValue> {
     };
     // Serialising plain strings, integers and an already-valid raw value cannot fail.
     serde_json::value::to_raw_value(&body).expect("delivery body serialises")
+}
+
+/// The body of a test delivery (contract §2): the envelope of every delivery, its event name
+/// [`TEST_EVENT`], sent at `timestamp` (Unix seconds), with a payload naming the webhook, so a
+/// receiver can tell it from a real event and from another webhook's test.
+pub fn test_body(project_code: &str, webhook_id: &str, timestamp: i64) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct TestPayload<'a> {
+        webhook_id: &'a str,
+        message: &'a str,
+    }
+    let payload = serde_json::value::to_raw_value(&TestPayload {
+        webhook_id,
+        message: "A test delivery, sent on request; nothing happened in the project.",
+    })
+    .expect("test payload serialises");
+    let body = DeliveryBody {
+        event_name: TEST_EVENT,
+        timestamp,
+        payload: &payload,
+        team_member_id: None,
+        project_code,
+    };
+    serde_json::to_vec(&body).expect("test body serialises")
 }
 
 #[cfg(test)]
@@ -53,5 +77,18 @@ mod tests {
         let event = Event::parse(raw, None, 1 << 20).expect("valid");
         let body = String::from_utf8(delivery_body(&event)).expect("utf8");
         assert!(body.contains(r#""team_member_id":null"#), "{body}");
+    }
+
+    #[test]
+    fn a_test_body_has_the_envelope_of_every_delivery() {
+        let body = test_body("DEMO", "0191", 1_650_540_069);
+        let value: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(
+            value,
+            serde_json::json!({"event_name": "webhook.test", "timestamp": 1_650_540_069,
+                "payload": {"webhook_id": "0191",
+                    "message": "A test delivery, sent on request; nothing happened in the project."},
+                "team_member_id": null, "project_code": "DEMO"})
+        );
     }
 }

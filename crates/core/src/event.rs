@@ -13,7 +13,7 @@ mod name;
 mod project;
 
 pub use catalogue::{CATALOGUE, Group};
-pub use name::{EventName, UnknownEventName};
+pub use name::{DeliveredName, EventName, TEST_EVENT, UnknownEventName};
 pub use project::{InvalidProjectCode, MAX_PROJECT_CODE, ProjectCode};
 
 /// A domain event accepted for delivery. The payload keeps the bytes exactly as published.

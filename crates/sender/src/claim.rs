@@ -14,7 +14,7 @@ use deadpool_postgres::Pool;
 use std::collections::HashMap;
 use uuid::Uuid;
 use webhooks_core::db::StoreError;
-use webhooks_core::event::EventName;
+use webhooks_core::event::{DeliveredName, EventName};
 use webhooks_core::secret::Secret;
 
 use crate::store::claims::{self, Leased};
@@ -26,7 +26,8 @@ pub struct Job {
     pub webhook_id: Uuid,
     /// Its webhook's project: the limiter caps the requests of one project in flight.
     pub project: String,
-    pub event_name: EventName,
+    /// Sent as `X-Qase-Event`.
+    pub event_name: DeliveredName,
     pub url: Target,
     pub secret: Option<Secret>,
     /// The stored body, shared by the deliveries of one event.
@@ -179,7 +180,7 @@ pub async fn carried(
                 delivery_id: c.delivery_id,
                 webhook_id: c.webhook_id,
                 project: project.clone(),
-                event_name: c.event_name,
+                event_name: c.event_name.into(),
                 url: url.clone(),
                 secret: secret.clone(),
                 body: c.body.clone(),
@@ -247,7 +248,7 @@ fn jobs(mut rows: Vec<Leased>) -> Claimed {
     let jobs: Vec<Job> = rows
         .iter()
         .filter_map(|row| {
-            let Ok(event_name) = row.event_name.parse::<EventName>() else {
+            let Ok(event_name) = row.event_name.parse::<DeliveredName>() else {
                 tracing::error!(event_name = %row.event_name, "stored delivery has an unknown event name");
                 return None;
             };

@@ -106,7 +106,7 @@ fn job(url: &str, seq: u64) -> anyhow::Result<Job> {
         delivery_id: Uuid::now_v7(),
         webhook_id: Uuid::nil(),
         project: String::new(),
-        event_name: event.name,
+        event_name: event.name.into(),
         url: Target::parse(url),
         secret: None,
         body: webhooks_core::body::delivery_body(&event).into(),

@@ -109,3 +109,46 @@ impl<'de> Deserialize<'de> for EventName {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown event_name {0:?}")]
 pub struct UnknownEventName(pub String);
+
+/// The event name of a test delivery, sent on request (`POST …/webhooks/{id}/test`). Not in the
+/// catalogue: no webhook subscribes to it, and no published event may carry it.
+pub const TEST_EVENT: &str = "webhook.test";
+
+/// The name a delivery is sent under (`X-Qase-Event`): an event of the catalogue, or
+/// [`TEST_EVENT`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DeliveredName {
+    Event(EventName),
+    Test,
+}
+
+impl DeliveredName {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Event(name) => name.as_str(),
+            Self::Test => TEST_EVENT,
+        }
+    }
+}
+
+impl From<EventName> for DeliveredName {
+    fn from(name: EventName) -> Self {
+        Self::Event(name)
+    }
+}
+
+impl FromStr for DeliveredName {
+    type Err = UnknownEventName;
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        if name == TEST_EVENT {
+            return Ok(Self::Test);
+        }
+        name.parse().map(Self::Event)
+    }
+}
+
+impl fmt::Display for DeliveredName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -115,3 +115,21 @@ fn family_is_the_prefix() {
     assert_eq!(EventName::ReviewApprovalStatusChanged.family(), "review");
     assert_eq!(EventName::SharedStepDeleted.family(), "shared_step");
 }
+
+#[test]
+fn the_test_event_is_delivered_but_never_subscribed_to_nor_published() {
+    assert!(TEST_EVENT.parse::<EventName>().is_err());
+    assert!(
+        !EventName::ALL
+            .iter()
+            .any(|name| name.as_str() == TEST_EVENT)
+    );
+    assert_eq!(TEST_EVENT.parse::<DeliveredName>(), Ok(DeliveredName::Test));
+    assert_eq!(
+        "run.started".parse::<DeliveredName>(),
+        Ok(DeliveredName::Event(EventName::RunStarted))
+    );
+    assert!("run.exploded".parse::<DeliveredName>().is_err());
+    let raw = sample().replace("run.started", TEST_EVENT);
+    assert!(Event::parse(raw.as_bytes(), None, 1 << 20).is_err());
+}

@@ -12,7 +12,7 @@
 //! - [`routes`]: every route, in the table the router is built from.
 //! - [`state`]: what every handler is given ([`Api`]), and its one database connection.
 //! - [`webhooks`], [`deliveries`]: the handlers; their SQL is in [`crate::store`]. [`events`]:
-//!   the event catalogue.
+//!   the event catalogue; [`test_delivery`]: a test delivery on request.
 //! - [`input`]: request bodies parsed into validated fields; [`views`]: what the API answers.
 //! - [`query`]: query parameters, each named in its error; [`error`]: the error answers.
 //! - [`spec`]: the OpenAPI document, from the handlers' annotations and [`schemas`].
@@ -26,6 +26,7 @@ pub mod routes;
 mod schemas;
 pub mod spec;
 mod state;
+mod test_delivery;
 mod views;
 mod webhooks;
 

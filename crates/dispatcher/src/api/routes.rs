@@ -7,7 +7,7 @@ use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
 
 use super::state::Api;
-use super::{deliveries, events, spec, webhooks};
+use super::{deliveries, events, spec, test_delivery, webhooks};
 
 /// A route as the API serves it, its path under `/api/v1`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -56,6 +56,11 @@ fn table() -> Vec<Entry> {
         entry(Method::GET, WEBHOOK, webhooks::get),
         entry(Method::PATCH, WEBHOOK, webhooks::update),
         entry(Method::DELETE, WEBHOOK, webhooks::delete),
+        entry(
+            Method::POST,
+            "/projects/{project_code}/webhooks/{id}/test",
+            test_delivery::send,
+        ),
         entry(
             Method::GET,
             "/projects/{project_code}/webhooks/{id}/deliveries",

@@ -13,7 +13,7 @@ use utoipa::OpenApi;
 
 use super::error::RETRY_AFTER_SECS;
 use super::schemas::{ErrorBody, ProjectCodeParam};
-use super::{deliveries, events, webhooks};
+use super::{deliveries, events, test_delivery, webhooks};
 
 /// Where the API's paths are, as the document names them.
 pub const PREFIX: &str = "/api/v1";
@@ -34,6 +34,7 @@ pub const PREFIX: &str = "/api/v1";
         webhooks::get,
         webhooks::update,
         webhooks::delete,
+        test_delivery::send,
         deliveries::list,
         deliveries::retry,
     ),

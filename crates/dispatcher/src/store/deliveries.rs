@@ -1,6 +1,6 @@
 //! The `deliveries` and `attempts` tables as the API sees them: a webhook's recent deliveries with
-//! their attempts, the manual retry of one delivery, and the cancellation of a webhook's waiting
-//! deliveries when it is disabled or deleted.
+//! their attempts, the manual retry of one delivery, the record of a test delivery, and the
+//! cancellation of a webhook's waiting deliveries when it is disabled or deleted.
 //!
 //! The senders write these rows (leases, outcomes, retries); the record of new ones is in
 //! [`super::record`].
@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::{Client, Row, Transaction};
 use uuid::Uuid;
 use webhooks_core::db::StoreError;
-use webhooks_core::event::ProjectCode;
-use webhooks_core::{cancelled_state, retrying_state, waiting_states};
+use webhooks_core::event::{ProjectCode, TEST_EVENT};
+use webhooks_core::{cancelled_state, pending_state, retrying_state, waiting_states};
 
 /// The columns of a [`DeliveryRow`], in the order [`DeliveryRow::from_row`] reads them (table
 /// alias `d`). While an attempt is in flight the next one cannot start before its lease ends,
@@ -178,6 +178,55 @@ pub async fn retry(
                 columns = DELIVERY_COLUMNS
             ),
             &[&delivery, &now],
+        )
+        .await?;
+    Ok(DeliveryRow::from_row(&row))
+}
+
+/// A test delivery to record with [`record_test`].
+pub struct TestDelivery<'a> {
+    pub delivery: Uuid,
+    /// Its event's id, a fresh one: a test is an event of its own.
+    pub event: &'a str,
+    pub webhook: Uuid,
+    pub project: &'a ProjectCode,
+    pub body: &'a [u8],
+}
+
+/// Records a test delivery and its event, in the transaction that locked its webhook, due at
+/// `now` and under no lease: the senders' scheduler takes it on its next turn, as it takes a
+/// manual retry, and from there it is attempted, retried and recorded like any other. The event
+/// row holds the body every attempt sends, as a published event's does. Both inserts are by
+/// primary key; the delivery is in the `deliveries_due` index from the start (`pending`, due).
+pub async fn record_test(
+    tx: &Transaction<'_>,
+    test: &TestDelivery<'_>,
+    now: DateTime<Utc>,
+) -> Result<DeliveryRow, StoreError> {
+    tx.execute(
+        "INSERT INTO events (id, event_name, project_code, body, received_at)
+         VALUES ($1, $2, $3, $4, $5)",
+        &[
+            &test.event,
+            &TEST_EVENT,
+            &test.project.as_str(),
+            &test.body,
+            &now,
+        ],
+    )
+    .await?;
+    let row = tx
+        .query_one(
+            &format!(
+                concat!(
+                    "INSERT INTO deliveries AS d (id, event_id, webhook_id, event_name, state, created_at, next_attempt_at)
+                     VALUES ($1, $2, $3, $4, ",
+                    pending_state!(),
+                    ", $5, $5) RETURNING {columns}"
+                ),
+                columns = DELIVERY_COLUMNS
+            ),
+            &[&test.delivery, &test.event, &test.webhook, &TEST_EVENT, &now],
         )
         .await?;
     Ok(DeliveryRow::from_row(&row))

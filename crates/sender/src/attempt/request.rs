@@ -56,7 +56,7 @@ mod tests {
             delivery_id: uuid::Uuid::nil(),
             webhook_id: uuid::Uuid::nil(),
             project: String::new(),
-            event_name: EventName::RunStarted,
+            event_name: EventName::RunStarted.into(),
             url: Target::Url(url.clone()),
             secret: secret.map(Secret::new),
             body: Bytes::from_static(b"{\"a\":1}"),

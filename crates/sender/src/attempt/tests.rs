@@ -9,7 +9,7 @@ fn job(url: &str) -> Job {
         delivery_id: uuid::Uuid::nil(),
         webhook_id: uuid::Uuid::nil(),
         project: String::new(),
-        event_name: EventName::ALL[0],
+        event_name: EventName::ALL[0].into(),
         url: Target::parse(url),
         secret: None,
         body: Bytes::from_static(b"{}"),
