@@ -18,6 +18,7 @@ mod security;
 mod startup;
 mod test_delivery;
 mod tls;
+mod tokens;
 
 use std::time::Duration;
 

@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`config`]: flags and environment.
 //! - [`admin_token`]: the API's bearer token: refused when weak, generated when unset.
+//! - [`project_token`]: tokens scoped to one project, signed with a key derived from it.
 //! - [`consumer`]: the broker session: topology, batched consumption, reconnection.
 //! - [`fanout`]: a batch of events → dead letters, recorded deliveries, confirmed hand-offs, ack.
 //! - [`prefetch`]: the prefetch from `EVENTS_IN_FLIGHT_BYTES` and the sizes of the events seen.
@@ -22,6 +23,7 @@ pub mod fanout;
 pub mod index;
 pub mod metrics;
 pub mod prefetch;
+pub mod project_token;
 pub mod store;
 
 pub use config::Config;
@@ -121,6 +123,7 @@ pub async fn start(
         clock,
         destinations: Destinations::new(config.allowed_targets.clone()),
         token: Arc::new(admin_token.clone()),
+        token_key: project_token::TokenKey::derive(&admin_token),
         metrics: metrics.clone(),
     });
     let router = server::ops_router(

@@ -27,14 +27,7 @@ pub struct WebhookInput {
 
 impl WebhookInput {
     pub fn parse(body: &[u8], destinations: &Destinations) -> Result<Self, ApiError> {
-        let value: Value = serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("body: not valid JSON ({e})")))?;
-        let Value::Object(fields) = value else {
-            return Err(ApiError::bad_request("body: must be a JSON object"));
-        };
-        if let Some(unknown) = fields.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-            return Err(ApiError::invalid(format!("{unknown}: unknown field")));
-        }
+        let fields = object(body, FIELDS)?;
         Ok(Self {
             title: optional(&fields, "title", title)?,
             url: optional(&fields, "url", |v| url(v, destinations))?,
@@ -50,6 +43,20 @@ impl WebhookInput {
             })?,
         })
     }
+}
+
+/// A request body that must be a JSON object of some of `known` fields: not JSON, or not an
+/// object, is a `400`; an unknown field a `422` naming it.
+pub fn object(body: &[u8], known: &[&str]) -> Result<Map<String, Value>, ApiError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("body: not valid JSON ({e})")))?;
+    let Value::Object(fields) = value else {
+        return Err(ApiError::bad_request("body: must be a JSON object"));
+    };
+    if let Some(unknown) = fields.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(ApiError::invalid(format!("{unknown}: unknown field")));
+    }
+    Ok(fields)
 }
 
 fn optional<T>(

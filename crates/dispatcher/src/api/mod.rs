@@ -1,22 +1,24 @@
 //! The management API under `/api/v1` (contract §2): webhooks of a project and their deliveries.
 //!
-//! Every route but the OpenAPI document needs `Authorization: Bearer <ADMIN_TOKEN>`; a wrong or
-//! missing token gets 401 and nothing else. Bad input gets 400/422 with `{"error": ...}` naming the field, and stores nothing.
+//! Every route but the OpenAPI document needs `Authorization: Bearer <ADMIN_TOKEN>` or a token
+//! of one project (see [`auth`]); a wrong, missing or expired token gets 401 and nothing else. Bad input gets 400/422 with `{"error": ...}` naming the field, and stores nothing.
 //!
 //! A request holds at most one pooled database connection at a time, so requests never wait for
 //! each other's connections: with every connection busy a request queues for one for at most
 //! [`POOL_WAIT`], then gets 503 with `Retry-After` (see [`ApiError::busy`]), having done nothing.
 //!
 //! # Layout
-//! - this file: the router, the token check and the request counter.
+//! - this file: the router and the request counter; [`auth`]: who may call what.
 //! - [`routes`]: every route, in the table the router is built from.
 //! - [`state`]: what every handler is given ([`Api`]), and its one database connection.
 //! - [`webhooks`], [`deliveries`]: the handlers; their SQL is in [`crate::store`]. [`events`]:
-//!   the event catalogue; [`test_delivery`]: a test delivery on request.
+//!   the event catalogue; [`test_delivery`]: a test delivery on request; [`tokens`]:
+//!   project tokens.
 //! - [`input`]: request bodies parsed into validated fields; [`views`]: what the API answers.
 //! - [`query`]: query parameters, each named in its error; [`error`]: the error answers.
 //! - [`spec`]: the OpenAPI document, from the handlers' annotations and [`schemas`].
 
+mod auth;
 mod deliveries;
 mod error;
 mod events;
@@ -27,14 +29,14 @@ mod schemas;
 pub mod spec;
 mod state;
 mod test_delivery;
+mod tokens;
 mod views;
 mod webhooks;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use crate::metrics::StatusClass;
 pub use error::ApiError;
@@ -44,12 +46,15 @@ pub use state::{Api, POOL_WAIT};
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
 pub fn router(api: Api) -> Router {
-    let (open, guarded) = routes::routers();
+    let [open, token, admin] = routes::routers();
+    let token = token.route_layer(middleware::from_fn(auth::in_scope));
+    let admin = admin.route_layer(middleware::from_fn(auth::admin_only));
     // Any other path is not found, once the token is checked: no path is told apart without one.
-    let guarded = guarded
+    let guarded = token
+        .merge(admin)
         .fallback(|| async { ApiError::not_found() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn_with_state(api.clone(), authorize));
+        .layer(middleware::from_fn_with_state(api.clone(), auth::authorize));
     let routes = open
         .merge(guarded)
         .layer(middleware::from_fn(error::json_rejections))
@@ -57,22 +62,6 @@ pub fn router(api: Api) -> Router {
     Router::new()
         .nest(spec::PREFIX, routes)
         .layer(middleware::from_fn_with_state(api, count))
-}
-
-async fn authorize(State(api): State<Api>, request: Request, next: Next) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.as_bytes().strip_prefix(b"Bearer "));
-    match presented {
-        Some(token) if api.token.constant_time_eq(token) => next.run(request).await,
-        _ => (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            axum::Json(serde_json::json!({"error": "unauthorized"})),
-        )
-            .into_response(),
-    }
 }
 
 async fn count(State(api): State<Api>, request: Request, next: Next) -> Response {

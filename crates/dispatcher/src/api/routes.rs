@@ -7,7 +7,18 @@ use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
 
 use super::state::Api;
-use super::{deliveries, events, spec, test_delivery, webhooks};
+use super::{deliveries, events, spec, test_delivery, tokens, webhooks};
+
+/// Who may call a route (see [`super::auth`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Access {
+    /// Anyone, without a token.
+    Public,
+    /// `ADMIN_TOKEN`, or a token of the route's project (of any, for a route of no project).
+    Token,
+    /// `ADMIN_TOKEN` only.
+    Admin,
+}
 
 /// A route as the API serves it, its path under `/api/v1`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -15,8 +26,7 @@ pub struct Route {
     pub method: Method,
     /// With its parameters as the OpenAPI document names them, e.g. `{project_code}`.
     pub path: &'static str,
-    /// Served without a token.
-    pub public: bool,
+    pub access: Access,
 }
 
 struct Entry {
@@ -34,14 +44,14 @@ where
         route: Route {
             method,
             path,
-            public: false,
+            access: Access::Token,
         },
         handler: on(filter, handler),
     }
 }
 
-fn public(mut entry: Entry) -> Entry {
-    entry.route.public = true;
+fn with(access: Access, mut entry: Entry) -> Entry {
+    entry.route.access = access;
     entry
 }
 
@@ -49,8 +59,15 @@ fn table() -> Vec<Entry> {
     const WEBHOOKS: &str = "/projects/{project_code}/webhooks";
     const WEBHOOK: &str = "/projects/{project_code}/webhooks/{id}";
     vec![
-        public(entry(Method::GET, "/openapi.json", spec::serve)),
+        with(
+            Access::Public,
+            entry(Method::GET, "/openapi.json", spec::serve),
+        ),
         entry(Method::GET, "/events", events::list),
+        with(
+            Access::Admin,
+            entry(Method::POST, "/tokens", tokens::create),
+        ),
         entry(Method::GET, WEBHOOKS, webhooks::list),
         entry(Method::POST, WEBHOOKS, webhooks::create),
         entry(Method::GET, WEBHOOK, webhooks::get),
@@ -79,15 +96,16 @@ pub fn all() -> Vec<Route> {
     table().into_iter().map(|entry| entry.route).collect()
 }
 
-/// The routes that need no token, and those that do.
-pub(super) fn routers() -> (Router<Api>, Router<Api>) {
-    let (mut open, mut guarded) = (Router::new(), Router::new());
+/// The routes of each [`Access`]: public, token, admin.
+pub(super) fn routers() -> [Router<Api>; 3] {
+    let mut routers = [Router::new(), Router::new(), Router::new()];
     for Entry { route, handler } in table() {
-        if route.public {
-            open = open.route(route.path, handler);
-        } else {
-            guarded = guarded.route(route.path, handler);
-        }
+        let at = match route.access {
+            Access::Public => 0,
+            Access::Token => 1,
+            Access::Admin => 2,
+        };
+        routers[at] = std::mem::take(&mut routers[at]).route(route.path, handler);
     }
-    (open, guarded)
+    routers
 }

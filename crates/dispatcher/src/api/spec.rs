@@ -12,8 +12,9 @@ use std::sync::LazyLock;
 use utoipa::OpenApi;
 
 use super::error::RETRY_AFTER_SECS;
+use super::routes::{self, Access};
 use super::schemas::{ErrorBody, ProjectCodeParam};
-use super::{deliveries, events, test_delivery, webhooks};
+use super::{deliveries, events, test_delivery, tokens, webhooks};
 
 /// Where the API's paths are, as the document names them.
 pub const PREFIX: &str = "/api/v1";
@@ -35,12 +36,14 @@ pub const PREFIX: &str = "/api/v1";
         webhooks::update,
         webhooks::delete,
         test_delivery::send,
+        tokens::create,
         deliveries::list,
         deliveries::retry,
     ),
     components(schemas(ErrorBody, ProjectCodeParam)),
     tags(
         (name = "events", description = "The events a webhook can subscribe to"),
+        (name = "tokens", description = "Tokens scoped to one project"),
         (name = "webhooks", description = "A project's webhooks"),
         (name = "deliveries", description = "What was sent to a webhook, and when"),
         (name = "meta", description = "This document"),
@@ -85,13 +88,22 @@ fn complete(document: &mut Value) {
             "description": "The ADMIN_TOKEN, or a token of one project (`POST /api/v1/tokens`)."}}),
     );
     components.insert("responses".into(), shared_responses());
-    for item in document["paths"]
-        .as_object_mut()
-        .expect("paths")
-        .values_mut()
-    {
-        for operation in item.as_object_mut().expect("path item").values_mut() {
+    let admin_only: Vec<(String, String)> = routes::all()
+        .into_iter()
+        .filter(|route| route.access == Access::Admin)
+        .map(|route| {
+            (
+                route.method.as_str().to_lowercase(),
+                format!("{PREFIX}{}", route.path),
+            )
+        })
+        .collect();
+    for (path, item) in document["paths"].as_object_mut().expect("paths") {
+        for (method, operation) in item.as_object_mut().expect("path item") {
             add_shared(operation);
+            if admin_only.contains(&(method.clone(), path.clone())) {
+                operation["responses"]["403"] = json!({"$ref": "#/components/responses/Forbidden"});
+            }
         }
     }
 }
@@ -112,7 +124,8 @@ fn shared_responses() -> Value {
     json!({
         "BadRequest": error("The body is not a JSON object, or a query parameter is wrong"),
         "Unauthorized": unauthorized,
-        "NotFound": error("No such path, project, webhook or delivery"),
+        "Forbidden": error("A project's token may not do this: only the admin token may"),
+        "NotFound": error("No such path, project, webhook or delivery (or one of another project than the token's)"),
         "Timeout": error("The request took longer than HTTP_REQUEST_TIMEOUT"),
         "TooLarge": error("The body is over 64 KiB"),
         "Invalid": error("A field breaks a rule; the message starts with its name"),

@@ -9,6 +9,7 @@ use webhooks_core::secret::Secret;
 use super::error::ApiError;
 use crate::index::WebhookIndex;
 use crate::metrics::Metrics;
+use crate::project_token::TokenKey;
 
 /// Longest a request queues for a pooled database connection before it is answered 503.
 pub const POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -21,6 +22,8 @@ pub struct Api {
     pub clock: Clock,
     pub destinations: Destinations,
     pub token: Arc<Secret>,
+    /// Signs and checks project tokens; derived from `token`.
+    pub token_key: TokenKey,
     pub metrics: Metrics,
 }
 
