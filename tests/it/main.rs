@@ -14,6 +14,7 @@ mod openapi;
 mod pipeline;
 mod promises;
 mod retries;
+mod secrets;
 mod security;
 mod startup;
 mod test_delivery;

@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_deliveries_deduplicated_by_event.sql"),
     include_str!("migrations/0005_deliveries_leave_half_a_page.sql"),
     include_str!("migrations/0006_attempts_bounded.sql"),
+    include_str!("migrations/0007_previous_secret.sql"),
 ];
 
 /// An arbitrary constant naming the migration lock.

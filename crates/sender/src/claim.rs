@@ -16,6 +16,7 @@ use uuid::Uuid;
 use webhooks_core::db::StoreError;
 use webhooks_core::event::{DeliveredName, EventName};
 use webhooks_core::secret::Secret;
+use webhooks_core::signing::PreviousSecret;
 
 use crate::store::claims::{self, Leased};
 
@@ -30,6 +31,8 @@ pub struct Job {
     pub event_name: DeliveredName,
     pub url: Target,
     pub secret: Option<Secret>,
+    /// The secret a rotation replaced, while it may still sign.
+    pub previous_secret: Option<PreviousSecret>,
     /// The stored body, shared by the deliveries of one event.
     pub body: Bytes,
     /// Attempts made before this one.
@@ -151,42 +154,33 @@ pub async fn carried(
     ids.sort_unstable();
     ids.dedup();
     let client = pool.get().await?;
-    let webhooks: HashMap<Uuid, (Target, Option<Secret>, DateTime<Utc>, String)> =
+    let webhooks: HashMap<Uuid, (Target, claims::Webhook)> =
         claims::enabled_webhooks(&client, &ids)
             .await?
             .into_iter()
-            .map(|w| {
-                (
-                    w.webhook_id,
-                    (
-                        Target::parse(&w.url),
-                        w.secret,
-                        w.changed_at,
-                        w.project_code,
-                    ),
-                )
-            })
+            .map(|w| (w.webhook_id, (Target::parse(&w.url), w)))
             .collect();
     let mut changed = Vec::new();
     let jobs = carried
         .iter()
         .filter_map(|c| {
-            let (url, secret, updated_at, project) = webhooks.get(&c.webhook_id)?;
-            if *updated_at >= c.recorded_at {
+            let (url, webhook) = webhooks.get(&c.webhook_id)?;
+            if webhook.changed_at >= c.recorded_at {
                 changed.push((c.reserved, c.delivery_id));
                 return None;
             }
             Some(Job {
                 delivery_id: c.delivery_id,
                 webhook_id: c.webhook_id,
-                project: project.clone(),
+                project: webhook.project_code.clone(),
                 event_name: c.event_name.into(),
                 url: url.clone(),
-                secret: secret.clone(),
+                secret: webhook.secret.clone(),
+                previous_secret: webhook.previous_secret.clone(),
                 body: c.body.clone(),
                 attempt_count: 0,
                 first_attempt_at: None,
-                webhook_changed_at: *updated_at,
+                webhook_changed_at: webhook.changed_at,
             })
         })
         .collect();
@@ -268,6 +262,7 @@ fn jobs(mut rows: Vec<Leased>) -> Claimed {
                 first_attempt_at: row.first_attempt_at,
                 url: targets[row.url.as_str()].clone(),
                 secret: row.secret.clone(),
+                previous_secret: row.previous_secret.clone(),
                 body,
                 webhook_changed_at: row.webhook_changed_at,
             })

@@ -109,6 +109,7 @@ fn job(url: &str, seq: u64) -> anyhow::Result<Job> {
         event_name: event.name.into(),
         url: Target::parse(url),
         secret: None,
+        previous_secret: None,
         body: webhooks_core::body::delivery_body(&event).into(),
         attempt_count: 0,
         first_attempt_at: None,

@@ -130,7 +130,7 @@ fn url(value: &Value, destinations: &Destinations) -> Result<String, String> {
     Ok(normalised)
 }
 
-fn secret(value: &Value) -> Result<String, String> {
+pub(super) fn secret(value: &Value) -> Result<String, String> {
     use base64::Engine;
     let secret = string(value)?;
     if secret.is_empty() || secret.len() > MAX_SECRET {

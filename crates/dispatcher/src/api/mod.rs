@@ -13,7 +13,7 @@
 //! - [`state`]: what every handler is given ([`Api`]), and its one database connection.
 //! - [`webhooks`], [`deliveries`]: the handlers; their SQL is in [`crate::store`]. [`events`]:
 //!   the event catalogue; [`test_delivery`]: a test delivery on request; [`tokens`]:
-//!   project tokens.
+//!   project tokens; [`secrets`]: a secret rotated with a grace period.
 //! - [`input`]: request bodies parsed into validated fields; [`views`]: what the API answers.
 //! - [`query`]: query parameters, each named in its error; [`error`]: the error answers.
 //! - [`spec`]: the OpenAPI document, from the handlers' annotations and [`schemas`].
@@ -26,6 +26,7 @@ pub mod input;
 mod query;
 pub mod routes;
 mod schemas;
+mod secrets;
 pub mod spec;
 mod state;
 mod test_delivery;

@@ -7,7 +7,7 @@ use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
 
 use super::state::Api;
-use super::{deliveries, events, spec, test_delivery, tokens, webhooks};
+use super::{deliveries, events, secrets, spec, test_delivery, tokens, webhooks};
 
 /// Who may call a route (see [`super::auth`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -73,6 +73,11 @@ fn table() -> Vec<Entry> {
         entry(Method::GET, WEBHOOK, webhooks::get),
         entry(Method::PATCH, WEBHOOK, webhooks::update),
         entry(Method::DELETE, WEBHOOK, webhooks::delete),
+        entry(
+            Method::POST,
+            "/projects/{project_code}/webhooks/{id}/secret/rotate",
+            secrets::rotate,
+        ),
         entry(
             Method::POST,
             "/projects/{project_code}/webhooks/{id}/test",

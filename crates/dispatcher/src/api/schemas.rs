@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 use utoipa::openapi::RefOr;
-use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::{PartialSchema, ToSchema};
 use webhooks_core::delivery::DeliveryState;
 use webhooks_core::event::{EventName, MAX_PROJECT_CODE};
@@ -135,5 +135,27 @@ impl PartialSchema for ProjectCodeParam {
 impl ToSchema for ProjectCodeParam {
     fn name() -> Cow<'static, str> {
         Cow::Borrowed("ProjectCode")
+    }
+}
+
+/// A length of time in a request body: a duration in words (`24h`, `90m`, `30d`) or a whole
+/// number of seconds.
+pub struct DurationSchema;
+
+impl PartialSchema for DurationSchema {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::String, Type::Integer]))
+            .minimum(Some(0))
+            .description(Some(
+                "A duration (`24h`, `90m`, `30d`) or a whole number of seconds.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for DurationSchema {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Duration")
     }
 }

@@ -14,7 +14,7 @@ use utoipa::OpenApi;
 use super::error::RETRY_AFTER_SECS;
 use super::routes::{self, Access};
 use super::schemas::{ErrorBody, ProjectCodeParam};
-use super::{deliveries, events, test_delivery, tokens, webhooks};
+use super::{deliveries, events, secrets, test_delivery, tokens, webhooks};
 
 /// Where the API's paths are, as the document names them.
 pub const PREFIX: &str = "/api/v1";
@@ -36,6 +36,7 @@ pub const PREFIX: &str = "/api/v1";
         webhooks::update,
         webhooks::delete,
         test_delivery::send,
+        secrets::rotate,
         tokens::create,
         deliveries::list,
         deliveries::retry,

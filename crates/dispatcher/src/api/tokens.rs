@@ -15,6 +15,7 @@ use webhooks_core::messages::rfc3339;
 
 use super::error::ApiError;
 use super::input::object;
+use super::schemas::DurationSchema;
 use super::state::Api;
 
 /// Longest a project token may live.
@@ -31,7 +32,7 @@ pub struct NewTokenBody {
     project_code: String,
     /// How long the token lives, 1 second to 365 days: a duration (`90d`, `12h`, `30m`) or a
     /// number of seconds.
-    #[schema(example = "30d")]
+    #[schema(value_type = DurationSchema, example = "30d")]
     expires_in: String,
 }
 

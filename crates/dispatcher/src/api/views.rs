@@ -44,6 +44,10 @@ pub struct WebhookView {
     disabled_at: Option<String>,
     /// The last error when it was disabled.
     disabled_reason: Option<String>,
+    /// Until when the secret replaced by its latest rotation still signs its deliveries, beside
+    /// the current one; `null` when none does (a time past means it no longer does).
+    #[schema(format = DateTime)]
+    previous_secret_until: Option<String>,
 }
 
 fn time(at: Option<DateTime<Utc>>) -> Option<String> {
@@ -68,6 +72,7 @@ impl From<WebhookRow> for WebhookView {
             last_error: row.last_error,
             disabled_at: time(row.disabled_at),
             disabled_reason: row.disabled_reason,
+            previous_secret_until: time(row.previous_secret_until),
         }
     }
 }

@@ -10,9 +10,11 @@
 //! - [`record`]: the record of a batch (events and their deliveries in one statement), and the
 //!   waiting deliveries of redelivered events.
 //! - [`webhooks`]: the webhooks the matching index loads, and the API's webhook statements.
+//! - [`secrets`]: a webhook's secret rotated with a grace period.
 //! - [`deliveries`]: a webhook's recent deliveries and their attempts, the manual retry, and the
 //!   cancellation of waiting deliveries.
 
 pub mod deliveries;
 pub mod record;
+pub mod secrets;
 pub mod webhooks;

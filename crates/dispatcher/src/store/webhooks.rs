@@ -17,7 +17,8 @@ use webhooks_core::event::{EventName, ProjectCode};
 /// The columns of a [`WebhookRow`], in the order [`WebhookRow::from_row`] reads them. The secret
 /// itself is never read for the API: only whether there is one.
 const WEBHOOK_COLUMNS: &str = "id, project_code, title, url, secret IS NOT NULL, events, enabled, created_by, \
-     created_at, updated_at, failing_since, failed_attempts, last_error, disabled_at, disabled_reason";
+     created_at, updated_at, failing_since, failed_attempts, last_error, disabled_at, disabled_reason, \
+     previous_secret_until";
 
 /// A webhook as the API shows it.
 #[derive(Debug)]
@@ -38,6 +39,8 @@ pub struct WebhookRow {
     pub last_error: Option<String>,
     pub disabled_at: Option<DateTime<Utc>>,
     pub disabled_reason: Option<String>,
+    /// Until when the secret a rotation replaced still signs.
+    pub previous_secret_until: Option<DateTime<Utc>>,
 }
 
 impl WebhookRow {
@@ -58,6 +61,7 @@ impl WebhookRow {
             last_error: row.get(12),
             disabled_at: row.get(13),
             disabled_reason: row.get(14),
+            previous_secret_until: row.get(15),
         }
     }
 }
@@ -249,6 +253,7 @@ pub async fn update(
 ) -> Result<WebhookRow, StoreError> {
     let events = change.events.map(names);
     // COALESCE keeps a field that was not given; the flags say whether a nullable one was given.
+    // A secret given here replaces the old one at once: a rotation's grace, if any, ends.
     let row = tx
         .query_one(
             &format!(
@@ -256,6 +261,8 @@ pub async fn update(
                     title = COALESCE($3, title),
                     url = COALESCE($4, url),
                     secret = CASE WHEN $5 THEN $6 ELSE secret END,
+                    previous_secret = CASE WHEN $5 THEN NULL ELSE previous_secret END,
+                    previous_secret_until = CASE WHEN $5 THEN NULL ELSE previous_secret_until END,
                     events = COALESCE($7, events),
                     enabled = $8,
                     created_by = CASE WHEN $9 THEN $10 ELSE created_by END,

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
-use webhooks_core::signing::SigningKey;
+use webhooks_core::signing::signatures;
 
 use crate::claim::Job;
 
@@ -29,7 +29,13 @@ pub(super) fn prepare(
             value.set_sensitive(true);
             headers.insert("x-qase-secret", value);
         }
-        let signature = SigningKey::from_secret(secret).sign(&id, timestamp, &job.body);
+        let signature = signatures(
+            secret,
+            job.previous_secret.as_ref(),
+            &id,
+            timestamp,
+            &job.body,
+        );
         headers.insert("webhook-signature", header(&signature));
     }
     client
@@ -48,6 +54,7 @@ mod tests {
     use crate::claim::Target;
     use webhooks_core::event::EventName;
     use webhooks_core::secret::Secret;
+    use webhooks_core::signing::SigningKey;
 
     fn request(secret: Option<&str>) -> reqwest::Request {
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -59,6 +66,7 @@ mod tests {
             event_name: EventName::RunStarted.into(),
             url: Target::Url(url.clone()),
             secret: secret.map(Secret::new),
+            previous_secret: None,
             body: Bytes::from_static(b"{\"a\":1}"),
             attempt_count: 0,
             first_attempt_at: None,

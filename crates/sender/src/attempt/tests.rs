@@ -12,6 +12,7 @@ fn job(url: &str) -> Job {
         event_name: EventName::ALL[0].into(),
         url: Target::parse(url),
         secret: None,
+        previous_secret: None,
         body: Bytes::from_static(b"{}"),
         attempt_count: 0,
         first_attempt_at: None,

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use webhooks_core::db::StoreError;
 use webhooks_core::memory::INLINE_BODY_MOST;
 use webhooks_core::secret::Secret;
+use webhooks_core::signing::PreviousSecret;
 use webhooks_core::{cancelled_state, finished_states, retrying_state, waiting_states};
 
 /// A delivery just leased, with what its attempt needs from its webhook and its event.
@@ -26,6 +27,8 @@ pub struct Leased {
     pub first_attempt_at: Option<DateTime<Utc>>,
     pub url: String,
     pub secret: Option<Secret>,
+    /// The secret a rotation replaced, while it may still sign.
+    pub previous_secret: Option<PreviousSecret>,
     pub event_id: String,
     /// The event's body, on the first row of each event only (the deliveries of one event share
     /// it); empty when it is over [`INLINE_BODY_MOST`], to be read apart (no delivery body is
@@ -52,6 +55,7 @@ impl Leased {
             body: row.get(8),
             webhook_changed_at: row.get(9),
             project_code: row.get(10),
+            previous_secret: previous_secret(row, 11),
         }
     }
 }
@@ -97,11 +101,23 @@ pub fn by_ids_statement() -> String {
     )
 }
 
+/// The secret a rotation replaced and until when it signs, from the columns `at` and `at + 1`
+/// (`previous_secret`, `previous_secret_until`); none when either is null.
+fn previous_secret(row: &Row, at: usize) -> Option<PreviousSecret> {
+    let secret: Option<String> = row.get(at);
+    let until: Option<DateTime<Utc>> = row.get(at + 1);
+    Some(PreviousSecret {
+        secret: Secret::new(secret?),
+        until: until?,
+    })
+}
+
 /// A webhook as an attempt needs it.
 pub struct Webhook {
     pub webhook_id: Uuid,
     pub url: String,
     pub secret: Option<Secret>,
+    pub previous_secret: Option<PreviousSecret>,
     /// When it was last changed (created, edited, re-enabled).
     pub changed_at: DateTime<Utc>,
     pub project_code: String,
@@ -112,8 +128,8 @@ pub struct Webhook {
 pub async fn enabled_webhooks(client: &Client, ids: &[Uuid]) -> Result<Vec<Webhook>, StoreError> {
     let statement = client
         .prepare_cached(
-            "SELECT id, url, secret, updated_at, project_code FROM webhooks
-             WHERE id = ANY($1) AND enabled AND deleted_at IS NULL",
+            "SELECT id, url, secret, updated_at, project_code, previous_secret, previous_secret_until
+             FROM webhooks WHERE id = ANY($1) AND enabled AND deleted_at IS NULL",
         )
         .await?;
     let rows = client.query(&statement, &[&ids]).await?;
@@ -125,6 +141,7 @@ pub async fn enabled_webhooks(client: &Client, ids: &[Uuid]) -> Result<Vec<Webho
             secret: row.get::<_, Option<String>>(2).map(Secret::new),
             changed_at: row.get(3),
             project_code: row.get(4),
+            previous_secret: previous_secret(row, 5),
         })
         .collect())
 }
@@ -200,7 +217,7 @@ fn leasing(picked: Option<&str>, which: &str) -> String {
                 CASE WHEN row_number() OVER (PARTITION BY c.event_id) = 1
                      THEN (SELECT CASE WHEN octet_length(e.body) <= {INLINE_BODY_MOST} THEN e.body ELSE ''::bytea END
                            FROM events e WHERE e.id = c.event_id) END,
-                w.updated_at, w.project_code
+                w.updated_at, w.project_code, w.previous_secret, w.previous_secret_until
          FROM claimed c JOIN webhooks w ON w.id = c.webhook_id"
     )
 }
