@@ -9,6 +9,7 @@ mod fair;
 mod faults;
 mod handoffs;
 mod hardening;
+mod history;
 mod metrics;
 mod openapi;
 mod pipeline;

@@ -54,12 +54,22 @@ pub async fn list(
         return Err(ApiError::not_found());
     }
     let rows = store::recent(&client, webhook, limit).await?;
+    let deliveries = with_attempts(&client, rows).await?;
+    Ok(Json(deliveries))
+}
+
+/// `rows` as the API shows them, each with its first attempt and its most recent, oldest first,
+/// and how many in between are not kept (one query for all).
+pub(super) async fn with_attempts(
+    client: &tokio_postgres::Client,
+    rows: Vec<store::DeliveryRow>,
+) -> Result<Vec<DeliveryView>, ApiError> {
     let mut deliveries: Vec<DeliveryView> = rows.into_iter().map(DeliveryView::from).collect();
     let ids: Vec<Uuid> = deliveries.iter().map(|d| d.id).collect();
     // Of each delivery, its first attempt and its most recent (as many as the senders keep).
     let recent = i64::try_from(ATTEMPTS_KEPT_RECENT).expect("a small bound");
     let mut by_delivery: HashMap<Uuid, (i64, Vec<AttemptView>)> = HashMap::new();
-    for attempt in store::attempts(&client, &ids, recent).await? {
+    for attempt in store::attempts(client, &ids, recent).await? {
         let (stored, shown) = by_delivery.entry(attempt.delivery_id).or_default();
         *stored = attempt.stored;
         shown.push(AttemptView::from(attempt));
@@ -69,7 +79,7 @@ pub async fn list(
         delivery.attempts_omitted += (stored - shown.len() as i64).max(0);
         delivery.attempts = shown;
     }
-    Ok(Json(deliveries))
+    Ok(deliveries)
 }
 
 /// Makes a delivery due at once, with a fresh give-up window.

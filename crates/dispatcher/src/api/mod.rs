@@ -11,7 +11,7 @@
 //! - this file: the router and the request counter; [`auth`]: who may call what.
 //! - [`routes`]: every route, in the table the router is built from.
 //! - [`state`]: what every handler is given ([`Api`]), and its one database connection.
-//! - [`webhooks`], [`deliveries`]: the handlers; their SQL is in [`crate::store`]. [`events`]:
+//! - [`webhooks`], [`deliveries`], [`history`]: the handlers; their SQL is in [`crate::store`]. [`events`]:
 //!   the event catalogue; [`test_delivery`]: a test delivery on request; [`tokens`]:
 //!   project tokens; [`secrets`]: a secret rotated with a grace period.
 //! - [`input`]: request bodies parsed into validated fields; [`views`]: what the API answers.
@@ -22,6 +22,7 @@ mod auth;
 mod deliveries;
 mod error;
 mod events;
+mod history;
 pub mod input;
 mod query;
 pub mod routes;

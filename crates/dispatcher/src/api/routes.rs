@@ -7,7 +7,7 @@ use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
 
 use super::state::Api;
-use super::{deliveries, events, secrets, spec, test_delivery, tokens, webhooks};
+use super::{deliveries, events, history, secrets, spec, test_delivery, tokens, webhooks};
 
 /// Who may call a route (see [`super::auth`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -87,6 +87,16 @@ fn table() -> Vec<Entry> {
             Method::GET,
             "/projects/{project_code}/webhooks/{id}/deliveries",
             deliveries::list,
+        ),
+        entry(
+            Method::GET,
+            "/projects/{project_code}/deliveries",
+            history::search,
+        ),
+        entry(
+            Method::GET,
+            "/projects/{project_code}/deliveries/{id}",
+            history::one,
         ),
         entry(
             Method::POST,

@@ -14,7 +14,7 @@ use utoipa::OpenApi;
 use super::error::RETRY_AFTER_SECS;
 use super::routes::{self, Access};
 use super::schemas::{ErrorBody, ProjectCodeParam};
-use super::{deliveries, events, secrets, test_delivery, tokens, webhooks};
+use super::{deliveries, events, history, secrets, test_delivery, tokens, webhooks};
 
 /// Where the API's paths are, as the document names them.
 pub const PREFIX: &str = "/api/v1";
@@ -39,6 +39,8 @@ pub const PREFIX: &str = "/api/v1";
         secrets::rotate,
         tokens::create,
         deliveries::list,
+        history::search,
+        history::one,
         deliveries::retry,
     ),
     components(schemas(ErrorBody, ProjectCodeParam)),

@@ -15,7 +15,7 @@ use webhooks_core::{cancelled_state, pending_state, retrying_state, waiting_stat
 /// The columns of a [`DeliveryRow`], in the order [`DeliveryRow::from_row`] reads them (table
 /// alias `d`). While an attempt is in flight the next one cannot start before its lease ends,
 /// hence the later of the two times.
-const DELIVERY_COLUMNS: &str =
+pub(super) const DELIVERY_COLUMNS: &str =
     "d.id, d.event_id, d.event_name, d.webhook_id, d.state, d.created_at,
      GREATEST(d.next_attempt_at, d.leased_until), d.attempts_pruned";
 
@@ -36,7 +36,7 @@ pub struct DeliveryRow {
 }
 
 impl DeliveryRow {
-    fn from_row(row: &Row) -> Self {
+    pub(super) fn from_row(row: &Row) -> Self {
         Self {
             id: row.get(0),
             event_id: row.get(1),

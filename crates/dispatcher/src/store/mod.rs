@@ -10,11 +10,13 @@
 //! - [`record`]: the record of a batch (events and their deliveries in one statement), and the
 //!   waiting deliveries of redelivered events.
 //! - [`webhooks`]: the webhooks the matching index loads, and the API's webhook statements.
+//! - [`listing`]: a project's deliveries, one by id or pages of them filtered.
 //! - [`secrets`]: a webhook's secret rotated with a grace period.
 //! - [`deliveries`]: a webhook's recent deliveries and their attempts, the manual retry, and the
 //!   cancellation of waiting deliveries.
 
 pub mod deliveries;
+pub mod listing;
 pub mod record;
 pub mod secrets;
 pub mod webhooks;

@@ -1,0 +1,95 @@
+//! A project's deliveries as the API searches them: one by id, and pages of them filtered by
+//! webhook, state, event name and creation time, newest first, each page ending where the next
+//! one starts (a cursor: the creation time and id of the last delivery shown).
+//!
+//! A delivery has no project of its own: its webhook's, read by primary key, says whether it is
+//! the project's, as for a manual retry. Deleted webhooks' deliveries are not shown.
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::Client;
+use uuid::Uuid;
+use webhooks_core::db::StoreError;
+use webhooks_core::event::ProjectCode;
+
+use super::deliveries::{DELIVERY_COLUMNS, DeliveryRow};
+
+/// A delivery of a project's webhook, by primary key.
+pub async fn one(
+    client: &Client,
+    project: &ProjectCode,
+    delivery: Uuid,
+) -> Result<Option<DeliveryRow>, StoreError> {
+    let row = client
+        .query_opt(
+            &format!(
+                "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+                 WHERE d.id = $1 AND w.project_code = $2 AND w.deleted_at IS NULL"
+            ),
+            &[&delivery, &project.as_str()],
+        )
+        .await?;
+    Ok(row.as_ref().map(DeliveryRow::from_row))
+}
+
+/// What a page of deliveries is filtered by; `None` filters nothing.
+#[derive(Debug, Default)]
+pub struct Filter<'a> {
+    pub webhook: Option<Uuid>,
+    /// As stored.
+    pub state: Option<&'a str>,
+    pub event_name: Option<&'a str>,
+    /// Created at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Created before.
+    pub until: Option<DateTime<Utc>>,
+    /// Created before this delivery (its creation time and id): the page after the one it ended.
+    pub after: Option<(DateTime<Utc>, Uuid)>,
+}
+
+/// Up to `limit` deliveries of `project` that pass `filter`, newest first (ties by id, a UUIDv7,
+/// so in creation order too: the order is total, and a cursor resumes exactly where a page
+/// ended).
+///
+/// The project's webhooks come from `webhooks_by_project`; their deliveries through
+/// `deliveries_by_webhook (webhook_id, created_at DESC)`, one range per webhook, bounded by
+/// `since`, `until` and the cursor. With `webhook_id` given (the common case: one webhook's
+/// history) that index yields them in order and the scan stops at the limit; across a project's
+/// webhooks the rows of the window are sorted first, so a client paging a whole busy project
+/// should bound it with `since`. The other filters are checked on the rows read.
+pub async fn page(
+    client: &Client,
+    project: &ProjectCode,
+    filter: &Filter<'_>,
+    limit: i64,
+) -> Result<Vec<DeliveryRow>, StoreError> {
+    let (after_at, after_id) = filter.after.unzip();
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {DELIVERY_COLUMNS} FROM deliveries d
+                 WHERE d.webhook_id = ANY(ARRAY(
+                         SELECT w.id FROM webhooks w
+                         WHERE w.project_code = $1 AND w.deleted_at IS NULL
+                           AND ($2::uuid IS NULL OR w.id = $2)))
+                   AND ($3::text IS NULL OR d.state = $3)
+                   AND ($4::text IS NULL OR d.event_name = $4)
+                   AND ($5::timestamptz IS NULL OR d.created_at >= $5)
+                   AND ($6::timestamptz IS NULL OR d.created_at < $6)
+                   AND ($7::timestamptz IS NULL OR (d.created_at, d.id) < ($7, $8::uuid))
+                 ORDER BY d.created_at DESC, d.id DESC LIMIT $9"
+            ),
+            &[
+                &project.as_str(),
+                &filter.webhook,
+                &filter.state,
+                &filter.event_name,
+                &filter.since,
+                &filter.until,
+                &after_at,
+                &after_id,
+                &limit,
+            ],
+        )
+        .await?;
+    Ok(rows.iter().map(DeliveryRow::from_row).collect())
+}
