@@ -251,7 +251,7 @@ async fn console_manages_a_webhook_and_its_deliveries() {
 async fn console_pages_forbid_inline_script_and_framing() {
     let world = World::start().await;
     let base = format!("http://{}", world.dispatcher_addr());
-    for path in ["/console", "/console/app.js", "/console/events.json"] {
+    for path in ["/console", "/console/app.js", "/console/api.js"] {
         let response = reqwest::get(format!("{base}{path}")).await.expect("answer");
         assert_eq!(response.status(), 200, "{path}");
         let headers = response.headers();

@@ -8,11 +8,8 @@
 //!
 //! # Layout
 //! - this file: the routes, the files and their headers.
-//! - [`catalogue`]: `/console/events.json`, the event catalogue grouped by family.
 //! - `assets/`: the HTML, the CSS and the ES modules (`assets/app.js` is the entry point,
 //!   `assets/api.js` the only one that talks to the API).
-
-mod catalogue;
 
 use axum::Router;
 use axum::extract::Path;
@@ -65,7 +62,6 @@ pub fn router() -> Router {
             "/console/",
             get(|| async { Redirect::permanent(BASE).into_response() }),
         )
-        .route("/console/events.json", get(catalogue::json))
         .route("/console/{file}", get(asset))
         .layer(axum::middleware::map_response(secure))
 }
@@ -131,7 +127,7 @@ mod tests {
             "/console",
             "/console/app.js",
             "/console/console.css",
-            "/console/events.json",
+            "/console/api.js",
         ] {
             let response = get(path).await;
             assert_eq!(response.status(), StatusCode::OK, "{path}");

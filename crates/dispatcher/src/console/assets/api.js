@@ -1,5 +1,5 @@
 // The only module that talks to the dispatcher: every screen goes through `api` below, so a new
-// route (the event catalogue, a test delivery, secret rotation) is one function added here.
+// route (a test delivery, secret rotation) is one function added here.
 
 const BASE = "/api/v1";
 const TOKEN_KEY = "webhooks.console.token";
@@ -74,11 +74,10 @@ export const api = {
     call("GET", `${hook(project, id)}/deliveries?limit=${limit}`),
   retry: (project, delivery) =>
     call("POST", `${at(project)}/deliveries/${encodeURIComponent(delivery)}/retry`),
-  /** The event catalogue as groups `{name, events}`. Served by the console itself until the API
-   * has a catalogue route (then this reads that one). */
+  /** The API's event catalogue: groups `{title, events: [{name, title}]}`, each also given the
+   * `name` of its events' family (`run` for `run.started`, …) to name its controls by. */
   async eventGroups() {
-    const response = await fetch("/console/events.json", { credentials: "omit" });
-    if (!response.ok) throw new ApiError(response.status, "The event catalogue did not load.");
-    return (await response.json()).groups;
+    const groups = await call("GET", "/events");
+    return groups.map((group) => ({ ...group, name: group.events[0].name.split(".")[0] }));
   },
 };

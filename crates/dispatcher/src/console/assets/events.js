@@ -3,12 +3,6 @@
 
 import { h } from "./dom.js";
 
-/** `shared_step` → "Shared step". */
-const words = (name) => {
-  const text = name.replaceAll("_", " ");
-  return text.charAt(0).toUpperCase() + text.slice(1);
-};
-
 /** The picker for `groups` with `chosen` checked; `.chosen()` gives the names checked. */
 export function eventPicker(groups, chosen) {
   const picker = h(
@@ -28,7 +22,7 @@ export function eventPicker(groups, chosen) {
 }
 
 function groupBox(group, chosen) {
-  const boxes = group.events.map((name) =>
+  const boxes = group.events.map(({ name }) =>
     h("input", { type: "checkbox", name: "event", value: name, id: `event-${name}`, checked: chosen.has(name) }),
   );
   const all = h("input", { type: "checkbox", class: "all", id: `group-${group.name}`, "data-group": group.name });
@@ -46,13 +40,11 @@ function groupBox(group, chosen) {
   return h(
     "fieldset",
     { class: "group" },
-    h("legend", {}, h("label", { for: all.id }, all, ` ${words(group.name)} `, h("span", { class: "hint" }, `(all ${boxes.length})`))),
+    h("legend", {}, h("label", { for: all.id }, all, ` ${group.title} `, h("span", { class: "hint" }, `(all ${boxes.length})`))),
     h(
       "ul",
       {},
-      boxes.map((box) =>
-        h("li", {}, h("label", { for: box.id }, box, " ", words(box.value.slice(box.value.indexOf(".") + 1)))),
-      ),
+      boxes.map((box, i) => h("li", {}, h("label", { for: box.id }, box, " ", group.events[i].title))),
     ),
   );
 }
