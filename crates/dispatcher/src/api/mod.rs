@@ -8,7 +8,8 @@
 //! [`POOL_WAIT`], then gets 503 with `Retry-After` (see [`ApiError::busy`]), having done nothing.
 //!
 //! # Layout
-//! - this file: the router and the request counter; [`auth`]: who may call what.
+//! - this file: the router and the request counter; [`access`]: who may call which route;
+//!   [`auth`]: the tokens checked.
 //! - [`routes`]: every route, in the table the router is built from.
 //! - [`state`]: what every handler is given ([`Api`]), and its one database connection.
 //! - [`webhooks`], [`deliveries`], [`history`]: the handlers; their SQL is in [`crate::store`]. [`events`]:
@@ -18,6 +19,7 @@
 //! - [`query`]: query parameters, each named in its error; [`error`]: the error answers.
 //! - [`spec`]: the OpenAPI document, from the handlers' annotations and [`schemas`].
 
+mod access;
 mod auth;
 mod deliveries;
 mod error;

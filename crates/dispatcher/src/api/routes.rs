@@ -6,19 +6,9 @@ use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
 
+use super::access::{self, Access};
 use super::state::Api;
 use super::{deliveries, events, history, secrets, spec, test_delivery, tokens, webhooks};
-
-/// Who may call a route (see [`super::auth`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Access {
-    /// Anyone, without a token.
-    Public,
-    /// `ADMIN_TOKEN`, or a token of the route's project (of any, for a route of no project).
-    Token,
-    /// `ADMIN_TOKEN` only.
-    Admin,
-}
 
 /// A route as the API serves it, its path under `/api/v1`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -42,32 +32,21 @@ where
     let filter = MethodFilter::try_from(method.clone()).expect("a method axum routes");
     Entry {
         route: Route {
+            access: access::of(&method, path),
             method,
             path,
-            access: Access::Token,
         },
         handler: on(filter, handler),
     }
-}
-
-fn with(access: Access, mut entry: Entry) -> Entry {
-    entry.route.access = access;
-    entry
 }
 
 fn table() -> Vec<Entry> {
     const WEBHOOKS: &str = "/projects/{project_code}/webhooks";
     const WEBHOOK: &str = "/projects/{project_code}/webhooks/{id}";
     vec![
-        with(
-            Access::Public,
-            entry(Method::GET, "/openapi.json", spec::serve),
-        ),
+        entry(Method::GET, "/openapi.json", spec::serve),
         entry(Method::GET, "/events", events::list),
-        with(
-            Access::Admin,
-            entry(Method::POST, "/tokens", tokens::create),
-        ),
+        entry(Method::POST, "/tokens", tokens::create),
         entry(Method::GET, WEBHOOKS, webhooks::list),
         entry(Method::POST, WEBHOOKS, webhooks::create),
         entry(Method::GET, WEBHOOK, webhooks::get),
@@ -123,4 +102,37 @@ pub(super) fn routers() -> [Router<Api>; 3] {
         routers[at] = std::mem::take(&mut routers[at]).route(route.path, handler);
     }
     routers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn the_document_has_every_route_and_nothing_else() {
+        let documented: BTreeSet<(String, String)> = spec::document()["paths"]
+            .as_object()
+            .expect("paths")
+            .iter()
+            .flat_map(|(path, item)| {
+                let methods = item.as_object().expect("item").keys();
+                methods.map(|method| (method.to_uppercase(), path.clone()))
+            })
+            .collect();
+        let routed: BTreeSet<(String, String)> = all()
+            .into_iter()
+            .map(|r| (r.method.to_string(), format!("{}{}", spec::PREFIX, r.path)))
+            .collect();
+        assert_eq!(documented, routed);
+    }
+
+    #[test]
+    fn every_exception_to_the_token_rule_is_a_route() {
+        let routes = all();
+        for (method, path, _) in access::EXCEPTIONS {
+            let found = routes.iter().any(|r| r.method == method && r.path == path);
+            assert!(found, "{method} {path} is not routed");
+        }
+    }
 }
