@@ -70,4 +70,9 @@ pub struct Common {
     /// How long SIGTERM waits for in-flight work before exiting.
     #[arg(long, env = "SHUTDOWN_GRACE", default_value = "20s", value_parser = crate::duration::parse)]
     pub shutdown_grace: Duration,
+
+    /// How often the partitions of the coming days are created when missing (and, by the senders,
+    /// the days past RETENTION dropped); see `webhooks_core::retention`.
+    #[arg(long, env = "MAINTENANCE_INTERVAL", default_value = "1m", value_parser = crate::duration::parse)]
+    pub maintenance_interval: Duration,
 }

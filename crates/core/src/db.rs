@@ -6,7 +6,7 @@
 //! (retried until the server answers) before anything else uses them.
 //!
 //! Migrations run under an advisory lock in one transaction, so several instances starting at once
-//! apply each migration exactly once.
+//! apply each migration exactly once; each is checksummed (see [`migrate`](mod@migrate)).
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::path::Path;
@@ -15,19 +15,13 @@ use tokio_postgres::Socket;
 
 use crate::tls::{MakeRustls, RustlsStream, TlsError};
 
-/// Migrations in order; the version is the position plus one.
-const MIGRATIONS: &[&str] = &[
-    include_str!("migrations/0001_init.sql"),
-    include_str!("migrations/0002_drop_redundant_foreign_keys.sql"),
-    include_str!("migrations/0003_heap_only_leases.sql"),
-    include_str!("migrations/0004_deliveries_deduplicated_by_event.sql"),
-    include_str!("migrations/0005_deliveries_leave_half_a_page.sql"),
-    include_str!("migrations/0006_attempts_bounded.sql"),
-    include_str!("migrations/0007_previous_secret.sql"),
-];
+mod migrate;
 
-/// An arbitrary constant naming the migration lock.
-const MIGRATION_LOCK: i64 = 0x5745_4248_4f4f_4b53; // "WEBHOOKS"
+pub use migrate::checksum;
+use migrate::migrate;
+
+/// The number of embedded migrations: the schema version this build brings a database to.
+pub const SCHEMA_VERSION: usize = migrate::MIGRATIONS.len();
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -41,9 +35,26 @@ pub enum StoreError {
     Build(#[from] deadpool_postgres::BuildError),
     #[error("database TLS: {0}")]
     Tls(#[from] TlsError),
+    /// A migration applied earlier no longer reads as it did: see [`migrate`](mod@migrate).
+    #[error(
+        "migration {version} ({name}) was changed after it was applied: schema_migrations records \
+         checksum {found}, this build's text has {expected}; restore the file and put the change \
+         in a new migration"
+    )]
+    MigrationChanged {
+        version: i32,
+        name: &'static str,
+        found: String,
+        expected: String,
+    },
 }
 
 impl StoreError {
+    /// True when trying again cannot help: the database's schema is not one this build may use.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, Self::MigrationChanged { .. })
+    }
+
     /// True when the error says a row broke a unique constraint.
     pub fn is_unique_violation(&self) -> bool {
         match self {
@@ -242,38 +253,6 @@ fn session(
         config.options(options);
     }
     config
-}
-
-async fn migrate(pool: &Pool) -> Result<(), StoreError> {
-    let mut client = pool.get().await?;
-    let tx = client.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-        .await?;
-    tx.batch_execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
-    )
-    .await?;
-    let applied: i32 = tx
-        .query_one(
-            "SELECT COALESCE(max(version), 0) FROM schema_migrations",
-            &[],
-        )
-        .await?
-        .get(0);
-    for (index, sql) in MIGRATIONS.iter().enumerate() {
-        let version = i32::try_from(index + 1).expect("few migrations");
-        if version > applied {
-            tx.batch_execute(sql).await?;
-            tx.execute(
-                "INSERT INTO schema_migrations (version) VALUES ($1)",
-                &[&version],
-            )
-            .await?;
-            tracing::info!(version, "applied migration");
-        }
-    }
-    tx.commit().await?;
-    Ok(())
 }
 
 /// True when a trivial query answers within a second.

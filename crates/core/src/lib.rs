@@ -11,7 +11,8 @@
 //! - [`destination`]: which addresses deliveries may reach (SSRF guard, `ALLOWED_TARGETS`); the
 //!   blocks refused are one table in [`destination::special`].
 //! - [`delivery`]: a delivery's states and their SQL spelling.
-//! - [`db`]: the PostgreSQL pools, database creation and embedded migrations.
+//! - [`db`]: the PostgreSQL pools, database creation and embedded, checksummed migrations.
+//! - [`retention`]: daily partitions created ahead and dropped past `RETENTION`.
 //! - [`tls`]: TLS to PostgreSQL with libpq's `sslmode` meanings.
 //! - [`reconnect`]: backoff with jitter between attempts to reach a backend; error causes for logs.
 //! - [`amqp`]: broker connection, topology and confirmed publishing.
@@ -38,6 +39,7 @@ pub mod listener;
 pub mod memory;
 pub mod messages;
 pub mod reconnect;
+pub mod retention;
 pub mod secret;
 pub mod server;
 pub mod shutdown;

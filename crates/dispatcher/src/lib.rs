@@ -40,8 +40,10 @@ use webhooks_core::destination::Destinations;
 use webhooks_core::handoff_auth::HandoffKey;
 use webhooks_core::listener;
 use webhooks_core::reconnect;
+use webhooks_core::retention;
 use webhooks_core::secret::Secret;
 use webhooks_core::server::{self, Readiness};
+use webhooks_core::shutdown::Fatal;
 
 use crate::consumer::Shared;
 use crate::index::WebhookIndex;
@@ -55,6 +57,7 @@ pub struct Service {
     pub admin_token: Secret,
     tracker: TaskTracker,
     shutdown: CancellationToken,
+    fatal: Fatal,
     grace: std::time::Duration,
 }
 
@@ -65,7 +68,8 @@ impl Service {
         self.tracker.close();
         tokio::time::timeout(self.grace, self.tracker.wait())
             .await
-            .context("in-flight work did not finish within the shutdown grace period")
+            .context("in-flight work did not finish within the shutdown grace period")?;
+        self.fatal.outcome()
     }
 }
 
@@ -145,11 +149,13 @@ pub async fn start(
     tracker.spawn(shared.readiness.clone().probe_database(shutdown.clone()));
 
     let grace = config.common.shutdown_grace;
+    let fatal = Fatal::default();
     tracker.spawn(run_when_ready(
         database,
         config,
         shared,
         tracker.clone(),
+        fatal.clone(),
         shutdown.clone(),
     ));
     tracing::info!(%http_addr, "dispatcher started");
@@ -158,6 +164,7 @@ pub async fn start(
         admin_token,
         tracker,
         shutdown,
+        fatal,
         grace,
     })
 }
@@ -170,22 +177,41 @@ async fn run_when_ready(
     config: Config,
     shared: Shared,
     tracker: TaskTracker,
+    fatal: Fatal,
     shutdown: CancellationToken,
 ) {
     let ready = reconnect::until_ok("database set-up", &shutdown, || async {
-        database.set_up(&shared.pool).await?;
+        if let Err(e) = database.set_up(&shared.pool).await {
+            if e.is_refusal() {
+                fatal.stop(e.to_string(), &shutdown);
+                return anyhow::Ok(false);
+            }
+            return Err(e.into());
+        }
+        // Before the first record: the days it may write to have their partitions.
+        retention::create_ahead(&shared.pool, shared.clock.now()).await?;
         let client = shared.pool.get().await.context("loading webhooks")?;
         shared
             .index
             .load_all(&client)
             .await
             .context("loading webhooks")?;
-        anyhow::Ok(())
+        anyhow::Ok(true)
     })
     .await;
-    if ready.is_none() {
+    if ready != Some(true) {
         return;
     }
+    // Partitions ahead only: the senders, which know DISABLE_AFTER, drop the days past RETENTION.
+    tracker.spawn(retention::run(
+        shared.pool.clone(),
+        shared.clock.clone(),
+        retention::Policy {
+            keep: None,
+            every: config.common.maintenance_interval,
+        },
+        shutdown.clone(),
+    ));
     shared.metrics.index_webhooks.set(shared.index.len() as i64);
     tracker.spawn(index::keep_fresh(
         shared.index.clone(),

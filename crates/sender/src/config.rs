@@ -34,6 +34,11 @@ pub struct Config {
     #[arg(long, env = "DISABLE_AFTER", default_value = "2d", value_parser = duration::parse)]
     pub disable_after: Duration,
 
+    /// Events, deliveries and attempts older than this are dropped, a day at a time (once none of
+    /// a day's deliveries is still waiting). Must be longer than DISABLE_AFTER.
+    #[arg(long, env = "RETENTION", default_value = "30d", value_parser = duration::parse)]
+    pub retention: Duration,
+
     /// Delay before the first retry (exponential backoff with jitter from here); also the
     /// shortest wait a Retry-After can ask for.
     #[arg(long, env = "RETRY_INITIAL", default_value = "10s", value_parser = duration::parse)]

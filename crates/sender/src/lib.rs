@@ -60,7 +60,9 @@ use webhooks_core::destination::Destinations;
 use webhooks_core::handoff_auth::HandoffKeys;
 use webhooks_core::listener;
 use webhooks_core::reconnect;
+use webhooks_core::retention;
 use webhooks_core::server::{self, Readiness};
+use webhooks_core::shutdown::Fatal;
 
 use crate::limiter::{Limiter, LimiterConfig};
 use crate::metrics::Metrics;
@@ -74,6 +76,7 @@ pub struct Service {
     jobs: TaskTracker,
     recorder: tokio::task::JoinHandle<()>,
     shutdown: CancellationToken,
+    fatal: Fatal,
     grace: Duration,
 }
 
@@ -92,15 +95,33 @@ async fn run_when_ready(
     shared: consumer::Shared,
     deferred: Deferred,
     tasks: TaskTracker,
+    fatal: Fatal,
     shutdown: CancellationToken,
 ) {
     let ready = reconnect::until_ok("database set-up", &shutdown, || async {
-        Ok(database.set_up(&shared.pool).await?)
+        if let Err(e) = database.set_up(&shared.pool).await {
+            if e.is_refusal() {
+                fatal.stop(e.to_string(), &shutdown);
+                return Ok(false);
+            }
+            return Err(e.into());
+        }
+        retention::create_ahead(&shared.pool, shared.clock.now()).await?;
+        Ok(true)
     })
     .await;
-    if ready.is_none() {
+    if ready != Some(true) {
         return;
     }
+    tasks.spawn(retention::run(
+        shared.pool.clone(),
+        shared.clock.clone(),
+        retention::Policy {
+            keep: Some(config.retention),
+            every: config.common.maintenance_interval,
+        },
+        shutdown.clone(),
+    ));
     tasks.spawn(backlog::run(
         shared.pool.clone(),
         shared.clock.clone(),
@@ -135,7 +156,8 @@ impl Service {
         };
         tokio::time::timeout(self.grace, drain)
             .await
-            .context("in-flight deliveries did not finish within the shutdown grace period")
+            .context("in-flight deliveries did not finish within the shutdown grace period")?;
+        self.fatal.outcome()
     }
 }
 
@@ -148,6 +170,7 @@ pub async fn start(
     clock: Clock,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Service> {
+    retention::check(config.retention, config.disable_after).map_err(anyhow::Error::msg)?;
     let handoff_keys = HandoffKeys::from_settings(
         config.handoff_key.as_ref(),
         config.handoff_key_previous.as_ref(),
@@ -257,6 +280,7 @@ pub async fn start(
         lease: shared.lease,
         bodies: shared.bodies.clone(),
     };
+    let fatal = Fatal::default();
     tasks.spawn(run_when_ready(
         database,
         config,
@@ -267,6 +291,7 @@ pub async fn start(
             permits,
         },
         tasks.clone(),
+        fatal.clone(),
         shutdown.clone(),
     ));
     tracing::info!(%http_addr, "sender started");
@@ -276,6 +301,7 @@ pub async fn start(
         jobs,
         recorder,
         shutdown,
+        fatal,
         grace,
     })
 }

@@ -16,22 +16,29 @@ use webhooks_core::{pending_state, waiting_states};
 /// lost) per (event, webhook) whose event was new here and whose webhook is still enabled;
 /// returns the deliveries inserted.
 ///
-/// - `ON CONFLICT (id) DO NOTHING` on the events' primary key is what makes the record
+/// - `ON CONFLICT (id) DO NOTHING` on `event_keys`' primary key is what makes the record
 ///   idempotent: an event recorded before (redelivered, or published again) returns no id from
-///   `new_events`, so it gets no deliveries now; it had them recorded with it, in the same
-///   statement. Two dispatchers recording one event at once meet on that key: the second waits
-///   for the first's commit and inserts nothing. This is why deliveries need no unique index of
-///   their own (dropped by migration 0004).
+///   `new_keys`, so it gets no event row and no deliveries now; it had them recorded with it, in
+///   the same statement. Two dispatchers recording one event at once meet on that key: the second
+///   waits for the first's commit and inserts nothing. This is why deliveries need no unique index
+///   of their own (dropped by migration 0004). The key is in a table of its own because `events`
+///   is partitioned by day, and a unique index of a partitioned table must hold the day: it could
+///   not tell an event redelivered after midnight. A key stays as long as its event's partition
+///   (see `webhooks_core::retention`).
 /// - The webhook is read per row by primary key (a join would let the planner hash every webhook
 ///   for each batch), so a webhook disabled or deleted since the index last saw it gets nothing.
 /// - `next_attempt_at = leased_until = $6` puts each delivery in the `deliveries_due` index due
 ///   at the end of its lease: a lost hand-off is found there by the senders' scheduler.
 const RECORD: &str = concat!("
-WITH new_events AS (
+WITH new_keys AS (
+    INSERT INTO event_keys (id) SELECT k.id FROM unnest($1::text[]) AS k(id)
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+), new_events AS (
     INSERT INTO events (id, event_name, project_code, body, received_at)
     SELECT e.id, e.name, e.project, e.body, $5
     FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[]) AS e(id, name, project, body)
-    ON CONFLICT (id) DO NOTHING
+    WHERE e.id IN (SELECT id FROM new_keys)
     RETURNING id
 )
 INSERT INTO deliveries (id, event_id, webhook_id, event_name, state, created_at, next_attempt_at, leased_until)
@@ -96,7 +103,7 @@ pub async fn record(
     at: DateTime<Utc>,
     leased_until: DateTime<Utc>,
 ) -> Result<Vec<Recorded>, StoreError> {
-    let columns = Columns::of(events);
+    let columns = Columns::of(events, at);
     let statement = client.prepare_cached(RECORD).await?;
     let rows = client
         .query(
@@ -158,7 +165,7 @@ struct Columns<'a> {
 }
 
 impl<'a> Columns<'a> {
-    fn of(events: &[NewEvent<'a>]) -> Self {
+    fn of(events: &[NewEvent<'a>], at: DateTime<Utc>) -> Self {
         let deliveries: usize = events.iter().map(|e| e.webhooks.len()).sum();
         let mut columns = Self {
             event_ids: Vec::with_capacity(events.len()),
@@ -177,8 +184,11 @@ impl<'a> Columns<'a> {
             // One body per event, shared by all of its deliveries.
             columns.bodies.push(event.body.get().as_bytes());
             for webhook in event.webhooks {
-                // Time-ordered, so a webhook's deliveries list in creation order by id too.
-                columns.delivery_ids.push(Uuid::now_v7());
+                // Time-ordered, so a webhook's deliveries list in creation order by id too; of
+                // the instant recorded, so the id's partition is the day of its event's.
+                columns
+                    .delivery_ids
+                    .push(webhooks_core::retention::delivery_id(at));
                 columns.delivery_events.push(event.id);
                 columns.delivery_webhooks.push(*webhook);
                 columns.delivery_names.push(event.name.as_str());

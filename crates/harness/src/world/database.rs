@@ -13,6 +13,13 @@ pub(super) async fn enabled_webhooks(db: &tokio_postgres::Client) -> i64 {
     .get(0)
 }
 
+/// SQL for a new delivery id of the database's `now()`, for tests that insert deliveries by hand:
+/// a UUIDv7 (its first 48 bits the milliseconds since the epoch, the rest random), as the
+/// dispatcher makes them, so that it falls in today's partition of `deliveries`.
+pub const DELIVERY_ID_NOW: &str = "(substr(lpad(to_hex((extract(epoch FROM now()) * 1000)::bigint), 12, '0'), 1, 8) || '-' || \
+     substr(lpad(to_hex((extract(epoch FROM now()) * 1000)::bigint), 12, '0'), 9, 4) || \
+     substr(gen_random_uuid()::text, 14))::uuid";
+
 impl World {
     /// How many deliveries are recorded for an event.
     pub async fn deliveries_of_event(&self, event_id: &str) -> i64 {

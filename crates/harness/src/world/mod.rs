@@ -26,6 +26,7 @@ use webhooks_core::amqp::Topology;
 use webhooks_core::clock::Clock;
 
 pub use crate::service::HANDOFF_KEY;
+pub use database::DELIVERY_ID_NOW;
 pub use options::{AMQP_URL, Options, PG_SERVER, TOKEN};
 
 use crate::names::{self, Names};

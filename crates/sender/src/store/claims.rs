@@ -12,6 +12,7 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 use webhooks_core::db::StoreError;
 use webhooks_core::memory::INLINE_BODY_MOST;
+use webhooks_core::retention::id_range;
 use webhooks_core::secret::Secret;
 use webhooks_core::signing::PreviousSecret;
 use webhooks_core::{cancelled_state, finished_states, retrying_state, waiting_states};
@@ -72,16 +73,22 @@ pub async fn by_ids(
     lease_until: DateTime<Utc>,
 ) -> Result<Vec<Leased>, StoreError> {
     let statement = client.prepare_cached(&by_ids_statement()).await?;
+    let (low, high) = id_range(ids);
     let rows = client
-        .query(&statement, &[&ids, &lease_until, &now, &reserved])
+        .query(
+            &statement,
+            &[&ids, &lease_until, &now, &reserved, &low, &high],
+        )
         .await?;
     Ok(rows.iter().map(Leased::from_row).collect())
 }
 
 /// The statement [`by_ids`] runs: `$1` the ids, `$2` the end of the lease, `$3` now, `$4` the
-/// reservation (or null). Public so that its plan can be examined against a real table.
+/// reservation (or null), `$5` and `$6` the smallest and largest id. Public so that its plan can
+/// be examined against a real table.
 ///
-/// Driven from the id array through the primary key. "Pending" is spelt as the states it is not
+/// Driven from the id array through the primary key, in the day partitions that the ids' range
+/// spans (see [`id_range`]). "Pending" is spelt as the states it is not
 /// (`<> retrying AND NOT IN finished`), so that the planner cannot go through the due index,
 /// whose condition names the waiting states and which holds every delivery waiting: a scan whose
 /// cost grows with the backlog. No row lock is taken before the update: should another sender's
@@ -91,7 +98,7 @@ pub fn by_ids_statement() -> String {
     leasing(
         None,
         concat!(
-            "d.id = ANY($1) AND d.state <> ",
+            "d.id = ANY($1) AND d.id BETWEEN $5 AND $6 AND d.state <> ",
             retrying_state!(),
             " AND d.state NOT IN ",
             finished_states!(),
@@ -194,7 +201,8 @@ pub async fn due(
 /// The statement that leases the deliveries `which` names (among those `picked` selects and
 /// locks, when given) until `$2`, if their webhook is still enabled, and returns them as
 /// [`Leased`] rows: with their webhook's URL and secret and their event's body. The body is read
-/// by primary key and sent once per event (on the event's first row), so the deliveries of one
+/// by primary key (the delivery's `created_at` is its event's `received_at`, which names the day
+/// partition to look in) and sent once per event (on the event's first row), so the deliveries of one
 /// event share one body buffer. A body over [`INLINE_BODY_MOST`] comes as an empty one instead,
 /// to be read apart once the sender's budget of bodies in flight has room for it: a claim's
 /// answer stays small whatever the events' size.
@@ -211,12 +219,12 @@ fn leasing(picked: Option<&str>, which: &str) -> String {
             UPDATE deliveries d SET leased_until = $2
             WHERE {which}
               AND (SELECT w.enabled AND w.deleted_at IS NULL FROM webhooks w WHERE w.id = d.webhook_id)
-            RETURNING d.id, d.webhook_id, d.event_name, d.attempt_count, d.first_attempt_at, d.event_id)
+            RETURNING d.id, d.webhook_id, d.event_name, d.attempt_count, d.first_attempt_at, d.event_id, d.created_at)
          SELECT c.id, c.webhook_id, c.event_name, c.attempt_count, c.first_attempt_at,
                 w.url, w.secret, c.event_id,
                 CASE WHEN row_number() OVER (PARTITION BY c.event_id) = 1
                      THEN (SELECT CASE WHEN octet_length(e.body) <= {INLINE_BODY_MOST} THEN e.body ELSE ''::bytea END
-                           FROM events e WHERE e.id = c.event_id) END,
+                           FROM events e WHERE e.id = c.event_id AND e.received_at = c.created_at) END,
                 w.updated_at, w.project_code, w.previous_secret, w.previous_secret_until
          FROM claimed c JOIN webhooks w ON w.id = c.webhook_id"
     )

@@ -1,5 +1,8 @@
 //! Events' bodies read apart from a claim: those over `INLINE_BODY_MOST`, which a claim's answer
-//! leaves out (see [`super::claims`]). Both statements reach `events` by primary key.
+//! leaves out (see [`super::claims`]). Both statements reach `events` through its primary key
+//! `(id, received_at)` by id alone, so in each day's partition: one small index probe per day
+//! kept, for the few events over that size, where a claim (by far the most frequent read) names
+//! the day.
 
 use deadpool_postgres::Client;
 use webhooks_core::db::StoreError;

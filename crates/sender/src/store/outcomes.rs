@@ -2,7 +2,9 @@
 //! in, the attempts beyond what a delivery keeps pruned, deliveries held back without an attempt,
 //! and deliveries released by a closed circuit.
 //!
-//! Every statement reaches its deliveries by id (`d.id = ANY($1)`, through the primary key: beside
+//! Every statement reaches its deliveries by id (`d.id = ANY($1)`, through the primary key, in the
+//! day partitions between the smallest and the largest id (`d.id BETWEEN`, see
+//! [`webhooks_core::retention::id_range`]): beside
 //! the join on `unnest` it looks redundant, but it puts the ids on the primary key itself, so the
 //! rows are read by index whatever the planner guesses of the rows `unnest` yields, which it
 //! cannot see in a plan kept for any array) and names the unfinished states by what
@@ -18,6 +20,7 @@ use uuid::Uuid;
 use webhooks_core::db::StoreError;
 use webhooks_core::delivery::{ATTEMPTS_KEPT_RECENT, DeliveryState};
 use webhooks_core::finished_states;
+use webhooks_core::retention::id_range;
 
 /// One attempt, and where it leaves its delivery.
 pub struct AttemptRecord<'a> {
@@ -78,7 +81,9 @@ pub async fn record(
 /// attempts' insert (which it must see).
 ///
 /// The attempts are read through `attempts_by_delivery (delivery_id, at)`, a few dozen entries
-/// each, and removed by their row's address (`ctid`, a TID scan), so nothing else is read. Only
+/// each, and removed by their row's address (`ctid`, a TID scan), so nothing else is read. A
+/// `ctid` names a row within one partition only, so the partition (`tableoid`) goes with it; and,
+/// as everywhere here, the ids' range names the day partitions to look in. Only
 /// the rows this statement removes are counted: should two senders prune one delivery at once
 /// (its lease ran out during an attempt), the second skips the rows the first removed, and the
 /// count stays exact. `attempts_pruned` is in no index, so its update can be heap-only.
@@ -89,22 +94,25 @@ async fn prune(tx: &Transaction<'_>, deliveries: &[Uuid]) -> Result<(), StoreErr
     let statement = tx
         .prepare_cached(
             "WITH ranked AS (
-                 SELECT a.ctid AS row,
+                 SELECT a.tableoid AS part, a.ctid AS row,
                         row_number() OVER (PARTITION BY a.delivery_id ORDER BY a.at DESC) AS newer,
                         row_number() OVER (PARTITION BY a.delivery_id ORDER BY a.at) AS older
-                 FROM attempts a WHERE a.delivery_id = ANY($1)
+                 FROM attempts a WHERE a.delivery_id = ANY($1) AND a.delivery_id BETWEEN $3 AND $4
              ), pruned AS (
                  DELETE FROM attempts a USING ranked r
-                 WHERE a.ctid = r.row AND r.newer > $2 AND r.older > 1
+                 WHERE a.delivery_id BETWEEN $3 AND $4
+                   AND a.tableoid = r.part AND a.ctid = r.row AND r.newer > $2 AND r.older > 1
                  RETURNING a.delivery_id
              )
              UPDATE deliveries d SET attempts_pruned = d.attempts_pruned + p.n
              FROM (SELECT delivery_id, count(*)::int AS n FROM pruned GROUP BY delivery_id) p
-             WHERE d.id = p.delivery_id",
+             WHERE d.id = ANY($1) AND d.id BETWEEN $3 AND $4 AND d.id = p.delivery_id",
         )
         .await?;
     let recent = i64::try_from(ATTEMPTS_KEPT_RECENT).expect("a small bound");
-    tx.execute(&statement, &[&deliveries, &recent]).await?;
+    let (low, high) = id_range(deliveries);
+    tx.execute(&statement, &[&deliveries, &recent, &low, &high])
+        .await?;
     Ok(())
 }
 
@@ -148,12 +156,16 @@ async fn move_on(tx: &Transaction<'_>, rows: &AttemptColumns<'_>) -> Result<(), 
             "UPDATE deliveries d SET state = u.state, next_attempt_at = u.next, leased_until = NULL,
                 attempt_count = d.attempt_count + 1, first_attempt_at = COALESCE(d.first_attempt_at, u.at)
              FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[]) AS u(id, state, next, at)
-             WHERE d.id = ANY($1) AND d.id = u.id AND d.state NOT IN ",
+             WHERE d.id = ANY($1) AND d.id BETWEEN $5 AND $6 AND d.id = u.id AND d.state NOT IN ",
             finished_states!()
         ))
         .await?;
-    tx.execute(&statement, &[&rows.ids, &rows.state, &rows.next, &rows.at])
-        .await?;
+    let (low, high) = id_range(&rows.ids);
+    tx.execute(
+        &statement,
+        &[&rows.ids, &rows.state, &rows.next, &rows.at, &low, &high],
+    )
+    .await?;
     Ok(())
 }
 
@@ -167,11 +179,12 @@ async fn defer(tx: &Transaction<'_>, deferred: &[Due]) -> Result<(), StoreError>
         .prepare_cached(concat!(
             "UPDATE deliveries d SET next_attempt_at = u.until, leased_until = NULL
              FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, until)
-             WHERE d.id = ANY($1) AND d.id = u.id AND d.state NOT IN ",
+             WHERE d.id = ANY($1) AND d.id BETWEEN $3 AND $4 AND d.id = u.id AND d.state NOT IN ",
             finished_states!()
         ))
         .await?;
-    tx.execute(&statement, &[&ids, &until]).await?;
+    let (low, high) = id_range(&ids);
+    tx.execute(&statement, &[&ids, &until, &low, &high]).await?;
     Ok(())
 }
 
@@ -186,13 +199,14 @@ async fn release(tx: &Transaction<'_>, released: &[Due]) -> Result<(), StoreErro
         .prepare_cached(concat!(
             "UPDATE deliveries d SET next_attempt_at = u.at
              FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, at)
-             WHERE d.id = ANY($1) AND d.id = u.id AND d.state NOT IN ",
+             WHERE d.id = ANY($1) AND d.id BETWEEN $3 AND $4 AND d.id = u.id AND d.state NOT IN ",
             finished_states!(),
             "
                AND (d.leased_until IS NULL OR d.leased_until <= u.at) AND d.next_attempt_at > u.at"
         ))
         .await?;
-    tx.execute(&statement, &[&ids, &at]).await?;
+    let (low, high) = id_range(&ids);
+    tx.execute(&statement, &[&ids, &at, &low, &high]).await?;
     Ok(())
 }
 

@@ -1,0 +1,219 @@
+//! Every SQL statement of retention: the catalog reads that list the partitions, their creation,
+//! and the drop of a day. Identifiers are built from the three table names and a date, never from
+//! input.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use deadpool_postgres::{Pool, Transaction};
+use tokio_postgres::error::SqlState;
+
+use super::{day_start, id_floor};
+use crate::db::StoreError;
+use crate::waiting_states;
+
+/// The partitioned tables, in the order their locks are taken.
+const TABLES: [&str; 3] = ["events", "deliveries", "attempts"];
+
+/// An arbitrary constant naming the lock of partition maintenance.
+const MAINTENANCE_LOCK: i64 = 0x5245_5445_4e54_494f; // "RETENTIO"
+
+/// How long a drop or a creation waits for a table's lock before giving the turn up: less than
+/// the server's `deadlock_timeout` (1 s), so that should a service's transaction and this one
+/// wait for each other, this one gives up before the deadlock check would abort either.
+const LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '500ms'";
+
+/// One day of the three tables, or the first partitions a migrated installation's old tables
+/// became.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Partition {
+    Day(NaiveDate),
+    /// Everything up to `end` (migration 0008).
+    Legacy {
+        end: DateTime<Utc>,
+    },
+}
+
+impl Partition {
+    /// When the newest row it may hold was recorded, at the latest.
+    pub fn end(&self) -> DateTime<Utc> {
+        match self {
+            Self::Day(day) => day_start(day.succ_opt().unwrap_or(*day)),
+            Self::Legacy { end } => *end,
+        }
+    }
+
+    /// Its name in `table`.
+    pub fn name(&self, table: &str) -> String {
+        match self {
+            Self::Day(day) => format!("{table}_p{}", day.format("%Y%m%d")),
+            Self::Legacy { .. } => format!("{table}_legacy"),
+        }
+    }
+}
+
+impl std::fmt::Display for Partition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Day(day) => write!(f, "{day}"),
+            Self::Legacy { end } => write!(f, "legacy (to {end})"),
+        }
+    }
+}
+
+/// What became of a drop.
+pub(super) enum Outcome {
+    Dropped,
+    /// A delivery of the day is still pending or retrying.
+    Waiting,
+    /// Another instance holds the maintenance lock, or a table's lock did not come in time.
+    Busy,
+}
+
+/// The partitions that exist, oldest first (the days are read from `events`; the three tables'
+/// days are created and dropped together).
+pub(super) async fn partitions(pool: &Pool) -> Result<Vec<Partition>, StoreError> {
+    let client = pool.get().await?;
+    let mut found = Vec::new();
+    if let Some(end) = legacy_end(&client).await? {
+        found.push(Partition::Legacy { end });
+    }
+    let rows = client
+        .query(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+             WHERE i.inhparent = 'events'::regclass",
+            &[],
+        )
+        .await?;
+    let mut days: Vec<NaiveDate> = rows
+        .iter()
+        .filter_map(|row| {
+            let name: String = row.get(0);
+            NaiveDate::parse_from_str(name.strip_prefix("events_p")?, "%Y%m%d").ok()
+        })
+        .collect();
+    days.sort();
+    found.extend(days.into_iter().map(Partition::Day));
+    Ok(found)
+}
+
+/// The end of the legacy partitions' range, when they exist: the upper bound of `events_legacy`.
+async fn legacy_end(client: &tokio_postgres::Client) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let row = client
+        .query_opt(
+            "SELECT substring(pg_get_expr(c.relpartbound, c.oid) FROM 'TO \\(''([^'']+)''\\)')::timestamptz
+             FROM pg_class c WHERE c.oid = to_regclass('events_legacy') AND c.relispartition",
+            &[],
+        )
+        .await?;
+    Ok(row.and_then(|row| row.get(0)))
+}
+
+/// Creates the partitions of those of `days` that have none and that the legacy partitions do
+/// not cover, in one transaction; returns how many days it created.
+pub(super) async fn create(pool: &Pool, days: &[NaiveDate]) -> Result<usize, StoreError> {
+    let existing = partitions(pool).await?;
+    let covered = existing.iter().find_map(|p| match p {
+        Partition::Legacy { end } => Some(*end),
+        Partition::Day(_) => None,
+    });
+    let missing: Vec<NaiveDate> = days
+        .iter()
+        .copied()
+        .filter(|day| !existing.contains(&Partition::Day(*day)))
+        .filter(|day| covered.is_none_or(|end| day_start(*day) >= end))
+        .collect();
+    if missing.is_empty() {
+        return Ok(0);
+    }
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    if !locked(&tx).await? {
+        return Ok(0);
+    }
+    for day in &missing {
+        let partition = Partition::Day(*day);
+        let (start, end) = (day_start(*day), partition.end());
+        let (id_start, id_end) = (id_floor(start), id_floor(end));
+        // IF NOT EXISTS: an instance that listed the partitions before another created them.
+        let ddl = format!(
+            "CREATE TABLE IF NOT EXISTS {events} PARTITION OF events
+                 FOR VALUES FROM ('{start}') TO ('{end}');
+             CREATE TABLE IF NOT EXISTS {deliveries} PARTITION OF deliveries
+                 FOR VALUES FROM ('{id_start}') TO ('{id_end}') WITH (fillfactor = 50);
+             CREATE TABLE IF NOT EXISTS {attempts} PARTITION OF attempts
+                 FOR VALUES FROM ('{id_start}') TO ('{id_end}');",
+            events = partition.name("events"),
+            deliveries = partition.name("deliveries"),
+            attempts = partition.name("attempts"),
+            start = start.to_rfc3339(),
+            end = end.to_rfc3339(),
+        );
+        match tx.batch_execute(&ddl).await {
+            Ok(()) => {}
+            Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => return Ok(0),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    tx.commit().await?;
+    tracing::info!(days = missing.len(), "created partitions ahead");
+    Ok(missing.len())
+}
+
+/// Drops a day's three partitions unless a delivery of it is still waiting.
+///
+/// First, outside the tables' locks, the day's event ids leave `event_keys` (through its primary
+/// key; they are past the de-duplication window already). Then, in a second transaction, the
+/// three parent tables are locked (`ACCESS EXCLUSIVE`, which detaching needs), the check for
+/// waiting deliveries is made again under that lock (through the partition's due index), and the
+/// partitions are detached and dropped: no scan, so the lock is held for milliseconds.
+pub(super) async fn drop(pool: &Pool, partition: &Partition) -> Result<Outcome, StoreError> {
+    let mut client = pool.get().await?;
+    let deliveries = partition.name("deliveries");
+    let waiting = format!(
+        "SELECT EXISTS (SELECT 1 FROM {deliveries} WHERE state IN {})",
+        waiting_states!()
+    );
+    if client.query_one(&waiting, &[]).await?.get::<_, bool>(0) {
+        return Ok(Outcome::Waiting);
+    }
+    client
+        .execute(
+            &format!(
+                "DELETE FROM event_keys k USING {} e WHERE k.id = e.id",
+                partition.name("events")
+            ),
+            &[],
+        )
+        .await?;
+    let tx = client.transaction().await?;
+    if !locked(&tx).await? {
+        return Ok(Outcome::Busy);
+    }
+    let lock = format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", TABLES.join(", "));
+    match tx.batch_execute(&lock).await {
+        Ok(()) => {}
+        Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => return Ok(Outcome::Busy),
+        Err(e) => return Err(e.into()),
+    }
+    if tx.query_one(&waiting, &[]).await?.get::<_, bool>(0) {
+        return Ok(Outcome::Waiting);
+    }
+    for table in TABLES {
+        let name = partition.name(table);
+        tx.batch_execute(&format!(
+            "ALTER TABLE {table} DETACH PARTITION {name}; DROP TABLE {name};"
+        ))
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(Outcome::Dropped)
+}
+
+/// Takes the maintenance lock for the rest of `tx` if no other session holds it, and bounds the
+/// wait for tables' locks ([`LOCK_TIMEOUT`]).
+async fn locked(tx: &Transaction<'_>) -> Result<bool, StoreError> {
+    tx.batch_execute(LOCK_TIMEOUT).await?;
+    let row = tx
+        .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&MAINTENANCE_LOCK])
+        .await?;
+    Ok(row.get(0))
+}
