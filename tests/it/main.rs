@@ -14,6 +14,7 @@ mod metrics;
 mod openapi;
 mod pipeline;
 mod promises;
+mod retention;
 mod retries;
 mod secrets;
 mod security;
