@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::{Pool, Transaction};
+use std::time::{Duration, Instant};
 use tokio_postgres::error::SqlState;
 
 use super::{day_start, id_floor};
@@ -61,7 +62,8 @@ impl std::fmt::Display for Partition {
 
 /// What became of a drop.
 pub(super) enum Outcome {
-    Dropped,
+    /// With how long the tables' lock was waited for and held.
+    Dropped(Duration),
     /// A delivery of the day is still pending or retrying.
     Waiting,
     /// Another instance holds the maintenance lock, or a table's lock did not come in time.
@@ -188,6 +190,7 @@ pub(super) async fn drop(pool: &Pool, partition: &Partition) -> Result<Outcome, 
     if !locked(&tx).await? {
         return Ok(Outcome::Busy);
     }
+    let locking = Instant::now();
     let lock = format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", TABLES.join(", "));
     match tx.batch_execute(&lock).await {
         Ok(()) => {}
@@ -205,7 +208,7 @@ pub(super) async fn drop(pool: &Pool, partition: &Partition) -> Result<Outcome, 
         .await?;
     }
     tx.commit().await?;
-    Ok(Outcome::Dropped)
+    Ok(Outcome::Dropped(locking.elapsed()))
 }
 
 /// Takes the maintenance lock for the rest of `tx` if no other session holds it, and bounds the
