@@ -437,3 +437,57 @@ async fn a_window_no_longer_than_the_give_up_time_is_refused() {
     );
     world.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_looking_after_the_partitions_at_once_create_and_drop_each_day_once() {
+    use webhooks_core::db::{Database, Reads};
+    use webhooks_core::retention;
+    let world = World::start().await;
+    let pools: Vec<_> = (0..4)
+        .map(|_| {
+            Database::new(&world.database_url, None)
+                .and_then(|database| database.pool(1, Reads::Default))
+                .expect("a pool")
+        })
+        .collect();
+    // As four instances would, starting at once on a clock 40 days on.
+    let later = world.clock.now() + chrono::Duration::days(40);
+    let created =
+        futures::future::join_all(pools.iter().map(|p| retention::prepare(p, later))).await;
+    let created: usize = created.into_iter().map(|c| c.expect("created")).sum();
+    let days = usize::try_from(retention::AHEAD_DAYS).expect("days") + 1;
+    assert_eq!(created, days, "each day created once");
+
+    // Then dropping, on a clock 39 days further: every day created so far is 30 days past.
+    let keep = 30 * DAY;
+    let far = later + chrono::Duration::days(39);
+    let start = world.clock.now().date_naive();
+    let dropped =
+        futures::future::join_all(pools.iter().map(|p| retention::drop_expired(p, far, keep)))
+            .await;
+    let mut dropped: Vec<String> = dropped
+        .into_iter()
+        .flat_map(|d| d.expect("dropped"))
+        .map(|d| d.partition.to_string())
+        .collect();
+    // An instance that found another at it left the rest to the next turn.
+    let rest = retention::drop_expired(&pools[0], far, keep)
+        .await
+        .expect("the rest dropped");
+    dropped.extend(rest.into_iter().map(|d| d.partition.to_string()));
+    dropped.sort();
+    let expected: Vec<String> = (0..=retention::AHEAD_DAYS)
+        .map(|ahead| (start + chrono::Days::new(ahead)).to_string())
+        .chain(
+            (0..=retention::AHEAD_DAYS)
+                .map(|ahead| (later.date_naive() + chrono::Days::new(ahead)).to_string()),
+        )
+        .collect();
+    assert_eq!(dropped, expected, "each day dropped once");
+    let left = partitions(&world, "deliveries").await;
+    assert!(
+        !left.contains(&partition("deliveries", later.date_naive())),
+        "{left:?}"
+    );
+    world.finish().await;
+}

@@ -2,8 +2,8 @@
 //! partitions of the coming days are created ahead of time, and those wholly older than
 //! `RETENTION` are detached and dropped, a day at a time.
 //!
-//! Every service creates partitions ahead (at start, before it writes anything, then every
-//! `MAINTENANCE_INTERVAL`); the senders also drop, since they know `DISABLE_AFTER`, which the
+//! Every service creates partitions ahead (at start, before it writes anything: [`prepare`];
+//! then every `MAINTENANCE_INTERVAL`); the senders also drop, since they know `DISABLE_AFTER`, which the
 //! window must exceed ([`check`]). Each turn is a transaction that first takes an advisory lock
 //! without waiting: with several instances, one works and the others skip that turn. The DDL is
 //! idempotent (partitions are named by their day, created only when missing), and runs under a
@@ -90,13 +90,23 @@ pub fn day_start(day: NaiveDate) -> DateTime<Utc> {
 }
 
 /// Creates the partitions of today and the [`AHEAD_DAYS`] after it that are missing; returns how
-/// many days it created (0 when another instance holds the lock).
+/// many days it created (0 when another instance is at it: its turn creates them).
 pub async fn create_ahead(pool: &Pool, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    store::create(pool, &coming_days(now), false).await
+}
+
+/// [`create_ahead`] at start, before the service writes anything: waits for another instance's
+/// turn to end (it may be creating these very days), and fails, to be tried again, rather than go
+/// on while the partitions may be missing.
+pub async fn prepare(pool: &Pool, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    store::create(pool, &coming_days(now), true).await
+}
+
+fn coming_days(now: DateTime<Utc>) -> Vec<NaiveDate> {
     let today = now.date_naive();
-    let days: Vec<NaiveDate> = (0..=AHEAD_DAYS)
+    (0..=AHEAD_DAYS)
         .filter_map(|ahead| today.checked_add_days(Days::new(ahead)))
-        .collect();
-    store::create(pool, &days).await
+        .collect()
 }
 
 /// A day (or the legacy partitions) dropped.
@@ -109,7 +119,8 @@ pub struct Dropped {
 }
 
 /// Drops the days whose end is `keep` old at `now` and that hold no waiting delivery, oldest
-/// first; returns them. A day still holding one is kept (and logged) until it holds none.
+/// first; returns them (none when another instance is at it). A day still holding one is kept
+/// (and logged) until it holds none.
 pub async fn drop_expired(
     pool: &Pool,
     now: DateTime<Utc>,
@@ -119,12 +130,25 @@ pub async fn drop_expired(
     let Some(horizon) = now.checked_sub_signed(keep) else {
         return Ok(Vec::new());
     };
+    let Some(mut drops) = store::Drops::begin(pool).await? else {
+        return Ok(Vec::new());
+    };
+    let dropped = drop_past(&mut drops, horizon).await;
+    // Whatever became of the drops: a lock left held would stop every instance's turns.
+    drops.end().await?;
+    dropped
+}
+
+async fn drop_past(
+    drops: &mut store::Drops,
+    horizon: DateTime<Utc>,
+) -> Result<Vec<Dropped>, StoreError> {
     let mut dropped = Vec::new();
-    for partition in store::partitions(pool).await? {
+    for partition in drops.partitions().await? {
         if partition.end() > horizon {
             continue;
         }
-        match store::drop(pool, &partition).await? {
+        match drops.drop(&partition).await? {
             store::Outcome::Dropped(took) => {
                 tracing::info!(partition = %partition, took_ms = took.as_millis() as u64, "dropped a day past RETENTION");
                 dropped.push(Dropped { partition, took });

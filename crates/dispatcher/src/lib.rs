@@ -189,7 +189,7 @@ async fn run_when_ready(
             return Err(e.into());
         }
         // Before the first record: the days it may write to have their partitions.
-        retention::create_ahead(&shared.pool, shared.clock.now()).await?;
+        retention::prepare(&shared.pool, shared.clock.now()).await?;
         let client = shared.pool.get().await.context("loading webhooks")?;
         shared
             .index

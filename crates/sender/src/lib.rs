@@ -106,7 +106,7 @@ async fn run_when_ready(
             }
             return Err(e.into());
         }
-        retention::create_ahead(&shared.pool, shared.clock.now()).await?;
+        retention::prepare(&shared.pool, shared.clock.now()).await?;
         Ok(true)
     })
     .await;

@@ -5,6 +5,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::{Pool, Transaction};
 use std::time::{Duration, Instant};
+use tokio_postgres::GenericClient;
 use tokio_postgres::error::SqlState;
 
 use super::{day_start, id_floor};
@@ -66,16 +67,15 @@ pub(super) enum Outcome {
     Dropped(Duration),
     /// A delivery of the day is still pending or retrying.
     Waiting,
-    /// Another instance holds the maintenance lock, or a table's lock did not come in time.
+    /// A table's lock did not come in time.
     Busy,
 }
 
 /// The partitions that exist, oldest first (the days are read from `events`; the three tables'
 /// days are created and dropped together).
-pub(super) async fn partitions(pool: &Pool) -> Result<Vec<Partition>, StoreError> {
-    let client = pool.get().await?;
+async fn listed(client: &impl GenericClient) -> Result<Vec<Partition>, StoreError> {
     let mut found = Vec::new();
-    if let Some(end) = legacy_end(&client).await? {
+    if let Some(end) = legacy_end(client).await? {
         found.push(Partition::Legacy { end });
     }
     let rows = client
@@ -98,7 +98,7 @@ pub(super) async fn partitions(pool: &Pool) -> Result<Vec<Partition>, StoreError
 }
 
 /// The end of the legacy partitions' range, when they exist: the upper bound of `events_legacy`.
-async fn legacy_end(client: &tokio_postgres::Client) -> Result<Option<DateTime<Utc>>, StoreError> {
+async fn legacy_end(client: &impl GenericClient) -> Result<Option<DateTime<Utc>>, StoreError> {
     let row = client
         .query_opt(
             "SELECT substring(pg_get_expr(c.relpartbound, c.oid) FROM 'TO \\(''([^'']+)''\\)')::timestamptz
@@ -109,33 +109,57 @@ async fn legacy_end(client: &tokio_postgres::Client) -> Result<Option<DateTime<U
     Ok(row.and_then(|row| row.get(0)))
 }
 
-/// Creates the partitions of those of `days` that have none and that the legacy partitions do
-/// not cover, in one transaction; returns how many days it created.
-pub(super) async fn create(pool: &Pool, days: &[NaiveDate]) -> Result<usize, StoreError> {
-    let existing = partitions(pool).await?;
+/// Those of `days` that have no partitions and that the legacy partitions do not cover.
+async fn missing(
+    client: &impl GenericClient,
+    days: &[NaiveDate],
+) -> Result<Vec<NaiveDate>, StoreError> {
+    let existing = listed(client).await?;
     let covered = existing.iter().find_map(|p| match p {
         Partition::Legacy { end } => Some(*end),
         Partition::Day(_) => None,
     });
-    let missing: Vec<NaiveDate> = days
+    Ok(days
         .iter()
         .copied()
         .filter(|day| !existing.contains(&Partition::Day(*day)))
         .filter(|day| covered.is_none_or(|end| day_start(*day) >= end))
-        .collect();
-    if missing.is_empty() {
+        .collect())
+}
+
+/// Creates the partitions of those of `days` that are [`missing`], in one transaction; returns
+/// how many days it created. With `wait`, another instance's turn is waited for (up to 30 s) and a
+/// lock that does not come is an error; without, the turn is left to that
+/// instance (0). The days missing are read again under the lock: another instance may have
+/// created them meanwhile.
+pub(super) async fn create(
+    pool: &Pool,
+    days: &[NaiveDate],
+    wait: bool,
+) -> Result<usize, StoreError> {
+    let mut client = pool.get().await?;
+    if missing(&**client, days).await?.is_empty() {
         return Ok(0);
     }
-    let mut client = pool.get().await?;
     let tx = client.transaction().await?;
-    if !locked(&tx).await? {
+    if wait {
+        // Waiting for another instance's turn holds up no one else: longer than for a table.
+        tx.batch_execute("SET LOCAL lock_timeout = '30s'").await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MAINTENANCE_LOCK])
+            .await?;
+        tx.batch_execute(LOCK_TIMEOUT).await?;
+    } else if !locked(&tx).await? {
+        return Ok(0);
+    }
+    let missing = missing(&*tx, days).await?;
+    if missing.is_empty() {
         return Ok(0);
     }
     for day in &missing {
         let partition = Partition::Day(*day);
         let (start, end) = (day_start(*day), partition.end());
         let (id_start, id_end) = (id_floor(start), id_floor(end));
-        // IF NOT EXISTS: an instance that listed the partitions before another created them.
+        // Under the lock, so none of these exists; IF NOT EXISTS all the same, as any DDL here.
         let ddl = format!(
             "CREATE TABLE IF NOT EXISTS {events} PARTITION OF events
                  FOR VALUES FROM ('{start}') TO ('{end}');
@@ -151,7 +175,7 @@ pub(super) async fn create(pool: &Pool, days: &[NaiveDate]) -> Result<usize, Sto
         );
         match tx.batch_execute(&ddl).await {
             Ok(()) => {}
-            Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => return Ok(0),
+            Err(e) if !wait && e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => return Ok(0),
             Err(e) => return Err(e.into()),
         }
     }
@@ -160,55 +184,89 @@ pub(super) async fn create(pool: &Pool, days: &[NaiveDate]) -> Result<usize, Sto
     Ok(missing.len())
 }
 
-/// Drops a day's three partitions unless a delivery of it is still waiting.
-///
-/// First, outside the tables' locks, the day's event ids leave `event_keys` (through its primary
-/// key; they are past the de-duplication window already). Then, in a second transaction, the
-/// three parent tables are locked (`ACCESS EXCLUSIVE`, which detaching needs), the check for
-/// waiting deliveries is made again under that lock (through the partition's due index), and the
-/// partitions are detached and dropped: no scan, so the lock is held for milliseconds.
-pub(super) async fn drop(pool: &Pool, partition: &Partition) -> Result<Outcome, StoreError> {
-    let mut client = pool.get().await?;
-    let deliveries = partition.name("deliveries");
-    let waiting = format!(
-        "SELECT EXISTS (SELECT 1 FROM {deliveries} WHERE state IN {})",
-        waiting_states!()
-    );
-    if client.query_one(&waiting, &[]).await?.get::<_, bool>(0) {
-        return Ok(Outcome::Waiting);
+/// A connection holding the maintenance lock (at session level) for a run of drops: no other
+/// instance creates or drops partitions until [`Drops::end`]. A connection that breaks meanwhile
+/// takes the lock with it.
+pub(super) struct Drops {
+    client: deadpool_postgres::Object,
+}
+
+impl Drops {
+    /// The lock if no other instance holds it.
+    pub(super) async fn begin(pool: &Pool) -> Result<Option<Self>, StoreError> {
+        let client = pool.get().await?;
+        let row = client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&MAINTENANCE_LOCK])
+            .await?;
+        Ok(row.get::<_, bool>(0).then_some(Self { client }))
     }
-    client
-        .execute(
-            &format!(
-                "DELETE FROM event_keys k USING {} e WHERE k.id = e.id",
-                partition.name("events")
-            ),
-            &[],
-        )
-        .await?;
-    let tx = client.transaction().await?;
-    if !locked(&tx).await? {
-        return Ok(Outcome::Busy);
+
+    /// The partitions as they are now, under the lock.
+    pub(super) async fn partitions(&self) -> Result<Vec<Partition>, StoreError> {
+        listed(&**self.client).await
     }
-    let locking = Instant::now();
-    let lock = format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", TABLES.join(", "));
-    match tx.batch_execute(&lock).await {
-        Ok(()) => {}
-        Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => return Ok(Outcome::Busy),
-        Err(e) => return Err(e.into()),
+
+    /// Drops a day's three partitions unless a delivery of it is still waiting.
+    ///
+    /// First, outside the tables' locks, the day's event ids leave `event_keys` (through its
+    /// primary key; they are past the de-duplication window already). Then, in one transaction,
+    /// the three parent tables are locked (`ACCESS EXCLUSIVE`, which detaching needs), the check
+    /// for waiting deliveries is made again under that lock (through the partition's due index),
+    /// and the partitions are detached and dropped: no scan, so the lock is held for
+    /// milliseconds.
+    pub(super) async fn drop(&mut self, partition: &Partition) -> Result<Outcome, StoreError> {
+        let deliveries = partition.name("deliveries");
+        let waiting = format!(
+            "SELECT EXISTS (SELECT 1 FROM {deliveries} WHERE state IN {})",
+            waiting_states!()
+        );
+        if self
+            .client
+            .query_one(&waiting, &[])
+            .await?
+            .get::<_, bool>(0)
+        {
+            return Ok(Outcome::Waiting);
+        }
+        let events = partition.name("events");
+        self.client
+            .execute(
+                &format!("DELETE FROM event_keys k USING {events} e WHERE k.id = e.id"),
+                &[],
+            )
+            .await?;
+        let tx = self.client.transaction().await?;
+        tx.batch_execute(LOCK_TIMEOUT).await?;
+        let locking = Instant::now();
+        let lock = format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", TABLES.join(", "));
+        match tx.batch_execute(&lock).await {
+            Ok(()) => {}
+            Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => {
+                return Ok(Outcome::Busy);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if tx.query_one(&waiting, &[]).await?.get::<_, bool>(0) {
+            return Ok(Outcome::Waiting);
+        }
+        for table in TABLES {
+            let name = partition.name(table);
+            tx.batch_execute(&format!(
+                "ALTER TABLE {table} DETACH PARTITION {name}; DROP TABLE {name};"
+            ))
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Outcome::Dropped(locking.elapsed()))
     }
-    if tx.query_one(&waiting, &[]).await?.get::<_, bool>(0) {
-        return Ok(Outcome::Waiting);
+
+    /// Lets the lock go.
+    pub(super) async fn end(self) -> Result<(), StoreError> {
+        self.client
+            .execute("SELECT pg_advisory_unlock($1)", &[&MAINTENANCE_LOCK])
+            .await?;
+        Ok(())
     }
-    for table in TABLES {
-        let name = partition.name(table);
-        tx.batch_execute(&format!(
-            "ALTER TABLE {table} DETACH PARTITION {name}; DROP TABLE {name};"
-        ))
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(Outcome::Dropped(locking.elapsed()))
 }
 
 /// Takes the maintenance lock for the rest of `tx` if no other session holds it, and bounds the
