@@ -85,6 +85,9 @@ pub enum Scenario {
     /// while neither service runs, then both start; then a burst of 200 events to 1,000 webhooks.
     /// Peak memory is checked against the documented bound and 128 MiB (64 MiB in the burst).
     Memory,
+    /// Not in the default run (about three minutes): 400 events/s while the services' clock moves
+    /// through five windows of RETENTION=2d; sizes, throughput, p99 and the cost of each drop.
+    Retention,
     /// Not in the default run: `--minutes` of events at `--rate` to 4 webhooks while a random
     /// fault is injected every 20-60 s; every delivery must arrive.
     Soak,
@@ -113,6 +116,7 @@ impl Scenario {
             Scenario::Fair => "fair",
             Scenario::BrokerBacklog => "broker-backlog",
             Scenario::Memory => "memory",
+            Scenario::Retention => "retention",
             Scenario::Soak => "soak",
         }
     }
@@ -131,6 +135,8 @@ impl Scenario {
             Scenario::BrokerBacklog => 1_000_000,
             // Sized by its phases (see the memory scenario).
             Scenario::Memory => 0,
+            // Sized by time (see the retention scenario).
+            Scenario::Retention => 0,
             // Sized by `--minutes` and `--rate` instead (see `Args::events`).
             Scenario::Soak => 0,
         }
@@ -153,7 +159,11 @@ impl Args {
         }
         Scenario::ALL
             .into_iter()
-            .chain([Scenario::BrokerBacklog, Scenario::Memory])
+            .chain([
+                Scenario::BrokerBacklog,
+                Scenario::Memory,
+                Scenario::Retention,
+            ])
             .filter(|s| self.scenarios.contains(s))
             .collect()
     }

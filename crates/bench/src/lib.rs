@@ -18,6 +18,7 @@
 //! - [`api`]: the management API's creates/s and latency at 4, 16 and 64 concurrent clients.
 //! - [`memory`]: peak memory with large events, small events and a wide fan-out, against the bound.
 //! - [`fair`]: healthy projects alone and beside a project whose many webhooks share one slow host.
+//! - [`retention`]: a steady load while the services' clock moves through retention windows.
 //! - [`soak`]: the soak: a steady stream for minutes while faults are injected on a seeded
 //!   schedule, then a check that every delivery arrived.
 
@@ -31,6 +32,7 @@ pub mod memory;
 pub mod phase;
 pub mod procfs;
 pub mod report;
+pub mod retention;
 pub mod scenarios;
 pub mod soak;
 pub mod stages;

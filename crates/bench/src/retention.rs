@@ -1,0 +1,283 @@
+//! The retention scenario (`--scenario retention`, not in the default run: about three minutes):
+//! a steady load while the clock moves through five retention windows, to show that the tables
+//! stop growing after one window and that the last window is as fast as the first.
+//!
+//! The services run in this process (the harness's [`World`]) on a shifted clock, which the
+//! scenario moves forward one hour every half second: `RETENTION=2d` and `DISABLE_AFTER=3h12m`,
+//! the production 30 days and 2 days shortened fifteen times alike, pass in 24 s and 1.6 s. The
+//! binaries have no way to run on another clock. Every half second the scenario runs the
+//! partitions' turn itself ([`retention::create_ahead`], [`retention::drop_expired`], what the
+//! services run every `MAINTENANCE_INTERVAL`, here set to an hour so that only these turns act),
+//! so that each drop can be timed.
+//!
+//! Measured: the total size of the partitions of `events`, `deliveries` and `attempts` with their
+//! indexes (and of `event_keys`) every six simulated hours; p99 publish→receive latency of the
+//! steady load in the first and last window; the throughput of a burst published at full speed in
+//! the middle of each; and how long each drop held the tables locked.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use webhooks_core::db::{Database, Reads};
+use webhooks_core::retention;
+use webhooks_harness::marks::{Marks, now_ns};
+use webhooks_harness::publisher::{EVENT_NAME, PROJECT, Pipeline, event_body};
+use webhooks_harness::world::World;
+
+use crate::ctx::Ctx;
+use crate::report::{Report, int};
+
+const HOUR: Duration = Duration::from_secs(3_600);
+/// The window, and the give-up time, shortened in proportion (30 d : 2 d = 2 d : 3.2 h).
+const RETENTION: Duration = Duration::from_secs(2 * 24 * 3_600);
+const DISABLE_AFTER: Duration = Duration::from_secs(3 * 3_600 + 12 * 60);
+/// Real time per simulated hour.
+const TICK: Duration = Duration::from_millis(500);
+/// Windows the clock moves through.
+const WINDOWS: u32 = 5;
+/// Events per second of the steady load (one webhook: one delivery each).
+const RATE: f64 = 400.0;
+/// Events of each burst.
+const BURST: u64 = 5_000;
+/// The phase marks of the steady load and of the bursts.
+const STEADY: u32 = 1;
+const BURSTING: u32 = 2;
+
+/// What one window measured.
+#[derive(Default)]
+struct Window {
+    /// Sequence numbers of its steady events.
+    first_seq: u64,
+    end_seq: u64,
+    burst_rate: f64,
+}
+
+pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
+    let (amqp_url, pg_server) = (ctx.args.amqp_url.clone(), ctx.args.postgres.clone());
+    let world = World::start_with(move |o| {
+        o.amqp_url = amqp_url;
+        o.pg_server = pg_server;
+        o.sender.retention = RETENTION;
+        o.sender.disable_after = DISABLE_AFTER;
+        for common in [&mut o.dispatcher.common, &mut o.sender.common] {
+            common.maintenance_interval = HOUR;
+            common.database_pool_size = 16;
+        }
+    })
+    .await;
+    let outcome = measure(ctx, &world, report).await;
+    world.finish().await;
+    outcome
+}
+
+async fn measure(ctx: &Ctx, world: &World, report: &mut Report) -> anyhow::Result<()> {
+    world.webhook(PROJECT, "w", &[EVENT_NAME], None).await;
+    let pool = Database::new(&world.database_url, None)?.pool(2, Reads::Default)?;
+    let exchange = world.topology.events_exchange().to_owned();
+    let mut pipeline = Pipeline::open(&ctx.connection).await?;
+    let (base_at, base_ns) = (Instant::now(), now_ns());
+    let ticks_per_window = u32::try_from(RETENTION.as_secs() / HOUR.as_secs()).unwrap_or(48);
+    let per_tick = (RATE * TICK.as_secs_f64()).round() as u64;
+    let (mut seq, mut burst_seq, mut received) = (0_u64, 0_u64, 0_usize);
+    let mut windows: Vec<Window> = Vec::new();
+    let mut sizes = Vec::new();
+    let mut drops = Vec::new();
+    for tick in 0..WINDOWS * ticks_per_window {
+        let window = tick / ticks_per_window;
+        if tick % ticks_per_window == 0 {
+            windows.push(Window {
+                first_seq: seq,
+                ..Window::default()
+            });
+        }
+        let started = Instant::now();
+        for slice in 0..10_u64 {
+            let share = per_tick / 10 + u64::from(slice < per_tick % 10);
+            for _ in 0..share {
+                pipeline
+                    .publish(&exchange, EVENT_NAME, &event_body(STEADY, seq))
+                    .await?;
+                seq += 1;
+            }
+            let slice_end = started + TICK.mul_f64((slice + 1) as f64 / 10.0);
+            tokio::time::sleep_until(slice_end.into()).await;
+        }
+        received += usize::try_from(per_tick).unwrap_or(0);
+        world.clock.advance(HOUR);
+        let now = world.clock.now();
+        retention::create_ahead(&pool, now).await?;
+        drops.extend(retention::drop_expired(&pool, now, RETENTION).await?);
+        if tick % 6 == 5 {
+            sizes.push((f64::from(tick + 1) / 24.0, table_bytes(world).await?));
+        }
+        let last = windows.last_mut().expect("a window");
+        last.end_seq = seq;
+        let middle = tick % ticks_per_window == ticks_per_window / 2;
+        if middle && (window == 0 || window == WINDOWS - 1) {
+            pipeline.flush().await?;
+            world
+                .receiver
+                .wait_for("w", received, Duration::from_secs(60))
+                .await;
+            let burst_started = Instant::now();
+            for _ in 0..BURST {
+                pipeline
+                    .publish(&exchange, EVENT_NAME, &event_body(BURSTING, burst_seq))
+                    .await?;
+                burst_seq += 1;
+            }
+            received += usize::try_from(BURST).unwrap_or(0);
+            world
+                .receiver
+                .wait_for("w", received, Duration::from_secs(120))
+                .await;
+            last.burst_rate = BURST as f64 / burst_started.elapsed().as_secs_f64();
+        }
+    }
+    pipeline.flush().await?;
+    world
+        .receiver
+        .wait_for("w", received, Duration::from_secs(60))
+        .await;
+
+    let latencies = steady_latencies(world, base_at, base_ns);
+    let first = &windows[0];
+    let last = windows.last().expect("windows");
+    let p99 = |w: &Window| p99_ms(&latencies, w.first_seq, w.end_seq);
+    let (first_p99, last_p99) = (p99(first), p99(last));
+    let plateau = sizes
+        .iter()
+        .filter(|(day, _)| *day > 2.0 && *day <= 4.0)
+        .map(|(_, s)| s.tables)
+        .fold(0, u64::max);
+    let latest = sizes
+        .iter()
+        .filter(|(day, _)| *day > 8.0)
+        .map(|(_, s)| s.tables)
+        .fold(0, u64::max);
+    let mut table = String::new();
+    let _ = writeln!(
+        table,
+        "Retention: {} events/s to 1 webhook for {WINDOWS} windows of RETENTION=2d (DISABLE_AFTER=3h12m), one simulated hour every {} ms; \
+         bursts of {} events at full speed in the middle of the first and last window.\n",
+        int(RATE),
+        TICK.as_millis(),
+        int(BURST as f64)
+    );
+    let _ = writeln!(
+        table,
+        "| | first window | last window | last / first |\n|---|---|---|---|"
+    );
+    let _ = writeln!(
+        table,
+        "| burst throughput (deliveries/s) | {} | {} | {:.2} |",
+        int(first.burst_rate),
+        int(last.burst_rate),
+        last.burst_rate / first.burst_rate
+    );
+    let _ = writeln!(
+        table,
+        "| steady p99 publish→receive (ms) | {first_p99:.1} | {last_p99:.1} | {:.2} |",
+        last_p99 / first_p99
+    );
+    let _ = writeln!(
+        table,
+        "\n| simulated day | partitions + indexes (MiB) | event_keys (MiB) | days kept |\n|---|---|---|---|"
+    );
+    for (day, size) in sizes
+        .iter()
+        .filter(|(day, _)| (day * 4.0).round() % 2.0 == 0.0)
+    {
+        let _ = writeln!(
+            table,
+            "| {day:.1} | {:.1} | {:.1} | {} |",
+            mib(size.tables),
+            mib(size.keys),
+            size.days
+        );
+    }
+    let took: Vec<f64> = drops
+        .iter()
+        .map(|d| d.took.as_secs_f64() * 1000.0)
+        .collect();
+    let _ = writeln!(
+        table,
+        "\n{} days dropped; the tables were locked {:.1} ms on average per drop, {:.1} ms at most. \
+         Largest size in days 2–4: {:.1} MiB; in days 8–10: {:.1} MiB.",
+        drops.len(),
+        took.iter().sum::<f64>() / took.len().max(1) as f64,
+        took.iter().copied().fold(0.0, f64::max),
+        mib(plateau),
+        mib(latest)
+    );
+    report.table(table);
+    if latest as f64 > plateau as f64 * 1.1 {
+        report.missed("retention: the tables grew after the first window".into());
+    }
+    if last.burst_rate < first.burst_rate * 0.9 {
+        report.missed("retention: last-window throughput under 90% of the first".into());
+    }
+    if last_p99 > first_p99 * 1.1 {
+        report.missed("retention: last-window p99 over 110% of the first".into());
+    }
+    Ok(())
+}
+
+/// Sizes at one moment.
+struct Sizes {
+    /// The partitions of the three tables with their indexes.
+    tables: u64,
+    keys: u64,
+    /// Days with partitions (the coming ones included).
+    days: i64,
+}
+
+async fn table_bytes(world: &World) -> anyhow::Result<Sizes> {
+    let client = world.db().await;
+    let row = client
+        .query_one(
+            "SELECT (SELECT sum(pg_total_relation_size(inhrelid))::bigint FROM pg_inherits
+                     WHERE inhparent IN ('events'::regclass, 'deliveries'::regclass, 'attempts'::regclass)),
+                    pg_total_relation_size('event_keys'),
+                    (SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass)",
+            &[],
+        )
+        .await?;
+    let bytes = |i: usize| u64::try_from(row.get::<_, Option<i64>>(i).unwrap_or(0)).unwrap_or(0);
+    Ok(Sizes {
+        tables: bytes(0),
+        keys: bytes(1),
+        days: row.get(2),
+    })
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// (seq, latency in µs) of every steady delivery received.
+fn steady_latencies(world: &World, base_at: Instant, base_ns: u64) -> Vec<(u64, u64)> {
+    world
+        .receiver
+        .received("w")
+        .iter()
+        .filter_map(|r| {
+            let marks = Marks::read(&r.body).filter(|m| m.phase == STEADY)?;
+            let arrived_ns =
+                base_ns + u64::try_from(r.at.duration_since(base_at).as_nanos()).ok()?;
+            Some((marks.seq, arrived_ns.saturating_sub(marks.sent_ns) / 1_000))
+        })
+        .collect()
+}
+
+/// p99 in milliseconds of the steady deliveries with seq in `from..to`.
+fn p99_ms(latencies: &[(u64, u64)], from: u64, to: u64) -> f64 {
+    let mut window: Vec<u64> = latencies
+        .iter()
+        .filter(|(seq, _)| (from..to).contains(seq))
+        .map(|(_, us)| *us)
+        .collect();
+    window.sort_unstable();
+    let index = ((window.len() as f64 * 0.99).ceil() as usize).saturating_sub(1);
+    window.get(index).map_or(f64::NAN, |us| *us as f64 / 1000.0)
+}
