@@ -212,8 +212,8 @@ impl Drops {
     /// primary key; they are past the de-duplication window already), which is vacuumed. Then,
     /// in one transaction, the three parent tables are locked (`ACCESS EXCLUSIVE`, which
     /// detaching needs), the check for waiting deliveries is made again under that lock (through
-    /// the partition's due index), and the partitions are detached and dropped: no scan, so the
-    /// lock is held for milliseconds.
+    /// the partition's due index), and the partitions are detached and dropped, reading no rows:
+    /// the lock is held little longer than it took to get.
     pub(super) async fn drop(&mut self, partition: &Partition) -> Result<Outcome, StoreError> {
         let deliveries = partition.name("deliveries");
         let waiting = format!(
