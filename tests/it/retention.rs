@@ -233,21 +233,22 @@ async fn an_event_redelivered_after_midnight_is_still_recognised() {
     world.finish().await;
 }
 
-/// The texts of migrations 1 to 6: the schema of the version before partitioning.
-const BEFORE_PARTITIONS: [&str; 6] = [
+/// The texts of migrations 1 to 7: the schema of the version before partitioning.
+const BEFORE_PARTITIONS: [&str; 7] = [
     include_str!("../../crates/core/src/migrations/0001_init.sql"),
     include_str!("../../crates/core/src/migrations/0002_drop_redundant_foreign_keys.sql"),
     include_str!("../../crates/core/src/migrations/0003_heap_only_leases.sql"),
     include_str!("../../crates/core/src/migrations/0004_deliveries_deduplicated_by_event.sql"),
     include_str!("../../crates/core/src/migrations/0005_deliveries_leave_half_a_page.sql"),
     include_str!("../../crates/core/src/migrations/0006_attempts_bounded.sql"),
+    include_str!("../../crates/core/src/migrations/0007_previous_secret.sql"),
 ];
 
 const OLD_DONE: &str = "0190d2c4-0000-4000-8000-0000000000d1";
 const OLD_WAITING: &str = "0190d2c4-0000-4000-8000-0000000000d2";
 const NEW: &str = "0190d2c4-0000-4000-8000-0000000000d3";
 
-/// Replaces the world's database with one as the previous version left it: migrations 1 to 6,
+/// Replaces the world's database with one as the previous version left it: migrations 1 to 7,
 /// recorded without checksums, and rows in every table.
 async fn install_previous_version(world: &World, webhook_url: &str) {
     let name = world
