@@ -117,7 +117,7 @@ async fn measure(ctx: &Ctx, world: &World, report: &mut Report) -> anyhow::Resul
             pipeline.flush().await?;
             world
                 .receiver
-                .wait_for("w", received, Duration::from_secs(60))
+                .wait_for_count("w", received, Duration::from_secs(60))
                 .await;
             let burst_started = Instant::now();
             for _ in 0..BURST {
@@ -129,7 +129,7 @@ async fn measure(ctx: &Ctx, world: &World, report: &mut Report) -> anyhow::Resul
             received += usize::try_from(BURST).unwrap_or(0);
             world
                 .receiver
-                .wait_for("w", received, Duration::from_secs(120))
+                .wait_for_count("w", received, Duration::from_secs(120))
                 .await;
             last.burst_rate = BURST as f64 / burst_started.elapsed().as_secs_f64();
         }
@@ -137,7 +137,7 @@ async fn measure(ctx: &Ctx, world: &World, report: &mut Report) -> anyhow::Resul
     pipeline.flush().await?;
     world
         .receiver
-        .wait_for("w", received, Duration::from_secs(60))
+        .wait_for_count("w", received, Duration::from_secs(60))
         .await;
 
     let latencies = steady_latencies(world, base_at, base_ns);

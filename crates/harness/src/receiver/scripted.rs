@@ -137,6 +137,23 @@ impl Receiver {
         self.inner.lock().expect("receiver lock").received.clone()
     }
 
+    /// How many requests `path` has received so far, without copying them.
+    pub fn count(&self, path: &str) -> usize {
+        let path = format!("/{}", path.trim_start_matches('/'));
+        let inner = self.inner.lock().expect("receiver lock");
+        inner.received.iter().filter(|r| r.path == path).count()
+    }
+
+    /// Waits until `path` has received at least `count` requests; returns how many it has. Cheap
+    /// to poll however many it holds, where [`Receiver::wait_for`] copies them all each time.
+    pub async fn wait_for_count(&self, path: &str, count: usize, deadline: Duration) -> usize {
+        crate::wait::until(&format!("{count} requests on {path}"), deadline, || async {
+            let got = self.count(path);
+            (got >= count).then_some(got)
+        })
+        .await
+    }
+
     /// Waits until `path` has received at least `count` requests; returns them.
     pub async fn wait_for(&self, path: &str, count: usize, deadline: Duration) -> Vec<Received> {
         crate::wait::until(&format!("{count} requests on {path}"), deadline, || async {
