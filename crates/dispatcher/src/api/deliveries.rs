@@ -17,9 +17,6 @@ use super::views::{AttemptView, DeliveryView};
 use super::webhooks::{id, project};
 use crate::store::{deliveries as store, webhooks};
 
-const DEFAULT_LIMIT: i64 = 50;
-const MAX_LIMIT: i64 = 200;
-
 /// The query of [`list`], described for the OpenAPI document; read through [`Params`].
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -41,14 +38,7 @@ pub async fn list(
 ) -> Result<impl IntoResponse, ApiError> {
     let (code, webhook) = (project(code)?, id(&id_text)?);
     let params = Params::parse(query.as_deref())?;
-    let limit = params
-        .get("limit", |text| {
-            text.parse::<i64>()
-                .ok()
-                .filter(|n| (1..=MAX_LIMIT).contains(n))
-                .ok_or_else(|| format!("must be 1 to {MAX_LIMIT}"))
-        })?
-        .unwrap_or(DEFAULT_LIMIT);
+    let limit = params.limit()?;
     let client = api.client().await?;
     if !webhooks::exists(&client, &code, webhook).await? {
         return Err(ApiError::not_found());

@@ -22,9 +22,6 @@ use super::views::DeliveryView;
 use super::webhooks::{id, project};
 use crate::store::listing::{self, Filter};
 
-const DEFAULT_LIMIT: i64 = 50;
-const MAX_LIMIT: i64 = 200;
-
 /// One delivery of the project, with all its attempts.
 #[utoipa::path(get, operation_id = "getDelivery", path = "/projects/{project_code}/deliveries/{id}", tag = "deliveries",
     params(("project_code" = ProjectCodeParam, Path), ("id" = Uuid, Path, description = "The delivery's id")),
@@ -109,14 +106,7 @@ pub async fn search(
         until: params.get("until", time)?,
         after: params.get("cursor", cursor::read)?,
     };
-    let limit = params
-        .get("limit", |text| {
-            text.parse::<i64>()
-                .ok()
-                .filter(|n| (1..=MAX_LIMIT).contains(n))
-                .ok_or_else(|| format!("must be 1 to {MAX_LIMIT}"))
-        })?
-        .unwrap_or(DEFAULT_LIMIT);
+    let limit = params.limit()?;
     let client = api.client().await?;
     // One more than asked: whether there is a next page.
     let mut rows = listing::page(&client, &code, &filter, limit + 1).await?;

@@ -6,6 +6,10 @@ use std::collections::HashMap;
 
 use super::error::ApiError;
 
+/// Deliveries a page holds unless `limit` says otherwise, and at most.
+pub const DEFAULT_LIMIT: i64 = 50;
+pub const MAX_LIMIT: i64 = 200;
+
 /// The query parameters of one request, by name.
 #[derive(Debug, Default)]
 pub struct Params(HashMap<String, String>);
@@ -40,6 +44,18 @@ impl Params {
                 parse(value).map_err(|why| ApiError::bad_request(format!("{name}: {why}")))
             })
             .transpose()
+    }
+
+    /// `limit`: how many deliveries a page holds, [`DEFAULT_LIMIT`] unless given, 1 to
+    /// [`MAX_LIMIT`].
+    pub fn limit(&self) -> Result<i64, ApiError> {
+        let limit = self.get("limit", |text| {
+            text.parse::<i64>()
+                .ok()
+                .filter(|n| (1..=MAX_LIMIT).contains(n))
+                .ok_or_else(|| format!("must be 1 to {MAX_LIMIT}"))
+        })?;
+        Ok(limit.unwrap_or(DEFAULT_LIMIT))
     }
 }
 
