@@ -153,6 +153,46 @@ async fn a_secret_with_control_characters_is_refused_and_nothing_stored() {
     world.finish().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_title_with_control_characters_is_refused_and_nothing_stored() {
+    let world = World::start().await;
+    for title in ["two\nlines", "nul\u{0}", "bell\u{7}", "c1\u{85}in"] {
+        let body =
+            json!({"title": title, "url": world.receiver.url("h"), "events": ["run.started"]});
+        let (status, answer) = world
+            .api(Method::POST, "/projects/DEMO/webhooks", Some(body))
+            .await;
+        assert_eq!(status, 422, "{title:?}: {answer}");
+        let error = answer["error"].as_str().expect("an error");
+        assert!(error.starts_with("title: "), "{error}");
+    }
+    let (_, list) = world
+        .api(Method::GET, "/projects/DEMO/webhooks", None)
+        .await;
+    assert_eq!(list, json!([]), "nothing stored");
+
+    let id = world.webhook("DEMO", "h", &["run.started"], None).await;
+    let (status, answer) = world
+        .api(
+            Method::PATCH,
+            &format!("/projects/DEMO/webhooks/{id}"),
+            Some(json!({"title": "a\r\nb"})),
+        )
+        .await;
+    assert_eq!(status, 422, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("title: "))
+    );
+    // A project code with one in a path is no project: not found, never a server error.
+    let (status, answer) = world
+        .api(Method::GET, "/projects/DE%0AMO/webhooks", None)
+        .await;
+    assert_eq!(status, 404, "{answer}");
+    world.finish().await;
+}
+
 /// Sends an endless request head one byte every 100 ms until the server closes the connection;
 /// returns how long after its first byte that was.
 async fn trickle(stream: TcpStream) -> Duration {

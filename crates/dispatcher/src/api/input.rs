@@ -96,6 +96,11 @@ fn title(value: &Value) -> Result<String, String> {
     if title.is_empty() || title.chars().count() > MAX_TITLE {
         return Err(format!("must be 1 to {MAX_TITLE} characters"));
     }
+    // A title is shown on one line in lists, logs and e-mails: a line break, a NUL (which storage
+    // cannot hold) or any other control character has no place in it.
+    if title.chars().any(char::is_control) {
+        return Err("must not contain control characters (line breaks, tab, NUL, …)".into());
+    }
     Ok(title.to_owned())
 }
 
@@ -196,6 +201,10 @@ mod tests {
         for (body, field) in [
             (r#"{"title":""}"#, "title:"),
             (r#"{"title":5}"#, "title:"),
+            (r#"{"title":"two\nlines"}"#, "title:"),
+            (r#"{"title":"nul\u0000"}"#, "title:"),
+            (r#"{"title":"tab\tin"}"#, "title:"),
+            (r#"{"title":"c1\u0085in"}"#, "title:"),
             (r#"{"url":"ftp://example.com"}"#, "url:"),
             (r#"{"url":"http://user:pw@example.com"}"#, "url:"),
             (r#"{"url":"http://127.0.0.1/"}"#, "url:"),
