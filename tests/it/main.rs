@@ -13,6 +13,7 @@ mod history;
 mod metrics;
 mod openapi;
 mod pipeline;
+mod plans;
 mod promises;
 mod retention;
 mod retries;

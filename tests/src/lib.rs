@@ -4,4 +4,6 @@
 
 pub mod browser;
 
-pub use webhooks_harness::{broker, postgres, process, rabbit, receiver, standalone, wait, world};
+pub use webhooks_harness::{
+    broker, postgres, process, rabbit, receiver, seed, standalone, wait, world,
+};

@@ -17,6 +17,7 @@
 //!   [`publishing`]: a run of such events in the background.
 //! - [`receiver`]: HTTP receivers: the tests' (records and answers as told) and the benchmark's
 //!   (matches arrivals to publishes).
+//! - [`seed`]: history inserted straight into a world's tables, millions of rows at once.
 //! - [`broker`], [`postgres`]: a private RabbitMQ node and PostgreSQL cluster, for tests that
 //!   restart them; [`rabbit`]: a private RabbitMQ node configured before it boots, optionally
 //!   serving TLS.
@@ -39,6 +40,7 @@ pub mod publisher;
 pub mod publishing;
 pub mod rabbit;
 pub mod receiver;
+pub mod seed;
 pub mod service;
 pub mod services;
 pub mod standalone;

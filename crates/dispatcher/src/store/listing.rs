@@ -13,6 +13,15 @@ use webhooks_core::event::ProjectCode;
 
 use super::deliveries::{DELIVERY_COLUMNS, DeliveryRow};
 
+/// The statement of [`one`]: `$1` the delivery's id, `$2` the project. By primary key, in the
+/// partition of the id's day alone. Public so that a test can show its plan.
+pub fn one_statement() -> String {
+    format!(
+        "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+         WHERE d.id = $1 AND w.project_code = $2 AND w.deleted_at IS NULL"
+    )
+}
+
 /// A delivery of a project's webhook, by primary key.
 pub async fn one(
     client: &Client,
@@ -20,13 +29,7 @@ pub async fn one(
     delivery: Uuid,
 ) -> Result<Option<DeliveryRow>, StoreError> {
     let row = client
-        .query_opt(
-            &format!(
-                "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
-                 WHERE d.id = $1 AND w.project_code = $2 AND w.deleted_at IS NULL"
-            ),
-            &[&delivery, &project.as_str()],
-        )
+        .query_opt(&one_statement(), &[&delivery, &project.as_str()])
         .await?;
     Ok(row.as_ref().map(DeliveryRow::from_row))
 }
@@ -46,16 +49,40 @@ pub struct Filter<'a> {
     pub after: Option<(DateTime<Utc>, Uuid)>,
 }
 
+/// The statement of [`page`]: `$1` the project, `$2`–`$8` the [`Filter`] in its fields' order
+/// (the cursor as two parameters), `$9` the limit. Public so that a test can show its plan.
+///
+/// Per webhook of the project (from `webhooks_by_project`), at most `limit` of its deliveries
+/// through `deliveries_by_webhook (webhook_id, created_at DESC)`, read in that order from each
+/// day's partition, merged, and stopped at the limit; then the newest `limit` of those. What is
+/// read is bounded by the limit and the number of the project's webhooks, whatever the size of
+/// the table. `since`, `until` and the cursor bound each webhook's range of the index; the state
+/// and event name are checked on the entries read, so a rare one is found after reading past the
+/// others of the range (bound it with `since`).
+pub fn page_statement() -> String {
+    format!(
+        "SELECT {DELIVERY_COLUMNS}
+ FROM unnest(ARRAY(
+        SELECT w.id FROM webhooks w
+        WHERE w.project_code = $1 AND w.deleted_at IS NULL
+          AND ($2::uuid IS NULL OR w.id = $2))) AS w(id)
+ CROSS JOIN LATERAL (
+     SELECT * FROM deliveries d
+     WHERE d.webhook_id = w.id
+       AND ($3::text IS NULL OR d.state = $3)
+       AND ($4::text IS NULL OR d.event_name = $4)
+       AND ($5::timestamptz IS NULL OR d.created_at >= $5)
+       AND ($6::timestamptz IS NULL OR d.created_at < $6)
+       AND ($7::timestamptz IS NULL OR d.created_at <= $7)
+       AND ($7::timestamptz IS NULL OR (d.created_at, d.id) < ($7, $8::uuid))
+     ORDER BY d.created_at DESC, d.id DESC LIMIT $9) d
+ ORDER BY d.created_at DESC, d.id DESC LIMIT $9"
+    )
+}
+
 /// Up to `limit` deliveries of `project` that pass `filter`, newest first (ties by id, a UUIDv7,
 /// so in creation order too: the order is total, and a cursor resumes exactly where a page
-/// ended).
-///
-/// The project's webhooks come from `webhooks_by_project`; their deliveries through
-/// `deliveries_by_webhook (webhook_id, created_at DESC)`, one range per webhook, bounded by
-/// `since`, `until` and the cursor. With `webhook_id` given (the common case: one webhook's
-/// history) that index yields them in order and the scan stops at the limit; across a project's
-/// webhooks the rows of the window are sorted first, so a client paging a whole busy project
-/// should bound it with `since`. The other filters are checked on the rows read.
+/// ended). See [`page_statement`] for how they are read.
 pub async fn page(
     client: &Client,
     project: &ProjectCode,
@@ -65,19 +92,7 @@ pub async fn page(
     let (after_at, after_id) = filter.after.unzip();
     let rows = client
         .query(
-            &format!(
-                "SELECT {DELIVERY_COLUMNS} FROM deliveries d
-                 WHERE d.webhook_id = ANY(ARRAY(
-                         SELECT w.id FROM webhooks w
-                         WHERE w.project_code = $1 AND w.deleted_at IS NULL
-                           AND ($2::uuid IS NULL OR w.id = $2)))
-                   AND ($3::text IS NULL OR d.state = $3)
-                   AND ($4::text IS NULL OR d.event_name = $4)
-                   AND ($5::timestamptz IS NULL OR d.created_at >= $5)
-                   AND ($6::timestamptz IS NULL OR d.created_at < $6)
-                   AND ($7::timestamptz IS NULL OR (d.created_at, d.id) < ($7, $8::uuid))
-                 ORDER BY d.created_at DESC, d.id DESC LIMIT $9"
-            ),
+            &page_statement(),
             &[
                 &project.as_str(),
                 &filter.webhook,
