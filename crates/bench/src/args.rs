@@ -88,6 +88,9 @@ pub enum Scenario {
     /// Not in the default run (about three minutes): 400 events/s while the services' clock moves
     /// through five windows of RETENTION=2d; sizes, throughput, p99 and the cost of each drop.
     Retention,
+    /// Not in the default run (about two minutes, most of it inserting rows): the API's delivery
+    /// lists timed at 40,000 deliveries and at 3,000,000.
+    Listing,
     /// Not in the default run: `--minutes` of events at `--rate` to 4 webhooks while a random
     /// fault is injected every 20-60 s; every delivery must arrive.
     Soak,
@@ -117,6 +120,7 @@ impl Scenario {
             Scenario::BrokerBacklog => "broker-backlog",
             Scenario::Memory => "memory",
             Scenario::Retention => "retention",
+            Scenario::Listing => "listing",
             Scenario::Soak => "soak",
         }
     }
@@ -137,6 +141,8 @@ impl Scenario {
             Scenario::Memory => 0,
             // Sized by time (see the retention scenario).
             Scenario::Retention => 0,
+            // Sized by its tables (see the listing scenario).
+            Scenario::Listing => 0,
             // Sized by `--minutes` and `--rate` instead (see `Args::events`).
             Scenario::Soak => 0,
         }
@@ -163,6 +169,7 @@ impl Args {
                 Scenario::BrokerBacklog,
                 Scenario::Memory,
                 Scenario::Retention,
+                Scenario::Listing,
             ])
             .filter(|s| self.scenarios.contains(s))
             .collect()

@@ -19,6 +19,7 @@
 //! - [`memory`]: peak memory with large events, small events and a wide fan-out, against the bound.
 //! - [`fair`]: healthy projects alone and beside a project whose many webhooks share one slow host.
 //! - [`retention`]: a steady load while the services' clock moves through retention windows.
+//! - [`listing`]: the API's delivery lists at a small history and at millions of rows.
 //! - [`soak`]: the soak: a steady stream for minutes while faults are injected on a seeded
 //!   schedule, then a check that every delivery arrived.
 
@@ -28,6 +29,7 @@ pub mod backlog;
 pub mod baselines;
 pub mod ctx;
 pub mod fair;
+pub mod listing;
 pub mod memory;
 pub mod phase;
 pub mod procfs;

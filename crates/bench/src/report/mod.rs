@@ -259,8 +259,10 @@ impl Report {
     pub fn markdown(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "Command: `{}`\n", self.command);
-        // A run of the API scenario alone has nothing for the main table.
-        if !self.rows.is_empty() || !self.baselines.is_empty() || self.api.is_empty() {
+        // A run of scenarios with tables of their own alone (api, retention, listing) has
+        // nothing for the main table.
+        let own_tables_only = !self.api.is_empty() || !self.tables.is_empty();
+        if !self.rows.is_empty() || !self.baselines.is_empty() || !own_tables_only {
             self.main_table(&mut out);
         }
         if !self.api.is_empty() {
