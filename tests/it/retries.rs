@@ -353,6 +353,17 @@ async fn gives_up_a_delivery_after_the_window_and_retries_it_by_hand() {
         )
         .await;
     assert_eq!(status, 202, "{answer}");
+    // The answer shows the delivery with the attempts it has had, as the lists do.
+    assert_eq!(answer["state"], "retrying", "{answer}");
+    assert_eq!(
+        answer["attempts"].as_array().map(Vec::len),
+        poisoned["attempts"].as_array().map(Vec::len),
+        "{answer}"
+    );
+    assert!(
+        answer["attempts"].as_array().is_some_and(|a| !a.is_empty()),
+        "{answer}"
+    );
     wait::until("the retried delivery to succeed", SOON, || async {
         let deliveries = world.deliveries("DEMO", &id).await;
         deliveries

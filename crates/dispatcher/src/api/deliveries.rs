@@ -102,5 +102,10 @@ pub async fn retry(
     }
     // Due now, with a fresh give-up window; the senders' scheduler picks it up.
     let row = store::retry(&client, delivery, now).await?;
-    Ok((StatusCode::ACCEPTED, Json(DeliveryView::from(row))))
+    // With the attempts it has had so far, as every list shows a delivery.
+    let view = with_attempts(&client, vec![row])
+        .await?
+        .pop()
+        .ok_or_else(ApiError::not_found)?;
+    Ok((StatusCode::ACCEPTED, Json(view)))
 }
