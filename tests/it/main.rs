@@ -5,6 +5,7 @@ mod api;
 mod attempts;
 mod breaker;
 mod console;
+mod delivery_detail;
 mod fair;
 mod faults;
 mod handoffs;

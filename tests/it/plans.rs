@@ -25,10 +25,14 @@ fn delivery_scans(plan: &Value, scans: &mut Vec<(String, f64)>) {
     if relation.starts_with("deliveries") {
         // What the scan returned and what it read and dropped (on a filter, or on rechecking
         // a bitmap's pages).
-        let rows = ["Actual Rows", "Rows Removed by Filter", "Rows Removed by Index Recheck"]
-            .iter()
-            .filter_map(|field| plan[field].as_f64())
-            .sum::<f64>();
+        let rows = [
+            "Actual Rows",
+            "Rows Removed by Filter",
+            "Rows Removed by Index Recheck",
+        ]
+        .iter()
+        .filter_map(|field| plan[field].as_f64())
+        .sum::<f64>();
         let loops = plan["Actual Loops"].as_f64().unwrap_or(1.0);
         let kind = plan["Node Type"].as_str().unwrap_or("?").to_owned();
         scans.push((kind, rows * loops));
