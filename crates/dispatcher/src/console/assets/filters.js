@@ -26,7 +26,7 @@ export function filterForm(names, apply) {
   const until = h("input", { type: "datetime-local", step: "1" });
   const form = h(
     "form",
-    { class: "card filters", novalidate: true, "aria-label": "Filter deliveries" },
+    { novalidate: true, "aria-label": "Filter deliveries" },
     h(
       "div",
       { class: "row" },
@@ -53,7 +53,13 @@ export function filterForm(names, apply) {
     apply(current());
   });
   form.addEventListener("reset", () => setTimeout(() => apply(current())));
-  return { element: form, current };
+  // Opened but at phone width, where it would push the deliveries off the first screen.
+  const phone = matchMedia("(max-width: 40rem)");
+  const element = h("details", { class: "card filters", open: !phone.matches }, h("summary", {}, "Filters"), form);
+  phone.addEventListener("change", () => {
+    if (phone.matches && element.isConnected) element.open = false;
+  });
+  return { element, current };
 }
 
 /** Shows an API refusal next to the filter it names; false when it names none of them. */
