@@ -1,5 +1,6 @@
 //! The console signed in with a project token: straight to that project's webhooks, never the
-//! projects screen nor another project, whatever URL is opened; the API refuses the rest.
+//! projects screen nor another project, whatever URL is opened; the API refuses the rest. The
+//! list's health is kept current.
 
 use reqwest::Method;
 use serde_json::json;
@@ -44,6 +45,16 @@ async fn console_with_a_project_token_shows_that_project_only() {
         !crumbs.contains("Projects"),
         "no projects to go to: {crumbs}"
     );
+
+    // The list keeps its health current: a failure shows without a reload.
+    world.receiver.set(
+        "mine",
+        webhooks_tests::receiver::Behaviour::Statuses(vec![500]),
+    );
+    world.publish("DEMO", "run.started", json!({})).await;
+    browser
+        .wait_for(".webhook .health.failing", "Failing since")
+        .await;
 
     // Neither the projects screen nor another project, by any URL.
     for hash in ["#/", "#/p/OTHER", &format!("#/p/OTHER/w/{other}/edit")] {
