@@ -43,7 +43,8 @@ export function replayForm(project, id, refresh) {
   let timer = null;
   const stop = () => clearTimeout(timer);
   const follow = async (replay) => {
-    progress.textContent = `Replay ${replay.state}: ${replay.matched} matched, ${replay.queued} queued, ${replay.done} done.`;
+    const skipped = replay.skipped ? `, ${replay.skipped} skipped` : "";
+    progress.textContent = `Replay ${replay.state}: ${replay.matched} matched, ${replay.queued} queued, ${replay.done} done${skipped}.`;
     progress.dataset.state = replay.state;
     refresh();
     if (replay.state === "finished") {
