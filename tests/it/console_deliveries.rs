@@ -99,6 +99,33 @@ async fn console_pages_filters_and_opens_a_delivery() {
     browser.wait_for(".empty", "No deliveries match").await;
     browser.click(".filters button[type=reset]", "Clear").await;
     wait_rows(&browser, 20).await;
+
+    // Where a browser shows a plain text field for a time, the API's refusal of what was typed
+    // goes next to it, and the text stays.
+    browser
+        .eval(
+            "document.getElementById('filter-since').type = 'text'; return null",
+            json!([]),
+        )
+        .await;
+    filter(&browser, "filter-since", "yesterday").await;
+    browser
+        .wait_for("#filter-since-error", "must be an RFC 3339 time")
+        .await;
+    assert_eq!(
+        browser.property("#filter-since", "value").await,
+        "yesterday"
+    );
+    assert_eq!(browser.focused().await["id"], "filter-since");
+    browser.click(".filters button[type=reset]", "Clear").await;
+    browser
+        .wait_until(
+            "the error gone",
+            "return document.getElementById('filter-since-error').hidden || null",
+            json!([]),
+        )
+        .await;
+    wait_rows(&browser, 20).await;
     assert_eq!(rows(&browser).await, 20);
 
     // One delivery: the body, the headers sent with the secret masked, and its attempt.
