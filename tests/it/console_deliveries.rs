@@ -75,6 +75,21 @@ async fn console_pages_filters_and_opens_a_delivery() {
     browser.wait_for("h1", "Deliveries of").await;
     all_labelled(&browser).await;
 
+    // Replaying is offered where this dispatcher's API serves it.
+    let (_, document) = world.api(reqwest::Method::GET, "/openapi.json", None).await;
+    let served = document["paths"]
+        .get("/api/v1/projects/{project_code}/webhooks/{id}/replay")
+        .is_some();
+    let offered = browser
+        .wait_until(
+            "the replay section decided",
+            "const replay = document.querySelector('.replay');
+             return replay && (replay.hidden ? 'hidden' : 'shown');",
+            json!([]),
+        )
+        .await;
+    assert_eq!(offered, if served { "shown" } else { "hidden" });
+
     // Pages of 20, newest first; Older and Newer move between them.
     wait_rows(&browser, 20).await;
     browser.click("#page-older", "Older").await;

@@ -69,7 +69,18 @@ async function call(method, path, body, extra = {}) {
 const at = (project) => `/projects/${encodeURIComponent(project)}`;
 const hook = (project, id) => `${at(project)}/webhooks/${encodeURIComponent(id)}`;
 
+let document_ = null;
+
 export const api = {
+  /** Whether the API serves `method` `path` (as its OpenAPI document names it, under /api/v1):
+   * a screen offers only what this dispatcher can do. The document is read once. */
+  async serves(method, path) {
+    document_ ??= fetch(`${BASE}/openapi.json`, { cache: "no-store", credentials: "omit" })
+      .then((response) => response.json())
+      .catch(() => null);
+    const paths = (await document_)?.paths ?? {};
+    return Boolean(paths[BASE + path]?.[method]);
+  },
   /** Whether the token is accepted: every path under /api/v1 answers 401 to a wrong one. For
    * the admin token, `/projects`, not a route, answers 404 and reads nothing; a project token is
    * asked for its own project's webhooks. */

@@ -87,6 +87,7 @@ export async function deliveriesScreen(project, id) {
     }),
   );
   const replay = replayForm(project, id, () => stop.now());
+  replay.element.hidden = !(await api.serves("post", "/projects/{project_code}/webhooks/{id}/replay"));
 
   screen(
     `Deliveries of “${first.title}”`,
