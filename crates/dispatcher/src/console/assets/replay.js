@@ -47,10 +47,8 @@ export function replayForm(project, id, refresh) {
     progress.textContent = `Replay ${replay.state}: ${replay.matched} matched, ${replay.queued} queued, ${replay.done} done${skipped}.`;
     progress.dataset.state = replay.state;
     refresh();
-    if (replay.state === "finished") {
-      announce(`Replay finished: ${replay.queued} deliveries sent again.`, "ok");
-      return;
-    }
+    // The progress line is a status region itself: its last words are read out.
+    if (replay.state === "finished") return;
     timer = setTimeout(async () => {
       try {
         await follow(await api.replayed(project, id, replay.id));
