@@ -10,12 +10,12 @@ use webhooks_tests::receiver::Behaviour;
 use webhooks_tests::world::{TOKEN, World};
 
 /// The desktop window; the phone one is 360 px wide.
-const WIDE: (u32, u32) = (1100, 900);
-const PHONE: (u32, u32) = (360, 800);
+pub(crate) const WIDE: (u32, u32) = (1100, 900);
+pub(crate) const PHONE: (u32, u32) = (360, 800);
 
 /// Saves the page as `docs/console/<name>.png` when screenshots are asked for, without the
 /// passing status message (it would cover the page), unless `keep_status`.
-async fn snap(browser: &Browser, name: &str, keep_status: bool) {
+pub(crate) async fn snap(browser: &Browser, name: &str, keep_status: bool) {
     if !keep_status {
         browser
             .eval(
@@ -33,7 +33,7 @@ async fn snap(browser: &Browser, name: &str, keep_status: bool) {
 }
 
 /// Every form control on the page has a label a screen reader reads out.
-async fn all_labelled(browser: &Browser) {
+pub(crate) async fn all_labelled(browser: &Browser) {
     let unlabelled = browser
         .eval(
             "return [...document.querySelectorAll('input, select, textarea')]
@@ -46,7 +46,7 @@ async fn all_labelled(browser: &Browser) {
 }
 
 /// Nothing on the page is wider than the window (no sideways scrolling at phone width).
-async fn fits_a_phone(browser: &Browser, page: &str) {
+pub(crate) async fn fits_a_phone(browser: &Browser, page: &str) {
     let overflow = browser
         .eval(
             "return document.documentElement.scrollWidth - innerWidth",

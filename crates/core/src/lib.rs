@@ -4,6 +4,7 @@
 //! - [`event`]: domain events parsed at the edge into typed [`event::Event`]s or a rejection reason.
 //! - [`body`]: the HTTP body a subscriber receives, built once per event.
 //! - [`signing`]: the Standard Webhooks signature over a delivery.
+//! - [`headers`]: the headers of one attempt, sent by the sender and shown by the API.
 //! - [`secret`]: secrets that never print.
 //! - [`clock`]: the time source, real or driven by tests.
 //! - [`duration`]: durations written like `500ms`, `15s`, `2d`.
@@ -34,6 +35,7 @@ pub mod destination;
 pub mod duration;
 pub mod event;
 pub mod handoff_auth;
+pub mod headers;
 pub mod labels;
 pub mod listener;
 pub mod memory;

@@ -44,22 +44,24 @@ pub async fn list(
         return Err(ApiError::not_found());
     }
     let rows = store::recent(&client, webhook, limit).await?;
-    let deliveries = with_attempts(&client, rows).await?;
+    let deliveries = with_attempts(&client, rows, false).await?;
     Ok(Json(deliveries))
 }
 
 /// `rows` as the API shows them, each with its first attempt and its most recent, oldest first,
-/// and how many in between are not kept (one query for all).
+/// and how many in between are not kept (one query for all); the answers' first bytes only with
+/// `responses`.
 pub(super) async fn with_attempts(
     client: &tokio_postgres::Client,
     rows: Vec<store::DeliveryRow>,
+    responses: bool,
 ) -> Result<Vec<DeliveryView>, ApiError> {
     let mut deliveries: Vec<DeliveryView> = rows.into_iter().map(DeliveryView::from).collect();
     let ids: Vec<Uuid> = deliveries.iter().map(|d| d.id).collect();
     // Of each delivery, its first attempt and its most recent (as many as the senders keep).
     let recent = i64::try_from(ATTEMPTS_KEPT_RECENT).expect("a small bound");
     let mut by_delivery: HashMap<Uuid, (i64, Vec<AttemptView>)> = HashMap::new();
-    for attempt in store::attempts(client, &ids, recent).await? {
+    for attempt in store::attempts(client, &ids, recent, responses).await? {
         let (stored, shown) = by_delivery.entry(attempt.delivery_id).or_default();
         *stored = attempt.stored;
         shown.push(AttemptView::from(attempt));
@@ -103,7 +105,7 @@ pub async fn retry(
     // Due now, with a fresh give-up window; the senders' scheduler picks it up.
     let row = store::retry(&client, delivery, now).await?;
     // With the attempts it has had so far, as every list shows a delivery.
-    let view = with_attempts(&client, vec![row])
+    let view = with_attempts(&client, vec![row], false)
         .await?
         .pop()
         .ok_or_else(ApiError::not_found)?;

@@ -1,5 +1,5 @@
-//! A project's deliveries: one with all its attempts, and pages of them filtered by webhook,
-//! state, event name and creation time, newest first, with a cursor to the next page.
+//! A project's deliveries: pages of them filtered by webhook, state, event name and creation
+//! time, newest first, with a cursor to the next page (one delivery is in [`super::detail`]).
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
@@ -19,25 +19,8 @@ use super::query::Params;
 use super::schemas::{DeliveryStateSchema, ProjectCodeParam};
 use super::state::Api;
 use super::views::DeliveryView;
-use super::webhooks::{id, project};
+use super::webhooks::project;
 use crate::store::listing::{self, Filter};
-
-/// One delivery of the project, with all its attempts.
-#[utoipa::path(get, operation_id = "getDelivery", path = "/projects/{project_code}/deliveries/{id}", tag = "deliveries",
-    params(("project_code" = ProjectCodeParam, Path), ("id" = Uuid, Path, description = "The delivery's id")),
-    responses((status = 200, description = "The delivery", body = DeliveryView)))]
-pub async fn one(
-    State(api): State<Api>,
-    Path((code, id_text)): Path<(String, String)>,
-) -> Result<impl IntoResponse, ApiError> {
-    let (code, delivery) = (project(code)?, id(&id_text)?);
-    let client = api.client().await?;
-    let row = listing::one(&client, &code, delivery)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    let mut views = with_attempts(&client, vec![row]).await?;
-    Ok(Json(views.pop().expect("the one delivery")))
-}
 
 /// The query of [`search`], described for the OpenAPI document; read through [`Params`].
 #[derive(utoipa::IntoParams)]
@@ -117,7 +100,7 @@ pub async fn search(
     } else {
         None
     };
-    let deliveries = with_attempts(&client, rows).await?;
+    let deliveries = with_attempts(&client, rows, false).await?;
     Ok(Json(PageView {
         deliveries,
         next_cursor,

@@ -12,7 +12,7 @@
 //!   [`auth`]: the tokens checked.
 //! - [`routes`]: every route, in the table the router is built from.
 //! - [`state`]: what every handler is given ([`Api`]), and its one database connection.
-//! - [`webhooks`], [`deliveries`], [`history`]: the handlers; their SQL is in [`crate::store`]. [`events`]:
+//! - [`webhooks`], [`deliveries`], [`history`], [`detail`]: the handlers; their SQL is in [`crate::store`]. [`events`]:
 //!   the event catalogue; [`test_delivery`]: a test delivery on request; [`tokens`]:
 //!   project tokens; [`secrets`]: a secret rotated with a grace period.
 //! - [`input`]: request bodies parsed into validated fields; [`views`]: what the API answers.
@@ -22,6 +22,7 @@
 mod access;
 mod auth;
 mod deliveries;
+mod detail;
 mod error;
 mod events;
 mod history;

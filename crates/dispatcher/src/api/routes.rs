@@ -8,7 +8,7 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 
 use super::access::{self, Access};
 use super::state::Api;
-use super::{deliveries, events, history, secrets, spec, test_delivery, tokens, webhooks};
+use super::{deliveries, detail, events, history, secrets, spec, test_delivery, tokens, webhooks};
 
 /// A route as the API serves it, its path under `/api/v1`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -75,7 +75,7 @@ fn table() -> Vec<Entry> {
         entry(
             Method::GET,
             "/projects/{project_code}/deliveries/{id}",
-            history::one,
+            detail::one,
         ),
         entry(
             Method::POST,

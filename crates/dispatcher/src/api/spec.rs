@@ -14,7 +14,7 @@ use utoipa::OpenApi;
 use super::access::{self, Access};
 use super::error::RETRY_AFTER_SECS;
 use super::schemas::{ErrorBody, ProjectCodeParam};
-use super::{deliveries, events, history, secrets, test_delivery, tokens, webhooks};
+use super::{deliveries, detail, events, history, secrets, test_delivery, tokens, webhooks};
 
 /// Where the API's paths are, as the document names them.
 pub const PREFIX: &str = "/api/v1";
@@ -40,7 +40,7 @@ pub const PREFIX: &str = "/api/v1";
         tokens::create,
         deliveries::list,
         history::search,
-        history::one,
+        detail::one,
         deliveries::retry,
     ),
     components(schemas(ErrorBody, ProjectCodeParam)),

@@ -101,6 +101,13 @@ pub struct DeliveryView {
     pub attempts_omitted: i64,
 }
 
+impl DeliveryView {
+    /// When its latest attempt listed was made.
+    pub fn latest_attempt(&self) -> Option<DateTime<Utc>> {
+        self.attempts.last().map(|attempt| attempt.made)
+    }
+}
+
 impl From<DeliveryRow> for DeliveryView {
     fn from(row: DeliveryRow) -> Self {
         // A finished delivery is attempted no more (but by a manual retry).
@@ -139,6 +146,12 @@ pub struct AttemptView {
     error: Option<String>,
     #[schema(minimum = 0)]
     duration_ms: i32,
+    #[serde(skip)]
+    made: DateTime<Utc>,
+    /// The first bytes of the receiver's answer (`RESPONSE_SNIPPET_BYTES`), lossily decoded;
+    /// only in one delivery's answer (`GET …/deliveries/{id}`), absent in lists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response: Option<String>,
 }
 
 impl From<AttemptRow> for AttemptView {
@@ -149,6 +162,8 @@ impl From<AttemptRow> for AttemptView {
             status_code: row.status_code,
             error: row.error,
             duration_ms: row.duration_ms,
+            made: row.at,
+            response: row.response,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The web console at `/console`: a few static files, compiled into the binary, that call the
-//! management API from the browser with the admin token the user signs in with.
+//! management API from the browser with the token the user signs in with: the admin token, or a
+//! project token, which reaches that project's webhooks only.
 //!
 //! Nothing here needs the token: the pages hold no data, and every call they make goes to
 //! `/api/v1`, which checks it. Every answer carries a strict Content-Security-Policy (scripts
@@ -52,6 +53,12 @@ const ASSETS: &[Asset] = assets! {
     "form.js" => JS,
     "events.js" => JS,
     "deliveries.js" => JS,
+    "poll.js" => JS,
+    "rows.js" => JS,
+    "about.js" => JS,
+    "filters.js" => JS,
+    "replay.js" => JS,
+    "delivery.js" => JS,
 };
 
 /// The console's routes; merged next to the API's.

@@ -59,6 +59,8 @@ pub struct AttemptRow {
     pub status_code: Option<i32>,
     pub error: Option<String>,
     pub duration_ms: i32,
+    /// The first bytes of the receiver's answer, when asked for.
+    pub response: Option<String>,
     /// How many attempts its delivery has stored, shown or not.
     pub stored: i64,
 }
@@ -90,26 +92,29 @@ pub async fn recent(
 /// Per delivery, through `attempts_by_delivery (delivery_id, at)`: the most recent read backwards
 /// and stopped at `recent`, the first read forwards and stopped at one (asked for only when there
 /// are more stored than `recent`, so it is never listed twice), and the count, from the index
-/// entries alone, a few dozen once pruned.
+/// entries alone, a few dozen once pruned. The answers' first bytes only with `responses` (one
+/// delivery's page): a list of many would carry them all.
 pub async fn attempts(
     client: &Client,
     deliveries: &[Uuid],
     recent: i64,
+    responses: bool,
 ) -> Result<Vec<AttemptRow>, StoreError> {
     let rows = client
         .query(
-            "SELECT u.id, a.at, a.success, a.status_code, a.error, a.duration_ms, s.stored
+            "SELECT u.id, a.at, a.success, a.status_code, a.error, a.duration_ms, s.stored,
+                    CASE WHEN $3 THEN a.response END
              FROM unnest($1::uuid[]) AS u(id)
              CROSS JOIN LATERAL (SELECT count(*) AS stored FROM attempts WHERE delivery_id = u.id) s
              CROSS JOIN LATERAL (
-                 (SELECT at, success, status_code, error, duration_ms FROM attempts
+                 (SELECT at, success, status_code, error, duration_ms, response FROM attempts
                   WHERE delivery_id = u.id ORDER BY at DESC LIMIT $2)
                  UNION ALL
-                 (SELECT at, success, status_code, error, duration_ms FROM attempts
+                 (SELECT at, success, status_code, error, duration_ms, response FROM attempts
                   WHERE delivery_id = u.id AND s.stored > $2 ORDER BY at LIMIT 1)
              ) a
              ORDER BY a.at",
-            &[&deliveries, &recent],
+            &[&deliveries, &recent, &responses],
         )
         .await?;
     Ok(rows
@@ -122,6 +127,7 @@ pub async fn attempts(
             error: row.get(4),
             duration_ms: row.get(5),
             stored: row.get(6),
+            response: row.get(7),
         })
         .collect())
 }

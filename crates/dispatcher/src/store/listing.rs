@@ -34,6 +34,39 @@ pub async fn one(
     Ok(row.as_ref().map(DeliveryRow::from_row))
 }
 
+/// What an attempt of a delivery sends besides its headers' stamps: its event's body and its
+/// webhook's secrets as they are now.
+pub struct Sent {
+    /// `None` when the event is no longer stored.
+    pub body: Option<Vec<u8>>,
+    pub secret: Option<String>,
+    pub previous_secret: Option<String>,
+    pub previous_secret_until: Option<DateTime<Utc>>,
+}
+
+/// What the attempts of `delivery` (a row [`one`] gave) send. The event by its primary key (its
+/// id and receipt time, which is its deliveries' creation time), the webhook by its own.
+pub async fn sent(client: &Client, delivery: &DeliveryRow) -> Result<Sent, StoreError> {
+    let row = client
+        .query_one(
+            "SELECT (SELECT body FROM events WHERE id = $2 AND received_at = $3),
+                    w.secret, w.previous_secret, w.previous_secret_until
+             FROM webhooks w WHERE w.id = $1",
+            &[
+                &delivery.webhook_id,
+                &delivery.event_id,
+                &delivery.created_at,
+            ],
+        )
+        .await?;
+    Ok(Sent {
+        body: row.get(0),
+        secret: row.get(1),
+        previous_secret: row.get(2),
+        previous_secret_until: row.get(3),
+    })
+}
+
 /// What a page of deliveries is filtered by; `None` filters nothing.
 #[derive(Debug, Default)]
 pub struct Filter<'a> {

@@ -2,8 +2,8 @@
 //! attempt's timestamp.
 
 use bytes::Bytes;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
-use webhooks_core::signing::signatures;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use webhooks_core::headers::{self, Stamp};
 
 use crate::claim::Job;
 
@@ -15,43 +15,37 @@ pub(super) fn prepare(
     timestamp: i64,
 ) -> reqwest::RequestBuilder {
     let id = job.delivery_id.to_string();
-    let mut headers = HeaderMap::with_capacity(7);
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(
-        "x-qase-event",
-        HeaderValue::from_static(job.event_name.as_str()),
-    );
-    headers.insert("x-qase-delivery", header(&id));
-    headers.insert("webhook-id", header(&id));
-    headers.insert("webhook-timestamp", HeaderValue::from(timestamp));
-    if let Some(secret) = &job.secret {
-        if let Ok(mut value) = HeaderValue::from_str(secret.expose()) {
+    let stamp = Stamp {
+        delivery_id: &id,
+        event_name: job.event_name.as_str(),
+        timestamp,
+        secret: job.secret.as_ref(),
+        previous: job.previous_secret.as_ref(),
+        body: &job.body,
+    };
+    let list = headers::attempt(&stamp);
+    let mut map = HeaderMap::with_capacity(list.len());
+    for (name, value) in list {
+        // A secret that is no header value is not sent (the signature still is).
+        let Ok(mut value) = HeaderValue::from_str(&value) else {
+            continue;
+        };
+        if name == headers::SECRET {
             value.set_sensitive(true);
-            headers.insert("x-qase-secret", value);
         }
-        let signature = signatures(
-            secret,
-            job.previous_secret.as_ref(),
-            &id,
-            timestamp,
-            &job.body,
-        );
-        headers.insert("webhook-signature", header(&signature));
+        map.insert(HeaderName::from_static(name), value);
     }
     client
         .post(url.clone())
-        .headers(headers)
+        .headers(map)
         .body(Bytes::clone(&job.body))
-}
-
-fn header(text: &str) -> HeaderValue {
-    HeaderValue::from_str(text).expect("ids and signatures are ASCII")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::claim::Target;
+    use reqwest::header::CONTENT_TYPE;
     use webhooks_core::event::EventName;
     use webhooks_core::secret::Secret;
     use webhooks_core::signing::SigningKey;

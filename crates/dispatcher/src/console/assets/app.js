@@ -1,16 +1,19 @@
 // The console's entry point: which screen the URL fragment names, and sign-in first.
 // Routes: #/ projects · #/p/{project} webhooks · #/p/{project}/new · #/p/{project}/w/{id}/edit
-// · #/p/{project}/w/{id} deliveries. The fragment holds no secret: the token is in sessionStorage.
+// · #/p/{project}/w/{id} deliveries · #/p/{project}/w/{id}/d/{delivery} one delivery.
+// The fragment holds no secret: the token is in sessionStorage. A project token reaches its own
+// project only: every other route leads to that project's webhooks.
 
 import { SIGNED_OUT, token } from "./api.js";
-import { announce } from "./dom.js";
+import { announce, route } from "./dom.js";
 import { deliveriesScreen } from "./deliveries.js";
+import { deliveryScreen } from "./delivery.js";
 import { formScreen } from "./form.js";
 import { projectsScreen } from "./projects.js";
 import { signInScreen } from "./signin.js";
 import { webhooksScreen } from "./webhooks.js";
 
-/** What the current screen stops when left (the deliveries' polling). */
+/** What the current screen stops when left (its polling). */
 let leave = null;
 
 async function show() {
@@ -23,12 +26,19 @@ async function show() {
     return;
   }
   const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
-  const [p, project, what, id, edit] = parts;
+  const [p, project, what, id, sub, delivery] = parts;
+  const scope = token.project();
+  if (scope && (p !== "p" || project !== scope)) {
+    // Replaced, not pushed: Back does not lead to the route refused.
+    location.replace(route("p", scope));
+    return;
+  }
   try {
     if (p !== "p" || !project) projectsScreen();
-    else if (!what) await webhooksScreen(project);
+    else if (!what) leave = await webhooksScreen(project);
     else if (what === "new") await formScreen(project, null);
-    else if (what === "w" && id && edit === "edit") await formScreen(project, id);
+    else if (what === "w" && id && sub === "edit") await formScreen(project, id);
+    else if (what === "w" && id && sub === "d" && delivery) leave = await deliveryScreen(project, id, delivery);
     else if (what === "w" && id) leave = await deliveriesScreen(project, id);
     else projectsScreen();
   } catch (error) {

@@ -1,6 +1,8 @@
 // Building the page: elements from plain values (text is always text, never parsed as HTML),
 // the status line screen readers announce, the breadcrumb, times and the confirmation dialog.
 
+import { token } from "./api.js";
+
 /** An element: `props` are attributes, `on…` listeners, and `text`, `value`, `checked` set as
  * properties; `children` are nodes or strings (added as text). */
 export function h(tag, props = {}, ...children) {
@@ -37,9 +39,11 @@ export function announce(message, kind = "info") {
   }, 12000);
 }
 
-/** Shows a new screen: its title, breadcrumb and content; focus goes to its heading. */
+/** Shows a new screen: its title, breadcrumb and content; focus goes to its heading. Signed in
+ * with a project token, the breadcrumb starts at that project (there is no list of projects). */
 export function screen(title, crumbs, ...content) {
   document.title = `${title} · Webhooks console`;
+  if (token.project()) crumbs = crumbs.filter(([, href]) => href !== "#/");
   const nav = document.getElementById("crumbs");
   nav.replaceChildren(
     h(

@@ -21,6 +21,14 @@ export async function formScreen(project, id) {
     secret.type = shown ? "text" : "password";
     reveal.setAttribute("aria-pressed", String(shown));
   });
+  const generate = h("button", { type: "button", class: "secondary small" }, "Generate");
+  generate.addEventListener("click", () => {
+    secret.value = generated();
+    secret.type = "text";
+    reveal.setAttribute("aria-pressed", "true");
+    secret.focus();
+    announce("A secret was generated: copy it for the receiver before saving.", "ok");
+  });
   const clearSecret = h("input", { type: "checkbox", id: "secret-clear" });
   const enabled = h("input", { type: "checkbox", id: "enabled", checked: webhook?.enabled ?? true, "aria-describedby": "enabled-error" });
   const picker = eventPicker(groups, new Set(webhook?.events ?? []));
@@ -35,7 +43,7 @@ export async function formScreen(project, id) {
     { class: "card", novalidate: true },
     field("title", "Title", title),
     field("url", "URL", url, "Where deliveries are sent: an http or https URL."),
-    h("div", { class: "with-button" }, field("secret", "Secret", secret, secretHint), reveal),
+    h("div", { class: "with-button" }, field("secret", "Secret", secret, secretHint), reveal, generate),
     webhook?.has_secret
       ? h("p", { class: "check" }, clearSecret, h("label", { for: "secret-clear" }, " Remove the secret"))
       : null,
@@ -83,4 +91,10 @@ export async function formScreen(project, id) {
   });
   const heading = webhook ? `Edit “${webhook.title}”` : "New webhook";
   screen(heading, [["Projects", "#/"], [project, route("p", project)], [webhook ? "Edit" : "New webhook"]], form);
+}
+
+/** A `whsec_` secret of 32 random bytes, as the API generates them. */
+function generated() {
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  return `whsec_${btoa(String.fromCharCode(...bytes))}`;
 }

@@ -1,4 +1,5 @@
-// Sign-in: the admin token, checked against the API, then kept for this tab only.
+// Sign-in: the admin token or a project token, checked against the API, then kept for this tab
+// only.
 
 import { api, token } from "./api.js";
 import { announce, field, fieldError, h, screen } from "./dom.js";
@@ -17,9 +18,9 @@ export function signInScreen(then) {
     { class: "card narrow", novalidate: true },
     field(
       "token",
-      "Admin token",
+      "Token",
       input,
-      "The dispatcher's ADMIN_TOKEN. It is kept in this tab only and forgotten when the tab closes.",
+      "The dispatcher's ADMIN_TOKEN, or a project token (whp_…) for one project's webhooks. It is kept in this tab only and forgotten when the tab closes.",
     ),
     h("div", { class: "actions" }, h("button", { type: "submit" }, "Sign in")),
   );
@@ -27,7 +28,7 @@ export function signInScreen(then) {
     event.preventDefault();
     const value = input.value.trim();
     if (!value) {
-      fieldError("token", "Enter the admin token.");
+      fieldError("token", "Enter the admin token or a project token.");
       input.focus();
       return;
     }

@@ -1,21 +1,61 @@
 // A project's webhooks: each with its URL, events, health and the actions on it (deliveries,
-// edit, the enabled switch, delete).
+// edit, the enabled switch, delete). Their health is asked for again every few seconds; a card
+// is replaced only when its webhook changed, the focus kept on the same control.
 
 import { api } from "./api.js";
 import { announce, confirm, h, route, screen, time } from "./dom.js";
+import { poll } from "./poll.js";
 import { remember } from "./projects.js";
 
+const EVERY_MS = 5000;
+
+/** Shows the webhooks of `project`; returns what stops the refreshing. */
 export async function webhooksScreen(project) {
   const webhooks = await api.webhooks(project);
   remember(project);
   const list = h("ul", { class: "webhooks", "aria-label": "Webhooks" });
-  for (const webhook of webhooks) list.append(card(project, webhook));
+  const empty = h("p", { class: "empty" }, "No webhooks yet in this project.");
+  show(project, list, empty, webhooks);
   screen(
     `Webhooks of ${project}`,
     [["Projects", "#/"], [project]],
     h("p", { class: "toolbar" }, h("a", { class: "button", href: route("p", project, "new") }, "New webhook")),
-    webhooks.length ? list : h("p", { class: "empty" }, "No webhooks yet in this project."),
+    list,
+    empty,
   );
+  return poll(async () => {
+    try {
+      show(project, list, empty, await api.webhooks(project));
+    } catch {
+      // Shown again at the next refresh; the list on the page stays as it was.
+    }
+  }, EVERY_MS);
+}
+
+/** What a card shows of a webhook: a changed key means a new card. */
+const keyOf = (w) =>
+  JSON.stringify([w.title, w.url, w.events, w.enabled, w.failing_since, w.failed_attempts, w.last_error, w.disabled_at]);
+
+/** Brings `list` up to date with `webhooks`, in their order. */
+function show(project, list, empty, webhooks) {
+  const ids = new Set(webhooks.map((w) => w.id));
+  for (const item of [...list.children]) if (!ids.has(item.dataset.id)) item.remove();
+  webhooks.forEach((webhook, index) => {
+    let item = document.getElementById(`webhook-${webhook.id}`);
+    const key = keyOf(webhook);
+    if (!item || item.dataset.key !== key) {
+      const fresh = card(project, webhook);
+      if (item) {
+        const focused = item.contains(document.activeElement) ? document.activeElement.dataset.focus : null;
+        item.replaceWith(fresh);
+        if (focused) fresh.querySelector(`[data-focus="${focused}"]`)?.focus();
+      }
+      item = fresh;
+    }
+    if (list.children[index] !== item) list.insertBefore(item, list.children[index] ?? null);
+  });
+  list.hidden = webhooks.length === 0;
+  empty.hidden = webhooks.length > 0;
 }
 
 /** One webhook as a card; replaced in place when it changes. */
@@ -26,11 +66,12 @@ function card(project, webhook) {
     role: "switch",
     id: `${id}-enabled`,
     checked: webhook.enabled,
+    "data-focus": "switch",
     onchange: () => setEnabled(project, webhook, toggle),
   });
   const item = h(
     "li",
-    { class: "card webhook", id, "data-id": webhook.id, "aria-labelledby": `${id}-title` },
+    { class: "card webhook", id, "data-id": webhook.id, "data-key": keyOf(webhook), "aria-labelledby": `${id}-title` },
     h(
       "div",
       { class: "head" },
@@ -44,9 +85,9 @@ function card(project, webhook) {
       "div",
       { class: "actions" },
       h("span", { class: "switch" }, toggle, h("label", { for: toggle.id }, "Enabled")),
-      h("a", { class: "button secondary", href: route("p", project, "w", webhook.id) }, "Deliveries"),
-      h("a", { class: "button secondary", href: route("p", project, "w", webhook.id, "edit") }, "Edit"),
-      h("button", { type: "button", class: "danger", onclick: () => remove(project, webhook, item) }, "Delete"),
+      h("a", { class: "button secondary", "data-focus": "deliveries", href: route("p", project, "w", webhook.id) }, "Deliveries"),
+      h("a", { class: "button secondary", "data-focus": "edit", href: route("p", project, "w", webhook.id, "edit") }, "Edit"),
+      h("button", { type: "button", class: "danger", "data-focus": "delete", onclick: () => remove(project, webhook, item) }, "Delete"),
     ),
   );
   return item;
@@ -113,7 +154,10 @@ async function remove(project, webhook, item) {
     const list = item.parentElement;
     item.remove();
     announce(`Webhook “${webhook.title}” deleted.`, "ok");
-    if (!list.children.length) list.replaceWith(h("p", { class: "empty" }, "No webhooks yet in this project."));
+    if (!list.children.length) {
+      list.hidden = true;
+      list.nextElementSibling.hidden = false;
+    }
     document.querySelector("main h1").focus();
   } catch (error) {
     announce(`Not deleted: ${error.message}`, "error");
