@@ -233,6 +233,94 @@ async fn an_event_redelivered_after_midnight_is_still_recognised() {
     world.finish().await;
 }
 
+/// Every table each plan in `plan` (an `EXPLAIN (FORMAT JSON)` answer) reads, by name.
+fn relations(plan: &serde_json::Value, found: &mut Vec<String>) {
+    if let Some(name) = plan.get("Relation Name").and_then(|n| n.as_str()) {
+        found.push(name.to_owned());
+    }
+    for child in ["Plan", "Plans"].iter().filter_map(|key| plan.get(*key)) {
+        match child {
+            serde_json::Value::Array(plans) => plans.iter().for_each(|p| relations(p, found)),
+            one => relations(one, found),
+        }
+    }
+}
+
+/// A body too large to come with its claim is read apart by its event's id and the time it was
+/// received, so that both reads (its size, then the body) look in that day's partition alone,
+/// not in every day kept and created ahead; in a plan made for these values and in one kept
+/// for any (which the server prunes as the statement starts).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_read_apart_is_looked_for_in_its_days_partition_alone() {
+    use webhooks_sender::store::events;
+
+    let world = World::start().await;
+    // To the microsecond, as stored: the literals below name it exactly.
+    let received = chrono::DateTime::from_timestamp_micros(world.clock.now().timestamp_micros())
+        .expect("a time");
+    let db = world.db().await;
+    db.execute(
+        "INSERT INTO events (id, event_name, project_code, body, received_at)
+         VALUES ('apart', 'run.started', 'DEMO', '\\x7b7d', $1)",
+        &[&received],
+    )
+    .await
+    .expect("an event");
+    let days = partitions(&world, "events").await;
+    assert!(days.len() > 2, "{days:?}");
+
+    for mode in ["force_custom_plan", "force_generic_plan"] {
+        for (name, statement) in [("sizes", events::BODY_SIZES), ("bodies", events::BODIES)] {
+            db.batch_execute(&format!(
+                "SET plan_cache_mode = {mode};
+                 PREPARE {name}(text[], timestamptz, timestamptz) AS {statement}"
+            ))
+            .await
+            .expect("prepare");
+            let at = received.to_rfc3339();
+            let explained = db
+                .query_one(
+                    &format!(
+                        "EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE {name}('{{apart}}', '{at}', '{at}')"
+                    ),
+                    &[],
+                )
+                .await
+                .expect("explain");
+            let plan: serde_json::Value = explained.get(0);
+            let mut read = Vec::new();
+            relations(&plan[0], &mut read);
+            assert_eq!(
+                read,
+                vec![partition("events", received.date_naive())],
+                "{name}, {mode}: {plan}"
+            );
+            assert_eq!(plan[0]["Plan"]["Actual Rows"].as_u64(), Some(1), "{plan}");
+            db.batch_execute(&format!("DEALLOCATE {name}"))
+                .await
+                .expect("deallocate");
+        }
+    }
+
+    // And the sender's reads find it by those values.
+    let pool =
+        webhooks_core::db::connect(&world.database_url, 1, webhooks_core::db::Reads::ByIndex)
+            .await
+            .expect("pool");
+    let session = pool.get().await.expect("session");
+    let sizes = events::body_sizes(&session, &["apart"], &[received])
+        .await
+        .expect("sizes");
+    assert_eq!(sizes, vec![("apart".to_owned(), 2)]);
+    let bodies = events::bodies(&session, &["apart"], &[received])
+        .await
+        .expect("bodies");
+    assert_eq!(bodies, vec![("apart".to_owned(), b"{}".to_vec())]);
+    drop(session);
+    pool.close();
+    world.finish().await;
+}
+
 /// The texts of migrations 1 to 7: the schema of the version before partitioning.
 const BEFORE_PARTITIONS: [&str; 7] = [
     include_str!("../../crates/core/src/migrations/0001_init.sql"),

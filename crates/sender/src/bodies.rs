@@ -22,6 +22,9 @@ use crate::store::events;
 /// Most bytes of bodies read in one query.
 const READ_BYTES_MOST: usize = 1 << 20;
 
+/// An event whose body is to be read apart: its size, id, when it was received, and its jobs.
+type Sized = (usize, String, chrono::DateTime<chrono::Utc>, Vec<Job>);
+
 /// The budget of body bytes in flight, shared by the broker session and the scheduler.
 #[derive(Clone, Debug)]
 pub struct Bodies {
@@ -88,18 +91,19 @@ impl Bodies {
         if unread.is_empty() {
             return Ok(());
         }
-        let ids: Vec<&str> = unread.iter().map(|(event, _)| event.as_str()).collect();
+        let ids: Vec<&str> = unread.iter().map(|(event, _, _)| event.as_str()).collect();
+        let received: Vec<_> = unread.iter().map(|(_, at, _)| *at).collect();
         let client = pool.get().await?;
-        let sizes = events::body_sizes(&client, &ids).await?;
+        let sizes = events::body_sizes(&client, &ids, &received).await?;
         let size_of = |event: &str| -> usize {
             sizes
                 .iter()
                 .find(|(id, _)| id == event)
                 .map_or(0, |(_, size)| *size)
         };
-        let mut sized: Vec<(usize, String, Vec<Job>)> = unread
+        let mut sized: Vec<Sized> = unread
             .drain(..)
-            .map(|(event, jobs)| (size_of(&event), event, jobs))
+            .map(|(event, at, jobs)| (size_of(&event), event, at, jobs))
             .collect();
         while !sized.is_empty() {
             // As many events as one read may bring, the first whatever its size.
@@ -110,10 +114,14 @@ impl Bodies {
                 n += 1;
             }
             let mut share = self.take(bytes).await?;
-            let group: Vec<(usize, String, Vec<Job>)> = sized.drain(..n).collect();
-            let ids: Vec<&str> = group.iter().map(|(_, event, _)| event.as_str()).collect();
-            let mut read = events::bodies(&client, &ids).await?;
-            for (_, event, mut jobs) in group {
+            let group: Vec<Sized> = sized.drain(..n).collect();
+            let ids: Vec<&str> = group
+                .iter()
+                .map(|(_, event, _, _)| event.as_str())
+                .collect();
+            let received: Vec<_> = group.iter().map(|(_, _, at, _)| *at).collect();
+            let mut read = events::bodies(&client, &ids, &received).await?;
+            for (_, event, _, mut jobs) in group {
                 let Some(at) = read.iter().position(|(id, _)| *id == event) else {
                     tracing::error!(event_id = %event, "stored delivery has no event body");
                     continue;

@@ -205,8 +205,8 @@ pub async fn due(
 #[derive(Debug, Default)]
 pub struct Claimed {
     pub jobs: Vec<Job>,
-    /// By event id.
-    pub unread: Vec<(String, Vec<Job>)>,
+    /// By event: its id, when it was received (its partition's day) and its jobs.
+    pub unread: Vec<(String, DateTime<Utc>, Vec<Job>)>,
 }
 
 impl Claimed {
@@ -215,7 +215,7 @@ impl Claimed {
             + self
                 .unread
                 .iter()
-                .map(|(_, jobs)| jobs.len())
+                .map(|(_, _, jobs)| jobs.len())
                 .sum::<usize>()
     }
 
@@ -238,7 +238,7 @@ fn jobs(mut rows: Vec<Leased>) -> Claimed {
             .entry(&row.url)
             .or_insert_with(|| Target::parse(&row.url));
     }
-    let mut events: HashMap<Uuid, &str> = HashMap::new();
+    let mut events: HashMap<Uuid, (&str, DateTime<Utc>)> = HashMap::new();
     let jobs: Vec<Job> = rows
         .iter()
         .filter_map(|row| {
@@ -251,7 +251,7 @@ fn jobs(mut rows: Vec<Leased>) -> Claimed {
                 return None;
             };
             if body.is_empty() {
-                events.insert(row.delivery_id, &row.event_id);
+                events.insert(row.delivery_id, (&row.event_id, row.received_at));
             }
             Some(Job {
                 delivery_id: row.delivery_id,
@@ -272,8 +272,9 @@ fn jobs(mut rows: Vec<Leased>) -> Claimed {
 }
 
 /// Sets apart, by event, the jobs whose body is to be read apart (empty: over
-/// [`INLINE_BODY_MOST`](webhooks_core::memory::INLINE_BODY_MOST)); `events` names the event of each of them.
-fn unread_apart(jobs: Vec<Job>, events: &HashMap<Uuid, &str>) -> Claimed {
+/// [`INLINE_BODY_MOST`](webhooks_core::memory::INLINE_BODY_MOST)); `events` names the event of
+/// each of them, and when it was received.
+fn unread_apart(jobs: Vec<Job>, events: &HashMap<Uuid, (&str, DateTime<Utc>)>) -> Claimed {
     if events.is_empty() {
         return Claimed {
             jobs,
@@ -287,12 +288,14 @@ fn unread_apart(jobs: Vec<Job>, events: &HashMap<Uuid, &str>) -> Claimed {
             claimed.jobs.push(job);
             continue;
         }
-        let event = events[&job.delivery_id];
+        let (event, received_at) = events[&job.delivery_id];
         let i = *at.entry(event).or_insert_with(|| {
-            claimed.unread.push((event.to_owned(), Vec::new()));
+            claimed
+                .unread
+                .push((event.to_owned(), received_at, Vec::new()));
             claimed.unread.len() - 1
         });
-        claimed.unread[i].1.push(job);
+        claimed.unread[i].2.push(job);
     }
     claimed
 }

@@ -39,6 +39,9 @@ pub struct Leased {
     pub webhook_changed_at: DateTime<Utc>,
     /// Its webhook's project.
     pub project_code: String,
+    /// When its event was received (the delivery's `created_at`): the day of the event's
+    /// partition, for a body read apart.
+    pub received_at: DateTime<Utc>,
 }
 
 impl Leased {
@@ -57,6 +60,7 @@ impl Leased {
             webhook_changed_at: row.get(9),
             project_code: row.get(10),
             previous_secret: previous_secret(row, 11),
+            received_at: row.get(13),
         }
     }
 }
@@ -225,7 +229,7 @@ fn leasing(picked: Option<&str>, which: &str) -> String {
                 CASE WHEN row_number() OVER (PARTITION BY c.event_id) = 1
                      THEN (SELECT CASE WHEN octet_length(e.body) <= {INLINE_BODY_MOST} THEN e.body ELSE ''::bytea END
                            FROM events e WHERE e.id = c.event_id AND e.received_at = c.created_at) END,
-                w.updated_at, w.project_code, w.previous_secret, w.previous_secret_until
+                w.updated_at, w.project_code, w.previous_secret, w.previous_secret_until, c.created_at
          FROM claimed c JOIN webhooks w ON w.id = c.webhook_id"
     )
 }
