@@ -32,6 +32,18 @@ pub(crate) async fn snap(browser: &Browser, name: &str, keep_status: bool) {
     }
 }
 
+/// A wide browser at the console's `route` (e.g. `#/p/DEMO/w/{id}`), signed in there with the
+/// admin token.
+pub(crate) async fn signed_in(world: &World, route: &str) -> Browser {
+    let browser = Browser::start(WIDE.0, WIDE.1).await;
+    let console = format!("http://{}/console{route}", world.dispatcher_addr());
+    browser.goto(&console).await;
+    browser.wait_for("h1", "Sign in").await;
+    browser.keys(TOKEN).await;
+    browser.press(&[ENTER]).await;
+    browser
+}
+
 /// Every form control on the page has a label a screen reader reads out.
 pub(crate) async fn all_labelled(browser: &Browser) {
     let unlabelled = browser
@@ -417,12 +429,7 @@ async fn console_counts_the_attempts_the_api_leaves_out() {
         .await
         .expect("older attempts");
 
-    let browser = Browser::start(WIDE.0, WIDE.1).await;
-    let console = format!("http://{}/console#/p/DEMO/w/{id}", world.dispatcher_addr());
-    browser.goto(&console).await;
-    browser.wait_for("h1", "Sign in").await;
-    browser.keys(TOKEN).await;
-    browser.press(&[ENTER]).await;
+    let browser = signed_in(&world, &format!("#/p/DEMO/w/{id}")).await;
     browser.click("tr summary", "41 · last 200").await;
     browser
         .wait_for("tr .omitted", "16 more attempts, not kept")

@@ -3,13 +3,13 @@
 //! refusal and sent once saved.
 
 use serde_json::json;
-use webhooks_tests::browser::{Browser, ENTER};
+use webhooks_tests::browser::Browser;
 use webhooks_tests::receiver::Behaviour;
 use webhooks_tests::wait;
-use webhooks_tests::world::{TOKEN, World};
+use webhooks_tests::world::World;
 
 use crate::SOON;
-use crate::console::{WIDE, snap};
+use crate::console::{signed_in, snap};
 
 /// Sends a test event from the deliveries screen and waits for it to be received; returns the
 /// secret it carried.
@@ -32,12 +32,7 @@ async fn console_sends_a_test_event_rotates_and_generates_secrets() {
         .webhook("DEMO", "acts", &["run.started"], Some("first-secret"))
         .await;
     world.receiver.set("acts", Behaviour::Statuses(vec![200]));
-    let browser = Browser::start(WIDE.0, WIDE.1).await;
-    let console = format!("http://{}/console#/p/DEMO/w/{id}", world.dispatcher_addr());
-    browser.goto(&console).await;
-    browser.wait_for("h1", "Sign in").await;
-    browser.keys(TOKEN).await;
-    browser.press(&[ENTER]).await;
+    let browser = signed_in(&world, &format!("#/p/DEMO/w/{id}")).await;
     browser.wait_for("h1", "Deliveries of").await;
 
     // A test event: sent, then listed with its 200 without a reload.

@@ -2,13 +2,13 @@
 //! and one delivery opened with its body, the headers sent (the secret masked) and its attempts.
 
 use serde_json::json;
-use webhooks_tests::browser::{Browser, ENTER};
+use webhooks_tests::browser::Browser;
 use webhooks_tests::receiver::Behaviour;
 use webhooks_tests::wait;
-use webhooks_tests::world::{TOKEN, World};
+use webhooks_tests::world::World;
 
 use crate::SOON;
-use crate::console::{PHONE, WIDE, all_labelled, fits_a_phone, snap};
+use crate::console::{PHONE, WIDE, all_labelled, fits_a_phone, signed_in, snap};
 
 const SECRET: &str = "s3cret-value-never-shown";
 
@@ -66,12 +66,7 @@ async fn console_pages_filters_and_opens_a_delivery() {
     })
     .await;
 
-    let browser = Browser::start(WIDE.0, WIDE.1).await;
-    let console = format!("http://{}/console#/p/DEMO/w/{id}", world.dispatcher_addr());
-    browser.goto(&console).await;
-    browser.wait_for("h1", "Sign in").await;
-    browser.keys(TOKEN).await;
-    browser.press(&[ENTER]).await;
+    let browser = signed_in(&world, &format!("#/p/DEMO/w/{id}")).await;
     browser.wait_for("h1", "Deliveries of").await;
     all_labelled(&browser).await;
 
