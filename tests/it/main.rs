@@ -14,6 +14,7 @@ mod metrics;
 mod openapi;
 mod pipeline;
 mod promises;
+mod replay;
 mod retention;
 mod retries;
 mod secrets;
