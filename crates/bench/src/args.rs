@@ -88,6 +88,10 @@ pub enum Scenario {
     /// Not in the default run (about three minutes): 400 events/s while the services' clock moves
     /// through five windows of RETENTION=2d; sizes, throughput, p99 and the cost of each drop.
     Retention,
+    /// Not in the default run (a few minutes): 1,000 events/s to 1 webhook alone, then while
+    /// 100,000 failed deliveries of another webhook are replayed through the API; the p99 beside
+    /// the replay against the p99 alone, and the replay's time and rate.
+    Replay,
     /// Not in the default run: `--minutes` of events at `--rate` to 4 webhooks while a random
     /// fault is injected every 20-60 s; every delivery must arrive.
     Soak,
@@ -117,6 +121,7 @@ impl Scenario {
             Scenario::BrokerBacklog => "broker-backlog",
             Scenario::Memory => "memory",
             Scenario::Retention => "retention",
+            Scenario::Replay => "replay",
             Scenario::Soak => "soak",
         }
     }
@@ -137,6 +142,8 @@ impl Scenario {
             Scenario::Memory => 0,
             // Sized by time (see the retention scenario).
             Scenario::Retention => 0,
+            // Sized by its replay and its time alone (see the replay scenario).
+            Scenario::Replay => 0,
             // Sized by `--minutes` and `--rate` instead (see `Args::events`).
             Scenario::Soak => 0,
         }
@@ -163,6 +170,7 @@ impl Args {
                 Scenario::BrokerBacklog,
                 Scenario::Memory,
                 Scenario::Retention,
+                Scenario::Replay,
             ])
             .filter(|s| self.scenarios.contains(s))
             .collect()

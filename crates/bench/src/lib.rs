@@ -19,6 +19,7 @@
 //! - [`memory`]: peak memory with large events, small events and a wide fan-out, against the bound.
 //! - [`fair`]: healthy projects alone and beside a project whose many webhooks share one slow host.
 //! - [`retention`]: a steady load while the services' clock moves through retention windows.
+//! - [`replay`]: a steady load alone, then beside a bulk replay of 100,000 deliveries.
 //! - [`soak`]: the soak: a steady stream for minutes while faults are injected on a seeded
 //!   schedule, then a check that every delivery arrived.
 
@@ -31,6 +32,7 @@ pub mod fair;
 pub mod memory;
 pub mod phase;
 pub mod procfs;
+pub mod replay;
 pub mod report;
 pub mod retention;
 pub mod scenarios;

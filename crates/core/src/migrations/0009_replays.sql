@@ -6,7 +6,10 @@
 -- alone because they had changed when their turn came (retried by hand meanwhile, or the webhook
 -- was disabled or deleted: `stopped_reason`); `done`: of the queued, those whose new attempt has
 -- been made (or that ended without one). Finished once queued + skipped = matched and done =
--- queued. `next_after`: the largest delivery id handed back so far, where the next batch starts.
+-- queued. `next_after`: the largest delivery id taken by a batch so far, where the next batch
+-- starts; `in_flight_from`: the smallest id handed back and not done yet (`next_after` when none),
+-- where the look for done ones starts (the done ones before it are deleted, and their index
+-- entries, dead until vacuumed, are not walked again at every step).
 CREATE TABLE replays (
     id              uuid        PRIMARY KEY,
     webhook_id      uuid        NOT NULL,
@@ -20,6 +23,7 @@ CREATE TABLE replays (
     skipped         integer     NOT NULL DEFAULT 0,
     done            integer     NOT NULL DEFAULT 0,
     next_after      uuid        NOT NULL DEFAULT '00000000-0000-0000-0000-000000000000',
+    in_flight_from  uuid        NOT NULL DEFAULT '00000000-0000-0000-0000-000000000000',
     stopped_reason  text,
     created_at      timestamptz NOT NULL,
     finished_at     timestamptz

@@ -106,8 +106,9 @@ impl Replayer {
             let running = match self.turn(&mut broker).await {
                 Ok(running) => running,
                 Err(e) => {
+                    // Tried again after a pause: the database may be away.
                     tracing::warn!(error = format!("{e:#}"), "replay turn failed");
-                    true
+                    false
                 }
             };
             let pause = if running { self.pace.interval() } else { IDLE };
@@ -169,9 +170,10 @@ async fn step(
         return Ok((Uuid::nil(), Vec::new()));
     };
     let mut progress = locked.progress;
-    if progress.queued > 0 {
-        let done = store::forget_done(&tx, replay, progress.next_after).await?;
-        progress.done += i32::try_from(done).unwrap_or(i32::MAX);
+    if progress.in_flight() > 0 {
+        let (from, through) = (progress.in_flight_from, progress.next_after);
+        let (done, oldest) = store::forget_done(&tx, replay, from, through).await?;
+        progress.found_done(done, oldest);
     }
     if let Some(reason) = locked.webhook_gone.filter(|_| progress.left() > 0) {
         store::forget_rest(&tx, replay, progress.next_after).await?;

@@ -15,6 +15,9 @@ pub struct Progress {
     pub done: i32,
     /// The largest delivery id taken by a batch so far: the next batch starts after it.
     pub next_after: Uuid,
+    /// The smallest delivery id handed back and not done yet, or `next_after` when none is: every
+    /// match before it is done or skipped.
+    pub in_flight_from: Uuid,
     /// Why the replay stopped before its end (its webhook was disabled or deleted).
     pub stopped_reason: Option<String>,
 }
@@ -49,6 +52,14 @@ impl Progress {
         self.queued += handed_back;
         self.skipped += taken - handed_back;
         self.next_after = self.next_after.max(last);
+    }
+
+    /// `done` more of those in flight found done, `oldest` being the smallest id still in flight
+    /// (`None`: none is).
+    pub fn found_done(&mut self, done: i64, oldest: Option<Uuid>) {
+        let done = i32::try_from(done).unwrap_or(i32::MAX);
+        self.done = self.done.saturating_add(done).min(self.queued);
+        self.in_flight_from = oldest.unwrap_or(self.next_after);
     }
 
     /// The replay stops for `reason`: the matches not taken yet are skipped.
@@ -114,6 +125,18 @@ mod tests {
         p.done = 40;
         assert!(p.is_finished());
         assert_eq!(p.stopped_reason.as_deref(), Some("webhook disabled"));
+    }
+
+    #[test]
+    fn the_look_for_done_ones_starts_at_the_oldest_in_flight() {
+        let mut p = matched(10);
+        p.took(4, 4, Uuid::from_u128(4));
+        p.found_done(2, Some(Uuid::from_u128(3)));
+        assert_eq!((p.done, p.in_flight_from), (2, Uuid::from_u128(3)));
+        p.found_done(2, None);
+        assert_eq!((p.done, p.in_flight_from), (4, Uuid::from_u128(4)));
+        p.found_done(7, None);
+        assert_eq!(p.done, 4, "never more done than queued");
     }
 
     #[test]

@@ -25,8 +25,8 @@ pub const FINISHED: &str = "finished";
 
 /// The columns of a [`ReplayRow`], in the order [`ReplayRow::from_row`] reads them (alias `r`).
 const REPLAY_COLUMNS: &str = "r.id, r.webhook_id, r.idempotency_key, r.from_at, r.to_at, r.states,
-     r.state, r.matched, r.queued, r.skipped, r.done, r.next_after, r.stopped_reason, r.created_at,
-     r.finished_at";
+     r.state, r.matched, r.queued, r.skipped, r.done, r.next_after, r.in_flight_from,
+     r.stopped_reason, r.created_at, r.finished_at";
 
 /// A replay as the API shows it.
 #[derive(Debug, Clone)]
@@ -61,10 +61,11 @@ impl ReplayRow {
                 skipped: row.get(9),
                 done: row.get(10),
                 next_after: row.get(11),
-                stopped_reason: row.get(12),
+                in_flight_from: row.get(12),
+                stopped_reason: row.get(13),
             },
-            created_at: row.get(13),
-            finished_at: row.get(14),
+            created_at: row.get(14),
+            finished_at: row.get(15),
         }
     }
 }
@@ -258,7 +259,7 @@ pub async fn lock(tx: &Transaction<'_>, replay: Uuid) -> Result<Option<Locked>, 
     let row = tx
         .query_opt(
             "SELECT r.webhook_id, r.states, r.matched, r.queued, r.skipped, r.done, r.next_after,
-                    r.stopped_reason, w.deleted_at IS NOT NULL, w.enabled
+                    r.in_flight_from, r.stopped_reason, w.deleted_at IS NOT NULL, w.enabled
              FROM replays r JOIN webhooks w ON w.id = r.webhook_id
              WHERE r.id = $1 AND r.state = 'running'
              FOR UPDATE OF r SKIP LOCKED",
@@ -266,7 +267,7 @@ pub async fn lock(tx: &Transaction<'_>, replay: Uuid) -> Result<Option<Locked>, 
         )
         .await?;
     Ok(row.map(|row| {
-        let (deleted, enabled): (bool, bool) = (row.get(8), row.get(9));
+        let (deleted, enabled): (bool, bool) = (row.get(9), row.get(10));
         Locked {
             webhook: row.get(0),
             states: row.get(1),
@@ -276,7 +277,8 @@ pub async fn lock(tx: &Transaction<'_>, replay: Uuid) -> Result<Option<Locked>, 
                 skipped: row.get(4),
                 done: row.get(5),
                 next_after: row.get(6),
-                stopped_reason: row.get(7),
+                in_flight_from: row.get(7),
+                stopped_reason: row.get(8),
             },
             webhook_gone: if deleted {
                 Some("webhook deleted")
@@ -289,33 +291,40 @@ pub async fn lock(tx: &Transaction<'_>, replay: Uuid) -> Result<Option<Locked>, 
     }))
 }
 
-/// Forgets the matches handed back (ids up to `next_after`) that are done: attempted since (their
-/// count of attempts grew), finished without an attempt (cancelled), or gone with their day's
-/// partition; returns how many. Only the matches in flight are left to read (the others are
-/// deleted as they are done), each delivery found by primary key.
+/// Forgets the matches in flight (ids from `from` to `through`) that are done: attempted since
+/// (their count of attempts grew), finished without an attempt (cancelled), or gone with their
+/// day's partition. Returns how many, and the smallest id still in flight. Only the matches from
+/// the oldest in flight on are read (those before it are done, their rows deleted), each delivery
+/// found by primary key.
 pub async fn forget_done(
     tx: &Transaction<'_>,
     replay: Uuid,
-    next_after: Uuid,
-) -> Result<i64, StoreError> {
+    from: Uuid,
+    through: Uuid,
+) -> Result<(i64, Option<Uuid>), StoreError> {
     let row = tx
         .query_one(
             concat!(
-                "WITH done AS (
-                     DELETE FROM replay_items i
-                     WHERE i.replay_id = $1 AND i.delivery_id <= $2
-                       AND NOT EXISTS (
-                           SELECT 1 FROM deliveries d
-                           WHERE d.id = i.delivery_id AND d.state IN ",
+                "WITH flight AS (
+                     SELECT i.delivery_id, EXISTS (
+                         SELECT 1 FROM deliveries d
+                         WHERE d.id = i.delivery_id AND d.state IN ",
                 waiting_states!(),
-                " AND d.attempt_count = i.attempts)
-                     RETURNING 1)
-                 SELECT count(*) FROM done"
+                " AND d.attempt_count = i.attempts) AS waiting
+                     FROM replay_items i
+                     WHERE i.replay_id = $1 AND i.delivery_id BETWEEN $2 AND $3
+                 ), done AS (
+                     DELETE FROM replay_items i USING flight f
+                     WHERE i.replay_id = $1 AND i.delivery_id = f.delivery_id AND NOT f.waiting
+                     RETURNING 1
+                 )
+                 SELECT (SELECT count(*) FROM done),
+                        (SELECT delivery_id FROM flight WHERE waiting ORDER BY delivery_id LIMIT 1)"
             ),
-            &[&replay, &next_after],
+            &[&replay, &from, &through],
         )
         .await?;
-    Ok(row.get(0))
+    Ok((row.get(0), row.get(1)))
 }
 
 /// Forgets the matches not handed back yet (ids after `next_after`); returns how many.
@@ -401,7 +410,7 @@ pub async fn save(
     let finished = progress.is_finished();
     tx.execute(
         "UPDATE replays SET queued = $2, skipped = $3, done = $4, next_after = $5,
-             stopped_reason = $6, state = $7, finished_at = $8
+             in_flight_from = $6, stopped_reason = $7, state = $8, finished_at = $9
          WHERE id = $1",
         &[
             &replay,
@@ -409,6 +418,7 @@ pub async fn save(
             &progress.skipped,
             &progress.done,
             &progress.next_after,
+            &progress.in_flight_from,
             &progress.stopped_reason,
             &if finished { FINISHED } else { RUNNING },
             &finished.then_some(now),
