@@ -5,7 +5,6 @@ use anyhow::Context;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
 
 use crate::marks::now_ns;
 use crate::publisher::{EVENT_NAME, Pipeline, sized_event_body};
@@ -50,8 +49,6 @@ pub struct Plan {
     pub rate: Option<f64>,
     /// Size of each event's body in bytes (see [`sized_event_body`]); 0 for the plain body.
     pub bytes: usize,
-    /// Publishing stops early, before the next event, once this is cancelled.
-    pub until: Option<CancellationToken>,
 }
 
 impl Plan {
@@ -63,7 +60,6 @@ impl Plan {
             events,
             rate: None,
             bytes: 0,
-            until: None,
         }
     }
 }
@@ -81,17 +77,10 @@ async fn publish_events(
     let started = Instant::now();
     pipeline.limit_bytes(WINDOW_BYTES, plan.bytes);
     published.first_ns.store(now_ns(), Ordering::Relaxed);
-    let until = plan.until.unwrap_or_default();
     for seq in 0..plan.events {
         if let Some(rate) = plan.rate {
             let due = started + Duration::from_secs_f64(seq as f64 / rate);
-            tokio::select! {
-                _ = until.cancelled() => break,
-                _ = tokio::time::sleep_until(due.into()) => {}
-            }
-        }
-        if until.is_cancelled() {
-            break;
+            tokio::time::sleep_until(due.into()).await;
         }
         let body = sized_event_body(plan.phase, seq, plan.bytes);
         pipeline.publish(&plan.exchange, EVENT_NAME, &body).await?;

@@ -29,13 +29,13 @@ pub async fn failed_deliveries(
              SELECT i, greatest(date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
                                 now() - interval '10 minutes')
                        + (now() - greatest(date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
-                                           now() - interval '10 minutes')) * i / $4 AS at
-             FROM generate_series(0, $4 - 1) AS i
+                                           now() - interval '10 minutes')) * i / $4::bigint AS at
+             FROM generate_series(0::bigint, $4::bigint - 1) AS i
          ), seeded AS (
              SELECT i, at, {ID_OF_AT} AS id, 'seed-' || $3::text || '-' || i AS event_id FROM times
          ), events AS (
              INSERT INTO events (id, event_name, project_code, body, received_at)
-             SELECT event_id, $2, $1,
+             SELECT event_id, $2::text, $1::text,
                     convert_to(json_build_object('event_name', $2::text,
                         'timestamp', extract(epoch FROM at)::bigint, 'payload', json_build_object('seq', i),
                         'team_member_id', NULL, 'project_code', $1::text)::text, 'UTF8'),
@@ -44,13 +44,14 @@ pub async fn failed_deliveries(
          ), deliveries AS (
              INSERT INTO deliveries (id, event_id, webhook_id, event_name, state, created_at,
                                      first_attempt_at, attempt_count)
-             SELECT id, event_id, $3, $2, 'failed', at, at, 1 FROM seeded
+             SELECT id, event_id, $3::text::uuid, $2::text, 'failed', at, at, 1 FROM seeded
          )
          INSERT INTO attempts (delivery_id, at, success, status_code, error, duration_ms)
          SELECT id, at, false, 500, 'HTTP 500', 1 FROM seeded"
     );
-    let i_count = count;
-    db.execute(&statement, &[&project, &event_name, &webhook, &i_count])
+    // As text: the statement reads it as text (in the events' ids) before it reads it as a uuid.
+    let webhook_text = webhook.to_string();
+    db.execute(&statement, &[&project, &event_name, &webhook_text, &count])
         .await?;
     db.batch_execute("ANALYZE events, deliveries, attempts")
         .await?;

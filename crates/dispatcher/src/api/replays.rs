@@ -125,10 +125,10 @@ pub async fn create(
         .await?
         .ok_or_else(ApiError::not_found)?;
     let key = input.idempotency_key.as_deref();
-    if let Some(key) = key {
-        if let Some(made) = store::by_key(&client, webhook, key).await? {
-            return repeated(&input, made);
-        }
+    if let Some(key) = key
+        && let Some(made) = store::by_key(&client, webhook, key).await?
+    {
+        return repeated(&input, made);
     }
     if !enabled {
         return Err(ApiError::new(

@@ -103,6 +103,7 @@ impl Replayer {
     pub async fn run(self, shutdown: CancellationToken) {
         let mut broker = BrokerLink::default();
         loop {
+            let started = Instant::now();
             let running = match self.turn(&mut broker).await {
                 Ok(running) => running,
                 Err(e) => {
@@ -111,7 +112,9 @@ impl Replayer {
                     false
                 }
             };
+            // Turns start an interval apart, however long each took (so the rate holds).
             let pause = if running { self.pace.interval() } else { IDLE };
+            let pause = pause.saturating_sub(started.elapsed());
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = self.wake.0.notified() => {}
