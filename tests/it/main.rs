@@ -19,6 +19,7 @@ mod openapi;
 mod pipeline;
 mod plans;
 mod promises;
+mod replay;
 mod retention;
 mod retries;
 mod secrets;

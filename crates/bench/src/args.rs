@@ -91,6 +91,10 @@ pub enum Scenario {
     /// Not in the default run (about two minutes, most of it inserting rows): the API's delivery
     /// lists timed at 40,000 deliveries and at 3,000,000.
     Listing,
+    /// Not in the default run (a few minutes): 1,000 events/s to 1 webhook alone, then while
+    /// 100,000 failed deliveries of another webhook are replayed through the API; the p99 beside
+    /// the replay against the p99 alone, and the replay's time and rate.
+    Replay,
     /// Not in the default run: `--minutes` of events at `--rate` to 4 webhooks while a random
     /// fault is injected every 20-60 s; every delivery must arrive.
     Soak,
@@ -121,6 +125,7 @@ impl Scenario {
             Scenario::Memory => "memory",
             Scenario::Retention => "retention",
             Scenario::Listing => "listing",
+            Scenario::Replay => "replay",
             Scenario::Soak => "soak",
         }
     }
@@ -143,6 +148,8 @@ impl Scenario {
             Scenario::Retention => 0,
             // Sized by its tables (see the listing scenario).
             Scenario::Listing => 0,
+            // Sized by its replay and its time alone (see the replay scenario).
+            Scenario::Replay => 0,
             // Sized by `--minutes` and `--rate` instead (see `Args::events`).
             Scenario::Soak => 0,
         }
@@ -170,6 +177,7 @@ impl Args {
                 Scenario::Memory,
                 Scenario::Retention,
                 Scenario::Listing,
+                Scenario::Replay,
             ])
             .filter(|s| self.scenarios.contains(s))
             .collect()

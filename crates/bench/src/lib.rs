@@ -20,6 +20,7 @@
 //! - [`fair`]: healthy projects alone and beside a project whose many webhooks share one slow host.
 //! - [`retention`]: a steady load while the services' clock moves through retention windows.
 //! - [`listing`]: the API's delivery lists at a small history and at millions of rows.
+//! - [`replay`]: a steady load alone, then beside a bulk replay of 100,000 deliveries.
 //! - [`soak`]: the soak: a steady stream for minutes while faults are injected on a seeded
 //!   schedule, then a check that every delivery arrived.
 
@@ -33,6 +34,7 @@ pub mod listing;
 pub mod memory;
 pub mod phase;
 pub mod procfs;
+pub mod replay;
 pub mod report;
 pub mod retention;
 pub mod scenarios;

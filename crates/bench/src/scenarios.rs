@@ -62,6 +62,7 @@ pub async fn run(ctx: &Ctx, scenario: Scenario, report: &mut Report) -> anyhow::
         Scenario::Memory => crate::memory::run(ctx, report).await,
         Scenario::Retention => crate::retention::run(ctx, report).await,
         Scenario::Listing => crate::listing::run(ctx, report).await,
+        Scenario::Replay => crate::replay::run(ctx, report).await,
         Scenario::Soak => anyhow::bail!("the soak runs on its own, not as a measured scenario"),
     }
 }

@@ -74,6 +74,21 @@ pub struct Config {
     /// (its `DELIVERY_TIMEOUT` plus 5 s), so this must be longer than that.
     #[arg(long, env = "HANDOFF_GRACE", default_value = "30s", value_parser = duration::parse)]
     pub handoff_grace: Duration,
+
+    /// Deliveries that replays hand back to the senders per second at most, in this dispatcher
+    /// (all its replays together).
+    #[arg(long, env = "REPLAY_RATE", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
+    pub replay_rate: u32,
+
+    /// Deliveries handed back in one turn of the replay task, 1 to 2000: one transaction and one
+    /// hand-off message per replay. Turns come `REPLAY_BATCH / REPLAY_RATE` seconds apart.
+    #[arg(long, env = "REPLAY_BATCH", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=2000))]
+    pub replay_batch: u32,
+
+    /// Deliveries one replay keeps handed back and not yet attempted, at most; and while the
+    /// senders have this many deliveries due and not taken, replays hand back none.
+    #[arg(long, env = "REPLAY_IN_FLIGHT", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
+    pub replay_in_flight: u32,
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //! - [`prefetch`]: the prefetch from `EVENTS_IN_FLIGHT_BYTES` and the sizes of the events seen.
 //! - [`index`]: the in-memory index of enabled webhooks by (project, event), kept fresh by LISTEN/NOTIFY.
 //! - [`api`]: the management API under `/api/v1`.
+//! - [`replay`]: the task that hands the deliveries of bulk replays back to the senders, paced.
 //! - [`console`]: the web console at `/console`, which calls that API from the browser.
 //! - [`store`]: every SQL statement, used by `fanout`, `index` and `api`; it uses none of them.
 //! - [`metrics`]: every metric the dispatcher exports.
@@ -24,6 +25,7 @@ pub mod index;
 pub mod metrics;
 pub mod prefetch;
 pub mod project_token;
+pub mod replay;
 pub mod store;
 
 pub use config::Config;
@@ -120,6 +122,7 @@ pub async fn start(
         handoff_key,
     };
     let tracker = TaskTracker::new();
+    let replays = replay::Wake::default();
 
     let api = api::router(api::Api {
         pool,
@@ -129,6 +132,7 @@ pub async fn start(
         token: Arc::new(admin_token.clone()),
         token_key: project_token::TokenKey::derive(&admin_token),
         metrics: metrics.clone(),
+        replays: replays.clone(),
     });
     let router = server::ops_router(
         shared.readiness.clone(),
@@ -154,6 +158,7 @@ pub async fn start(
         database,
         config,
         shared,
+        replays,
         tracker.clone(),
         fatal.clone(),
         shutdown.clone(),
@@ -176,6 +181,7 @@ async fn run_when_ready(
     database: Database,
     config: Config,
     shared: Shared,
+    replays: replay::Wake,
     tracker: TaskTracker,
     fatal: Fatal,
     shutdown: CancellationToken,
@@ -212,6 +218,24 @@ async fn run_when_ready(
         },
         shutdown.clone(),
     ));
+    // Replays left running by a restart go on from where their last step committed.
+    let replayer = replay::Replayer {
+        pool: shared.pool.clone(),
+        clock: shared.clock.clone(),
+        metrics: shared.metrics.clone(),
+        pace: replay::Pace {
+            rate: config.replay_rate,
+            batch: config.replay_batch,
+            in_flight: config.replay_in_flight,
+        },
+        wake: replays,
+        handoff: replay::Handoff {
+            broker: shared.broker.clone(),
+            topology: shared.topology.clone(),
+            key: shared.handoff_key.clone(),
+        },
+    };
+    tracker.spawn(replayer.run(shutdown.clone()));
     shared.metrics.index_webhooks.set(shared.index.len() as i64);
     tracker.spawn(index::keep_fresh(
         shared.index.clone(),

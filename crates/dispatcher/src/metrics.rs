@@ -76,6 +76,8 @@ pub struct Metrics {
     pub index_webhooks: IntGauge,
     /// Management API requests, by status class.
     pub api_requests: CounterBy<StatusClass>,
+    /// Deliveries handed back to the senders by replays.
+    pub deliveries_replayed: IntCounter,
 }
 
 impl Metrics {
@@ -119,6 +121,11 @@ impl Metrics {
             "status",
         )
         .expect("valid metric");
+        let deliveries_replayed = IntCounter::new(
+            "deliveries_replayed_total",
+            "Deliveries handed back to the senders by replays.",
+        )
+        .expect("valid metric");
         for collector in [
             events.collector(),
             Box::new(deliveries_created.clone()),
@@ -126,6 +133,7 @@ impl Metrics {
             Box::new(batch_events.clone()),
             Box::new(index_webhooks.clone()),
             api_requests.collector(),
+            Box::new(deliveries_replayed.clone()),
         ] {
             registry.register(collector).expect("unique metric");
         }
@@ -137,6 +145,7 @@ impl Metrics {
             batch_events,
             index_webhooks,
             api_requests,
+            deliveries_replayed,
         }
     }
 }

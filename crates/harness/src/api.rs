@@ -87,4 +87,59 @@ impl Api {
         anyhow::ensure!(status == 204, "deleting webhook {id}: {status}");
         Ok(())
     }
+
+    /// Asks for a replay of webhook `id` of `project` (`body`: `from`, `to`, `states`); returns
+    /// the replay the API answered with.
+    pub async fn replay(
+        &self,
+        project: &str,
+        id: &str,
+        body: &serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        let response = self
+            .http
+            .post(format!(
+                "{}/projects/{project}/webhooks/{id}/replay",
+                self.base
+            ))
+            .bearer_auth(&self.token)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .context("asking for a replay")?;
+        Self::answer(response, 202, "asking for a replay").await
+    }
+
+    /// Replay `replay` of webhook `id` of `project`, as far as it has got.
+    pub async fn get_replay(
+        &self,
+        project: &str,
+        id: &str,
+        replay: &str,
+    ) -> anyhow::Result<serde_json::Value> {
+        let response = self
+            .http
+            .get(format!(
+                "{}/projects/{project}/webhooks/{id}/replays/{replay}",
+                self.base
+            ))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .context("reading a replay")?;
+        Self::answer(response, 200, "reading a replay").await
+    }
+
+    /// The JSON of an answer that must have status `expected`.
+    async fn answer(
+        response: reqwest::Response,
+        expected: u16,
+        what: &str,
+    ) -> anyhow::Result<serde_json::Value> {
+        let status = response.status();
+        let text = response.text().await.context("reading the API answer")?;
+        anyhow::ensure!(status == expected, "{what}: {status} {text}");
+        serde_json::from_str(&text).with_context(|| format!("{what}: not JSON: {text}"))
+    }
 }

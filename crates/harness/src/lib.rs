@@ -24,7 +24,8 @@
 //! - [`standalone`]: both services as processes configured by environment, against private
 //!   backends.
 //! - [`services`]: a world of service processes (the benchmark's and the soak's); [`injector`]:
-//!   faults injected into it, on a seeded schedule.
+//!   faults injected into it, on a seeded schedule; [`seed`]: many deliveries written into its
+//!   tables at once.
 //! - [`world`]: a test's world, with both services in-process.
 
 pub mod api;

@@ -114,6 +114,16 @@ impl Services {
         service::metrics_text(&self.http, process.addr).await
     }
 
+    /// A connection to the world's database.
+    pub async fn db(&self) -> anyhow::Result<tokio_postgres::Client> {
+        let url = self.names.database_url(self.janitor.servers().1);
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .context("connecting to the world's database")?;
+        tokio::spawn(connection);
+        Ok(client)
+    }
+
     /// The running dispatcher's API.
     pub fn api(&self) -> anyhow::Result<Api> {
         let dispatcher = self

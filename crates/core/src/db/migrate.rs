@@ -44,6 +44,10 @@ pub(super) const MIGRATIONS: &[(&str, &str)] = &[
         "0008_partitioned_by_day.sql",
         include_str!("../migrations/0008_partitioned_by_day.sql"),
     ),
+    (
+        "0009_replays.sql",
+        include_str!("../migrations/0009_replays.sql"),
+    ),
 ];
 
 /// An arbitrary constant naming the migration lock.

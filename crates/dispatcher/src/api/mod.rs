@@ -14,7 +14,8 @@
 //! - [`state`]: what every handler is given ([`Api`]), and its one database connection.
 //! - [`webhooks`], [`deliveries`], [`history`], [`detail`]: the handlers; their SQL is in [`crate::store`]. [`events`]:
 //!   the event catalogue; [`test_delivery`]: a test delivery on request; [`tokens`]:
-//!   project tokens; [`secrets`]: a secret rotated with a grace period.
+//!   project tokens; [`secrets`]: a secret rotated with a grace period; [`replays`]: bulk
+//!   replays of a webhook's deliveries, and [`replay_input`]: their requests parsed.
 //! - [`input`]: request bodies parsed into validated fields; [`views`]: what the API answers.
 //! - [`query`]: query parameters, each named in its error; [`error`]: the error answers.
 //! - [`spec`]: the OpenAPI document, from the handlers' annotations and [`schemas`].
@@ -28,6 +29,8 @@ mod events;
 mod history;
 pub mod input;
 mod query;
+mod replay_input;
+mod replays;
 pub mod routes;
 mod schemas;
 mod secrets;

@@ -8,7 +8,9 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 
 use super::access::{self, Access};
 use super::state::Api;
-use super::{deliveries, detail, events, history, secrets, spec, test_delivery, tokens, webhooks};
+use super::{
+    deliveries, detail, events, history, replays, secrets, spec, test_delivery, tokens, webhooks,
+};
 
 /// A route as the API serves it, its path under `/api/v1`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -66,6 +68,21 @@ fn table() -> Vec<Entry> {
             Method::GET,
             "/projects/{project_code}/webhooks/{id}/deliveries",
             deliveries::list,
+        ),
+        entry(
+            Method::POST,
+            "/projects/{project_code}/webhooks/{id}/replay",
+            replays::create,
+        ),
+        entry(
+            Method::GET,
+            "/projects/{project_code}/webhooks/{id}/replays",
+            replays::list,
+        ),
+        entry(
+            Method::GET,
+            "/projects/{project_code}/webhooks/{id}/replays/{replay_id}",
+            replays::get,
         ),
         entry(
             Method::GET,

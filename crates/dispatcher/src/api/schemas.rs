@@ -159,3 +159,53 @@ impl ToSchema for DurationSchema {
         Cow::Borrowed("Duration")
     }
 }
+
+/// A finished delivery state, one a replay may name ([`super::replay_input::FINISHED`]).
+pub struct FinishedStateSchema;
+
+impl PartialSchema for FinishedStateSchema {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "A state a delivery ends in: `succeeded`, `failed` (given up) or `cancelled`.",
+            ))
+            .enum_values(Some(
+                super::replay_input::FINISHED
+                    .iter()
+                    .map(|state| state.as_str()),
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for FinishedStateSchema {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("FinishedState")
+    }
+}
+
+/// A bulk replay: the webhook's deliveries created in `[from, to)` (at most 31 days) and now in
+/// one of `states`. `since` and `until` are accepted for `from` and `to`. Unknown fields are
+/// refused.
+#[derive(ToSchema)]
+#[schema(as = ReplayRequest)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Described, not built: `ReplayInput` parses the body.
+pub struct ReplayRequestBody {
+    /// The range's start, inclusive (RFC 3339).
+    #[schema(format = DateTime, example = "2026-12-01T00:00:00Z")]
+    from: String,
+    /// The range's end, exclusive (RFC 3339): after `from`, and at most 31 days after it.
+    #[schema(format = DateTime, example = "2026-12-02T00:00:00Z")]
+    to: String,
+    /// The states of the deliveries to replay; every finished state (`succeeded`, `failed`,
+    /// `cancelled`) when not given.
+    #[serde(default)]
+    #[schema(value_type = Vec<FinishedStateSchema>, min_items = 1)]
+    states: Vec<String>,
+    /// The same as the `Idempotency-Key` header (giving both with different values is refused).
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 255, pattern = "^[ -~]+$")]
+    idempotency_key: String,
+}

@@ -14,7 +14,9 @@ use utoipa::OpenApi;
 use super::access::{self, Access};
 use super::error::RETRY_AFTER_SECS;
 use super::schemas::{ErrorBody, ProjectCodeParam};
-use super::{deliveries, detail, events, history, secrets, test_delivery, tokens, webhooks};
+use super::{
+    deliveries, detail, events, history, replays, secrets, test_delivery, tokens, webhooks,
+};
 
 /// Where the API's paths are, as the document names them.
 pub const PREFIX: &str = "/api/v1";
@@ -42,6 +44,9 @@ pub const PREFIX: &str = "/api/v1";
         history::search,
         detail::one,
         deliveries::retry,
+        replays::create,
+        replays::list,
+        replays::get,
     ),
     components(schemas(ErrorBody, ProjectCodeParam)),
     tags(
@@ -49,6 +54,7 @@ pub const PREFIX: &str = "/api/v1";
         (name = "tokens", description = "Tokens scoped to one project"),
         (name = "webhooks", description = "A project's webhooks"),
         (name = "deliveries", description = "What was sent to a webhook, and when"),
+        (name = "replays", description = "A webhook's deliveries of a time range, sent again"),
         (name = "meta", description = "This document"),
     )
 )]

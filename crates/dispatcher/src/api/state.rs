@@ -25,6 +25,8 @@ pub struct Api {
     /// Signs and checks project tokens; derived from `token`.
     pub token_key: TokenKey,
     pub metrics: Metrics,
+    /// Wakes the replay task when a replay is created.
+    pub replays: crate::replay::Wake,
 }
 
 impl Api {

@@ -14,9 +14,11 @@
 //! - [`secrets`]: a webhook's secret rotated with a grace period.
 //! - [`deliveries`]: a webhook's recent deliveries and their attempts, the manual retry, and the
 //!   cancellation of waiting deliveries.
+//! - [`replays`]: bulk replays, their matches, and the statements of the replay task.
 
 pub mod deliveries;
 pub mod listing;
 pub mod record;
+pub mod replays;
 pub mod secrets;
 pub mod webhooks;
