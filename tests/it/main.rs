@@ -7,6 +7,7 @@ mod breaker;
 mod console;
 mod console_actions;
 mod console_deliveries;
+mod console_replay;
 mod console_scoped;
 mod delivery_detail;
 mod fair;
