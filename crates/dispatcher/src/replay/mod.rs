@@ -4,7 +4,7 @@
 //! Every turn (`REPLAY_BATCH / REPLAY_RATE` seconds apart while a replay runs, a second apart when
 //! none does, at once when the API has just created one) takes the running replays, oldest first,
 //! and steps each in a transaction of its own ([`step`]): its matches found done are forgotten,
-//! then a batch of its next matches is made `pending` and due (see [`crate::store::replays`]).
+//! then a batch of its next matches is made `pending` and due (see [`crate::store::replay_steps`]).
 //! A turn hands back at most `REPLAY_BATCH` deliveries in all, shared by the replays, so this
 //! dispatcher hands back at most `REPLAY_RATE` a second; a replay keeps at most
 //! `REPLAY_IN_FLIGHT` handed back and not yet attempted (so a slow or failing endpoint slows its
@@ -40,7 +40,7 @@ use webhooks_core::messages::SenderMessage;
 
 use crate::fanout::handoff::Message;
 use crate::metrics::Metrics;
-use crate::store::replays as store;
+use crate::store::replay_steps as store;
 
 /// How often the task looks for running replays when none is running (the API wakes it at once
 /// when it creates one; this finds those created through another dispatcher, or left running by

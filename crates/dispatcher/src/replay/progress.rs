@@ -1,5 +1,5 @@
 //! Where a replay stands, and what its next step may do: pure arithmetic over its counts, kept
-//! apart from the statements that carry it out ([`crate::store::replays`]).
+//! apart from the statements that carry it out ([`crate::store::replay_steps`]).
 
 use uuid::Uuid;
 

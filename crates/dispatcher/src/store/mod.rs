@@ -14,11 +14,13 @@
 //! - [`secrets`]: a webhook's secret rotated with a grace period.
 //! - [`deliveries`]: a webhook's recent deliveries and their attempts, the manual retry, and the
 //!   cancellation of waiting deliveries.
-//! - [`replays`]: bulk replays, their matches, and the statements of the replay task.
+//! - [`replays`]: bulk replays and their matches, as the API asks for them;
+//!   [`replay_steps`]: the statements of the replay task that carries them out.
 
 pub mod deliveries;
 pub mod listing;
 pub mod record;
+pub mod replay_steps;
 pub mod replays;
 pub mod secrets;
 pub mod webhooks;
