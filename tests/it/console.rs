@@ -157,6 +157,12 @@ async fn console_manages_a_webhook_and_its_deliveries() {
             "run.updated"
         ]
     );
+    browser
+        .wait_for(
+            ".webhook .health.last-success",
+            "No successful delivery yet",
+        )
+        .await;
     snap(&browser, "webhooks", false).await;
 
     // Its deliveries: one appears with its 200 without a reload.
@@ -167,7 +173,10 @@ async fn console_manages_a_webhook_and_its_deliveries() {
     browser
         .wait_for("tr[data-state=succeeded] .code.ok", "200")
         .await;
-    browser.wait_for(".about p.hint time", "").await;
+    // The webhook above its deliveries shows its last success, kept current by the polling.
+    browser
+        .wait_for(".about .health.last-success time", "")
+        .await;
 
     // A failure, then a retry from the console once the receiver is back.
     world
@@ -214,6 +223,10 @@ async fn console_manages_a_webhook_and_its_deliveries() {
     snap(&browser, "deliveries-phone", false).await;
     browser.click("#crumbs a", "DEMO").await;
     browser.wait_for("h1", "Webhooks of DEMO").await;
+    // The list shows when its endpoint last answered with success.
+    browser
+        .wait_for(".webhook .health.last-success", "Last success")
+        .await;
     fits_a_phone(&browser, "webhooks").await;
     browser.click(".webhook a.button", "Edit").await;
     browser.wait_for("h1", "Edit").await;

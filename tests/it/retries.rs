@@ -511,3 +511,73 @@ async fn a_sender_killed_while_retries_wait_loses_none() {
     .await;
     world.finish().await;
 }
+
+/// Waits until the webhook has `count` deliveries, every one succeeded; returns the newest.
+async fn succeeded(world: &World, id: &str, count: usize) -> Value {
+    wait::until(&format!("{count} deliveries succeeded"), SOON, || async {
+        let deliveries = world.deliveries("DEMO", id).await;
+        (deliveries.len() == count && deliveries.iter().all(|d| d["state"] == "succeeded"))
+            .then(|| deliveries[0].clone())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_success_is_kept_to_the_minute_and_shown_at_once_after_failures() {
+    let world = World::start().await;
+    let id = world.webhook("DEMO", "hook", &["run.started"], None).await;
+    let last_success = || async { world.get_webhook("DEMO", &id).await["last_success_at"].clone() };
+    assert_eq!(last_success().await, json!(null), "none before a delivery");
+
+    world.publish("DEMO", "run.started", json!({"n": 1})).await;
+    let first = succeeded(&world, &id, 1).await;
+    let stored = last_success().await;
+    let attempted = time(&first["attempts"][0]["at"]);
+    assert!(
+        time(&stored) >= attempted && time(&stored) <= world.clock.now(),
+        "last success {stored} is the end of the attempt at {attempted}"
+    );
+
+    // A success within the minute: the row is not written again for it (its outcome, written in
+    // the same transaction as the webhook's health, is already recorded).
+    world.clock.advance(Duration::from_secs(30));
+    world.publish("DEMO", "run.started", json!({"n": 2})).await;
+    succeeded(&world, &id, 2).await;
+    assert_eq!(last_success().await, stored, "kept to the minute");
+
+    // A minute after the one stored: written.
+    world.clock.advance(Duration::from_secs(31));
+    world.publish("DEMO", "run.started", json!({"n": 3})).await;
+    let third = succeeded(&world, &id, 3).await;
+    let moved = last_success().await;
+    assert!(
+        time(&moved) >= time(&third["attempts"][0]["at"]),
+        "{moved} is the third delivery's success"
+    );
+
+    // Failures leave it; the success that ends them is written at once, though within the minute.
+    world.receiver.set("hook", Behaviour::Statuses(vec![500]));
+    world.publish("DEMO", "run.started", json!({"n": 4})).await;
+    let failing = wait_webhook(&world, &id, "the failure recorded", |w| {
+        w["failing_since"].is_string()
+    })
+    .await;
+    assert_eq!(failing["last_success_at"], moved, "a failure leaves it");
+    world.receiver.set("hook", Behaviour::Statuses(vec![200]));
+    retry_now(&world, &id, 1).await;
+    let recovered = crate::wait_state(&world, "DEMO", &id, "succeeded").await;
+    let retried = time(&recovered["attempts"][1]["at"]);
+    assert!(
+        retried - time(&moved) < chrono::Duration::minutes(1),
+        "the recovery comes within the minute"
+    );
+    let healthy = wait_webhook(&world, &id, "the recovery recorded", |w| {
+        w["failing_since"].is_null()
+    })
+    .await;
+    assert!(
+        time(&healthy["last_success_at"]) >= retried,
+        "the recovery is shown at once: {healthy}"
+    );
+    world.finish().await;
+}

@@ -90,6 +90,8 @@ pub struct Health {
     pub webhook_id: Uuid,
     /// A success was seen: the failing window restarts from the failures after it.
     pub reset: bool,
+    /// When the batch's last success ended.
+    pub last_success: Option<DateTime<Utc>>,
     /// The first failure after the last success in the batch (or of the batch).
     pub first_failure: Option<DateTime<Utc>>,
     /// When the batch's last failure ended: the window that decides disabling is measured up to
@@ -124,6 +126,7 @@ pub fn health(outcomes: &[Outcome]) -> Vec<Health> {
             let mut change = Health {
                 webhook_id,
                 reset: false,
+                last_success: None,
                 first_failure: None,
                 last_failure: None,
                 failures: 0,
@@ -132,6 +135,7 @@ pub fn health(outcomes: &[Outcome]) -> Vec<Health> {
             for (finished, attempt) in attempts {
                 if attempt.success {
                     change.reset = true;
+                    change.last_success = Some(finished);
                     change.first_failure = None;
                     change.last_failure = None;
                     change.failures = 0;
@@ -259,6 +263,7 @@ mod tests {
         // The window is measured to the end of the last failed attempt (5 ms long here).
         let ended = t0 + chrono::Duration::seconds(1) + chrono::Duration::milliseconds(5);
         assert_eq!(only_failures[0].last_failure, Some(ended));
+        assert_eq!(only_failures[0].last_success, None);
 
         let recovered = health(&[outcome(0, false, Some(500)), outcome(1, true, None)]);
         assert!(recovered[0].reset);
@@ -268,10 +273,17 @@ mod tests {
             recovered[0].last_failure, None,
             "nothing to disable after a success"
         );
+        assert_eq!(
+            recovered[0].last_success,
+            Some(ended),
+            "when the success ended"
+        );
 
         let relapsed = health(&[outcome(0, true, None), outcome(1, false, Some(503))]);
         assert!(relapsed[0].reset);
         assert_eq!(relapsed[0].failures, 1);
         assert!(relapsed[0].first_failure.is_some());
+        let first_ended = t0 + chrono::Duration::milliseconds(5);
+        assert_eq!(relapsed[0].last_success, Some(first_ended));
     }
 }

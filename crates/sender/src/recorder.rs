@@ -84,6 +84,7 @@ impl Recorder {
             .map(|h| HealthChange {
                 webhook_id: h.webhook_id,
                 reset: h.reset,
+                last_success: h.last_success,
                 first_failure: h.first_failure,
                 failures: h.failures,
                 last_error: h.last_error.as_deref(),

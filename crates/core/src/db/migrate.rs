@@ -48,6 +48,10 @@ pub(super) const MIGRATIONS: &[(&str, &str)] = &[
         "0009_replays.sql",
         include_str!("../migrations/0009_replays.sql"),
     ),
+    (
+        "0010_last_success.sql",
+        include_str!("../migrations/0010_last_success.sql"),
+    ),
 ];
 
 /// An arbitrary constant naming the migration lock.

@@ -31,6 +31,10 @@ pub struct WebhookView {
     created_at: String,
     #[schema(format = DateTime)]
     updated_at: String,
+    /// The end of its latest successful attempt, to the minute (it may be up to a minute
+    /// behind); `null` when none has succeeded.
+    #[schema(format = DateTime)]
+    last_success_at: Option<String>,
     /// The end of its first failed attempt since its last success.
     #[schema(format = DateTime)]
     failing_since: Option<String>,
@@ -67,6 +71,7 @@ impl From<WebhookRow> for WebhookView {
             created_by: row.created_by,
             created_at: rfc3339::format(&row.created_at),
             updated_at: rfc3339::format(&row.updated_at),
+            last_success_at: time(row.last_success_at),
             failing_since: time(row.failing_since),
             failed_attempts: row.failed_attempts,
             last_error: row.last_error,

@@ -18,7 +18,7 @@ use webhooks_core::event::{EventName, ProjectCode};
 /// itself is never read for the API: only whether there is one.
 const WEBHOOK_COLUMNS: &str = "id, project_code, title, url, secret IS NOT NULL, events, enabled, created_by, \
      created_at, updated_at, failing_since, failed_attempts, last_error, disabled_at, disabled_reason, \
-     previous_secret_until";
+     previous_secret_until, last_success_at";
 
 /// A webhook as the API shows it.
 #[derive(Debug)]
@@ -41,6 +41,8 @@ pub struct WebhookRow {
     pub disabled_reason: Option<String>,
     /// Until when the secret a rotation replaced still signs.
     pub previous_secret_until: Option<DateTime<Utc>>,
+    /// When its endpoint last answered with success, to the minute.
+    pub last_success_at: Option<DateTime<Utc>>,
 }
 
 impl WebhookRow {
@@ -62,6 +64,7 @@ impl WebhookRow {
             disabled_at: row.get(13),
             disabled_reason: row.get(14),
             previous_secret_until: row.get(15),
+            last_success_at: row.get(16),
         }
     }
 }

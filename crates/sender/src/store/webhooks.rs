@@ -17,6 +17,8 @@ pub struct HealthChange<'a> {
     pub webhook_id: Uuid,
     /// A success was seen: the failing window restarts at `first_failure` (none: healthy).
     pub reset: bool,
+    /// When the last success seen ended.
+    pub last_success: Option<DateTime<Utc>>,
     /// The first failure after the last success (or of the batch); starts the window if none is
     /// open.
     pub first_failure: Option<DateTime<Utc>>,
@@ -37,6 +39,9 @@ pub struct FailingWindow {
 /// returns the failing window of every webhook written. Each of those rows stays locked by `tx`
 /// until it ends, so the windows returned stay true for the rest of the transaction: what
 /// [`disable`] relies on.
+///
+/// `last_success_at` is kept to the minute: written with a webhook's other changes, or on its own
+/// when the success is a minute or more after the one stored.
 pub async fn record_health(
     tx: &Transaction<'_>,
     changes: &[HealthChange<'_>],
@@ -46,6 +51,7 @@ pub async fn record_health(
     }
     let ids: Vec<Uuid> = changes.iter().map(|c| c.webhook_id).collect();
     let reset: Vec<bool> = changes.iter().map(|c| c.reset).collect();
+    let succeeded: Vec<Option<DateTime<Utc>>> = changes.iter().map(|c| c.last_success).collect();
     let first: Vec<Option<DateTime<Utc>>> = changes.iter().map(|c| c.first_failure).collect();
     let failures: Vec<i32> = changes.iter().map(|c| c.failures).collect();
     let errors: Vec<Option<&str>> = changes.iter().map(|c| c.last_error).collect();
@@ -54,16 +60,23 @@ pub async fn record_health(
             "UPDATE webhooks w SET
                 failing_since = CASE WHEN u.reset THEN u.first_failure ELSE COALESCE(w.failing_since, u.first_failure) END,
                 failed_attempts = CASE WHEN u.reset THEN u.failures ELSE w.failed_attempts + u.failures END,
-                last_error = COALESCE(u.last_error, w.last_error)
-             FROM unnest($1::uuid[], $2::bool[], $3::timestamptz[], $4::int[], $5::text[])
-                  AS u(id, reset, first_failure, failures, last_error)
-             -- A success on a healthy webhook changes nothing: do not write a new row version for it.
-             WHERE w.id = u.id AND (u.failures > 0 OR w.failing_since IS NOT NULL OR w.failed_attempts <> 0)
+                last_error = COALESCE(u.last_error, w.last_error),
+                last_success_at = GREATEST(w.last_success_at, u.last_success)
+             FROM unnest($1::uuid[], $2::bool[], $3::timestamptz[], $4::int[], $5::text[], $6::timestamptz[])
+                  AS u(id, reset, first_failure, failures, last_error, last_success)
+             -- A success on a healthy webhook changes nothing but its last success, and that only
+             -- once a minute: do not write a new row version for every success.
+             WHERE w.id = u.id AND (u.failures > 0 OR w.failing_since IS NOT NULL OR w.failed_attempts <> 0
+                   OR (u.last_success IS NOT NULL AND w.last_success_at IS NULL)
+                   OR u.last_success >= w.last_success_at + interval '1 minute')
              RETURNING w.id, w.failing_since",
         )
         .await?;
     let rows = tx
-        .query(&statement, &[&ids, &reset, &first, &failures, &errors])
+        .query(
+            &statement,
+            &[&ids, &reset, &first, &failures, &errors, &succeeded],
+        )
         .await?;
     Ok(rows
         .iter()

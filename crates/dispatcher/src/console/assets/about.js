@@ -7,8 +7,8 @@ import { announce, confirm, h, route, time } from "./dom.js";
 import { health } from "./webhooks.js";
 
 /** Shows `webhook` in `about` unless nothing shown changed; `refresh` updates the deliveries. */
-export function showWebhook(about, project, webhook, success, refresh) {
-  const key = JSON.stringify([webhook.updated_at, webhook.enabled, webhook.failing_since, webhook.failed_attempts, success]);
+export function showWebhook(about, project, webhook, refresh) {
+  const key = JSON.stringify([webhook.updated_at, webhook.enabled, webhook.last_success_at, webhook.failing_since, webhook.failed_attempts]);
   if (about.dataset.key === key) return;
   about.dataset.key = key;
   const focused = about.contains(document.activeElement) ? document.activeElement.dataset.focus : null;
@@ -19,7 +19,6 @@ export function showWebhook(about, project, webhook, success, refresh) {
     h("p", { class: "url" }, h("code", {}, webhook.url)),
     h("p", {}, h("span", { class: `badge ${webhook.enabled ? "ok" : "off"}` }, webhook.enabled ? "Enabled" : "Disabled")),
     health(webhook),
-    h("p", { class: "hint" }, "Last success: ", success ? time(success) : "none among the deliveries below"),
     h(
       "div",
       { class: "actions" },

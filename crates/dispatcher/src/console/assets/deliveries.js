@@ -49,7 +49,7 @@ export async function deliveriesScreen(project, id) {
     if (stopped) return;
     filterError(null);
     const list = page.deliveries;
-    showWebhook(about, project, webhook, lastSuccess(list), () => stop.now());
+    showWebhook(about, project, webhook, () => stop.now());
     seen = showDeliveries(rows, list, seen, project, () => stop.now());
     next = page.next_cursor;
     const filtered = Object.values(filter).some(Boolean);
@@ -107,10 +107,4 @@ export async function deliveriesScreen(project, id) {
     stop();
     replay.stop();
   };
-}
-
-/** When the latest successful attempt among `deliveries` was made (RFC 3339), or null. */
-function lastSuccess(deliveries) {
-  const times = deliveries.flatMap((d) => d.attempts.filter((a) => a.success).map((a) => a.at));
-  return times.length ? times.reduce((a, b) => (new Date(a) > new Date(b) ? a : b)) : null;
 }

@@ -34,7 +34,7 @@ export async function webhooksScreen(project) {
 
 /** What a card shows of a webhook: a changed key means a new card. */
 const keyOf = (w) =>
-  JSON.stringify([w.title, w.url, w.events, w.enabled, w.failing_since, w.failed_attempts, w.last_error, w.disabled_at]);
+  JSON.stringify([w.title, w.url, w.events, w.enabled, w.last_success_at, w.failing_since, w.failed_attempts, w.last_error, w.disabled_at]);
 
 /** Brings `list` up to date with `webhooks`, in their order. */
 function show(project, list, empty, webhooks) {
@@ -123,6 +123,11 @@ export function health(webhook) {
     );
   }
   if (!lines.length) lines.push(h("p", { class: "health ok" }, webhook.enabled ? "Healthy: no failure since the last success." : "Disabled by hand."));
+  lines.push(
+    webhook.last_success_at
+      ? h("p", { class: "health last-success" }, "Last success ", time(webhook.last_success_at))
+      : h("p", { class: "health last-success" }, "No successful delivery yet."),
+  );
   return h("div", { class: "healths" }, lines);
 }
 
