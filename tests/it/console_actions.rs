@@ -43,6 +43,13 @@ async fn console_sends_a_test_event_rotates_and_generates_secrets() {
     browser
         .wait_for("tr[data-state=succeeded] .code.ok", "200")
         .await;
+    let status = browser.property("#status", "textContent").await;
+    assert!(
+        status
+            .as_str()
+            .is_some_and(|s| s.contains("Test event sent")),
+        "the answer to the action stays while its delivery is listed: {status}"
+    );
 
     // Rotation asks first, then shows the new secret once, focused to copy; it is sent next.
     browser.click(".about button", "Rotate secret").await;

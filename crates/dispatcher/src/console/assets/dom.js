@@ -22,10 +22,14 @@ export function h(tag, props = {}, ...children) {
 }
 
 let fading = null;
+/** Until when the answer to an action ("ok" or "error") is showing. */
+let answered = 0;
+const SHOWN_MS = 12000;
 
 /** Says `message` in the status line (role=status: read out politely); `kind` colours it. It
  * goes after a while, so that it does not hide the bottom of the page for good. */
 export function announce(message, kind = "info") {
+  if (kind !== "info") answered = Date.now() + SHOWN_MS;
   const status = document.getElementById("status");
   status.textContent = "";
   status.className = `status ${kind}`;
@@ -36,7 +40,13 @@ export function announce(message, kind = "info") {
   }, 50);
   fading = setTimeout(() => {
     status.textContent = "";
-  }, 12000);
+  }, SHOWN_MS);
+}
+
+/** Says what a refresh found, unless the answer to an action is showing: the news an action
+ * caused (its delivery listed) does not replace what was said of the action itself. */
+export function notice(message) {
+  if (Date.now() >= answered) announce(message);
 }
 
 /** Shows a new screen: its title, breadcrumb and content; focus goes to its heading. Signed in

@@ -2,7 +2,7 @@
 // brought up to date in place so that focus and opened attempt lists stay where they were.
 
 import { api } from "./api.js";
-import { announce, h, route, time } from "./dom.js";
+import { announce, h, notice, route, time } from "./dom.js";
 
 /** Brings the rows up to date with `list`; returns what was shown, for the next time. */
 export function showDeliveries(rows, list, seen, project, refresh) {
@@ -29,7 +29,7 @@ export function showDeliveries(rows, list, seen, project, refresh) {
   });
   for (const row of [...rows.children]) if (!now.has(row.dataset.id)) row.remove();
   if (fresh) changes.unshift(`${fresh} new deliver${fresh === 1 ? "y" : "ies"}`);
-  if (changes.length) announce(changes.slice(0, 3).join("; "));
+  if (changes.length) notice(changes.slice(0, 3).join("; "));
   return now;
 }
 
