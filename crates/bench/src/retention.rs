@@ -1,4 +1,4 @@
-//! The retention scenario (`--scenario retention`, not in the default run: about three minutes):
+//! The retention scenario (`--scenario retention`, not in the default run: about three and a half minutes):
 //! a steady load while the clock moves through five retention windows, to show that the tables
 //! stop growing after one window and that the last window is as fast as the first.
 //!
@@ -13,8 +13,10 @@
 //! Measured: the total size of the partitions of `events`, `deliveries` and `attempts` with their
 //! indexes (and of `event_keys`) every six simulated hours; p99 publish→receive latency of the
 //! steady load in the first and last window; the throughput of bursts published at full speed
-//! around the middle of each (the median of [`BURSTS`]); and how long each drop held the tables
-//! locked.
+//! around the middle of each (the median of [`BURSTS`]), with the CPU each process used per
+//! delivery during them; the database's work per delivery across each window's bursts (blocks
+//! touched, rows read, WAL written: counts that the machine's noise does not move); and how long
+//! each drop held the tables locked.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -26,6 +28,7 @@ use webhooks_harness::publisher::{EVENT_NAME, PROJECT, Pipeline, event_body};
 use webhooks_harness::world::World;
 
 use crate::ctx::Ctx;
+use crate::procfs;
 use crate::report::{Report, int};
 
 const HOUR: Duration = Duration::from_secs(3_600);
@@ -38,13 +41,15 @@ const TICK: Duration = Duration::from_millis(500);
 const WINDOWS: u32 = 5;
 /// Events per second of the steady load (one webhook: one delivery each).
 const RATE: f64 = 400.0;
-/// Events of each burst.
-const BURST: u64 = 5_000;
+/// Events of each burst: a couple of seconds at full speed.
+const BURST: u64 = 20_000;
 /// Bursts in the first and in the last window, [`BURST_EVERY`] simulated hours apart around its
-/// middle: a burst lasts about a second, and one second of a shared machine is no measure of a
-/// window; their median is.
-const BURSTS: u32 = 3;
-const BURST_EVERY: u32 = 8;
+/// middle: one burst of a shared machine is no measure of a window; their median is.
+const BURSTS: u32 = 5;
+const BURST_EVERY: u32 = 6;
+/// How long a PostgreSQL backend may keep its counts before they show in the statistics views:
+/// one left idle reports them after 10 s.
+const STATS_SETTLE: Duration = Duration::from_secs(11);
 /// The phase marks of the steady load and of the bursts.
 const STEADY: u32 = 1;
 const BURSTING: u32 = 2;
@@ -57,6 +62,13 @@ struct Window {
     end_seq: u64,
     /// Deliveries per second of each of its bursts.
     burst_rates: Vec<f64>,
+    /// The database's counts and the deliveries made, before its first burst.
+    before_bursts: Option<(DbWork, usize)>,
+    /// The database's work per delivery from before its first burst to after its last.
+    work: Option<DbWork>,
+    /// CPU seconds used during its bursts by this process (the services), PostgreSQL and
+    /// RabbitMQ.
+    burst_cpu: [f64; 3],
 }
 
 impl Window {
@@ -138,6 +150,11 @@ async fn measure(ctx: &Ctx, world: &World, report: &mut Report) -> anyhow::Resul
                 .receiver
                 .wait_for_count("w", received, Duration::from_secs(60))
                 .await;
+            if last.burst_rates.is_empty() {
+                tokio::time::sleep(STATS_SETTLE).await;
+                last.before_bursts = Some((DbWork::now(world).await?, received));
+            }
+            let cpu_before = cpu_seconds();
             let burst_started = Instant::now();
             for _ in 0..BURST {
                 pipeline
@@ -152,6 +169,20 @@ async fn measure(ctx: &Ctx, world: &World, report: &mut Report) -> anyhow::Resul
                 .await;
             last.burst_rates
                 .push(BURST as f64 / burst_started.elapsed().as_secs_f64());
+            for (sum, (after, before)) in last
+                .burst_cpu
+                .iter_mut()
+                .zip(cpu_seconds().into_iter().zip(cpu_before))
+            {
+                *sum += after - before;
+            }
+            if last.burst_rates.len() == BURSTS as usize
+                && let Some((before, made)) = last.before_bursts
+            {
+                tokio::time::sleep(STATS_SETTLE).await;
+                let after = DbWork::now(world).await?;
+                last.work = Some(after.per_delivery(&before, received - made));
+            }
         }
     }
     pipeline.flush().await?;
@@ -211,6 +242,46 @@ async fn measure(ctx: &Ctx, world: &World, report: &mut Report) -> anyhow::Resul
         "| steady p99 publish→receive (ms) | {first_p99:.1} | {last_p99:.1} | {:.2} |",
         last_p99 / first_p99
     );
+    let cpu_ms =
+        |w: &Window, i: usize| w.burst_cpu[i] * 1000.0 / (BURST * u64::from(BURSTS)) as f64;
+    for (i, who) in ["the services", "PostgreSQL", "RabbitMQ"]
+        .iter()
+        .enumerate()
+    {
+        let (first, last) = (cpu_ms(first, i), cpu_ms(last, i));
+        let _ = writeln!(
+            table,
+            "| CPU ms per delivery during the bursts, {who} | {first:.3} | {last:.3} | {:.2} |",
+            last / first
+        );
+    }
+    let (first_work, last_work) = (
+        first.work.unwrap_or_default(),
+        last.work.unwrap_or_default(),
+    );
+    for (what, first, last) in [
+        (
+            "database blocks touched per delivery",
+            first_work.blocks,
+            last_work.blocks,
+        ),
+        (
+            "database rows read per delivery",
+            first_work.rows,
+            last_work.rows,
+        ),
+        (
+            "WAL bytes per delivery",
+            first_work.wal_bytes,
+            last_work.wal_bytes,
+        ),
+    ] {
+        let _ = writeln!(
+            table,
+            "| {what}, across the bursts | {first:.1} | {last:.1} | {:.2} |",
+            last / first
+        );
+    }
     let _ = writeln!(
         table,
         "\n| simulated day | partitions + indexes (MiB) | event_keys (MiB) | days kept |\n|---|---|---|---|"
@@ -251,7 +322,62 @@ async fn measure(ctx: &Ctx, world: &World, report: &mut Report) -> anyhow::Resul
     if last_p99 > first_p99 * 1.1 {
         report.missed("retention: last-window p99 over 110% of the first".into());
     }
+    if first.work.is_none() || last.work.is_none() || last_work.blocks > first_work.blocks * 1.1 {
+        report.missed(
+            "retention: last-window database blocks per delivery over 110% of the first".into(),
+        );
+    }
     Ok(())
+}
+
+/// CPU seconds used so far by this process (where the services run), every PostgreSQL process and
+/// every RabbitMQ process.
+fn cpu_seconds() -> [f64; 3] {
+    [
+        procfs::cpu_seconds(std::process::id()).unwrap_or(0.0),
+        procfs::cpu_seconds_of_command("postgres"),
+        procfs::cpu_seconds_of_command("beam.smp"),
+    ]
+}
+
+/// The database's work: counted since its statistics began, or per delivery.
+#[derive(Clone, Copy, Debug, Default)]
+struct DbWork {
+    /// Shared buffers hit or read, by every backend of the database (autovacuum's too).
+    blocks: f64,
+    /// Rows returned by scans and fetched from indexes.
+    rows: f64,
+    /// Bytes of WAL the server wrote (the whole server: nothing else runs beside the benchmark).
+    wal_bytes: f64,
+}
+
+impl DbWork {
+    async fn now(world: &World) -> anyhow::Result<Self> {
+        let row = world
+            .db()
+            .await
+            .query_one(
+                "SELECT (blks_hit + blks_read)::float8, (tup_returned + tup_fetched)::float8,
+                        (SELECT wal_bytes::float8 FROM pg_stat_wal)
+                 FROM pg_stat_database WHERE datname = current_database()",
+                &[],
+            )
+            .await?;
+        Ok(Self {
+            blocks: row.get(0),
+            rows: row.get(1),
+            wal_bytes: row.get(2),
+        })
+    }
+
+    fn per_delivery(&self, before: &Self, deliveries: usize) -> Self {
+        let n = deliveries.max(1) as f64;
+        Self {
+            blocks: (self.blocks - before.blocks) / n,
+            rows: (self.rows - before.rows) / n,
+            wal_bytes: (self.wal_bytes - before.wal_bytes) / n,
+        }
+    }
 }
 
 /// Sizes at one moment.
