@@ -122,10 +122,13 @@ export function health(webhook) {
       ),
     );
   }
-  if (!lines.length) lines.push(h("p", { class: "health ok" }, webhook.enabled ? "Healthy: no failure since the last success." : "Disabled by hand."));
+  if (!lines.length) {
+    const ok = webhook.last_success_at ? "Healthy: no failure since the last success." : "Healthy: no failure yet.";
+    lines.push(h("p", { class: "health ok" }, webhook.enabled ? ok : "Disabled by hand."));
+  }
   lines.push(
     webhook.last_success_at
-      ? h("p", { class: "health last-success" }, "Last success ", time(webhook.last_success_at))
+      ? h("p", { class: "health last-success" }, "Last success: ", time(webhook.last_success_at))
       : h("p", { class: "health last-success" }, "No successful delivery yet."),
   );
   return h("div", { class: "healths" }, lines);
