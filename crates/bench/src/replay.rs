@@ -223,7 +223,6 @@ fn judge(report: &mut Report, seeded: u64, seeding: Duration, alone: &[Measured]
             median_ms(windows, 0.99),
         );
     }
-    t.push_str("\n| measure | value | target | met |\n|---|---:|---|---|\n");
     let checks = [
         (
             "replay: steady p99 (median window), beside the replay ÷ alone".to_owned(),
@@ -242,16 +241,7 @@ fn judge(report: &mut Report, seeded: u64, seeding: Duration, alone: &[Measured]
             all_done,
         ),
     ];
-    for (what, value, goal, met) in checks {
-        let _ = writeln!(
-            t,
-            "| {what} | {value} | {goal} | {} |",
-            if met { "yes" } else { "**no**" }
-        );
-        if !met {
-            report.missed(format!("{what}: {value} (target {goal})"));
-        }
-    }
+    report.targets(&mut t, checks);
     report.table(t);
     // What the replay added: each process's CPU beside it, less what the steady load alone costs
     // in as long, per 1,000 deliveries replayed.

@@ -18,18 +18,21 @@
 //! touched, rows read, WAL written: counts that the machine's noise does not move); and how long
 //! each drop held the tables locked.
 
-use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use webhooks_core::db::{Database, Reads};
 use webhooks_core::retention;
-use webhooks_harness::marks::{Marks, now_ns};
+use webhooks_harness::marks::now_ns;
 use webhooks_harness::publisher::{EVENT_NAME, PROJECT, Pipeline, event_body};
 use webhooks_harness::world::World;
 
 use crate::ctx::Ctx;
-use crate::procfs;
-use crate::report::{Report, int};
+use crate::report::Report;
+
+mod measures;
+mod report;
+
+use measures::{DbWork, cpu_seconds, steady_latencies, table_bytes};
 
 const HOUR: Duration = Duration::from_secs(3_600);
 /// The window, and the give-up time, shortened in proportion (30 d : 2 d = 2 d : 3.2 h).
@@ -192,249 +195,6 @@ async fn measure(ctx: &Ctx, world: &World, report: &mut Report) -> anyhow::Resul
         .await;
 
     let latencies = steady_latencies(world, base_at, base_ns);
-    let first = &windows[0];
-    let last = windows.last().expect("windows");
-    let p99 = |w: &Window| p99_ms(&latencies, w.first_seq, w.end_seq);
-    let (first_p99, last_p99) = (p99(first), p99(last));
-    let plateau = sizes
-        .iter()
-        .filter(|(day, _)| *day > 2.0 && *day <= 4.0)
-        .map(|(_, s)| s.tables)
-        .fold(0, u64::max);
-    let latest = sizes
-        .iter()
-        .filter(|(day, _)| *day > 8.0)
-        .map(|(_, s)| s.tables)
-        .fold(0, u64::max);
-    let mut table = String::new();
-    let _ = writeln!(
-        table,
-        "Retention: {} events/s to 1 webhook for {WINDOWS} windows of RETENTION=2d (DISABLE_AFTER=3h12m), one simulated hour every {} ms; \
-         {BURSTS} bursts of {} events at full speed around the middle of the first and last window, {BURST_EVERY} simulated hours apart.\n",
-        int(RATE),
-        TICK.as_millis(),
-        int(BURST as f64)
-    );
-    let _ = writeln!(
-        table,
-        "| | first window | last window | last / first |\n|---|---|---|---|"
-    );
-    let (first_rate, last_rate) = (first.burst_rate(), last.burst_rate());
-    let rates = |w: &Window| {
-        let each: Vec<String> = w.burst_rates.iter().map(|r| int(*r)).collect();
-        each.join(" / ")
-    };
-    let _ = writeln!(
-        table,
-        "| burst throughput (deliveries/s, median of {BURSTS}) | {} | {} | {:.2} |",
-        int(first_rate),
-        int(last_rate),
-        last_rate / first_rate
-    );
-    let _ = writeln!(
-        table,
-        "| each burst (deliveries/s) | {} | {} | |",
-        rates(first),
-        rates(last)
-    );
-    let _ = writeln!(
-        table,
-        "| steady p99 publish→receive (ms) | {first_p99:.1} | {last_p99:.1} | {:.2} |",
-        last_p99 / first_p99
-    );
-    let cpu_ms =
-        |w: &Window, i: usize| w.burst_cpu[i] * 1000.0 / (BURST * u64::from(BURSTS)) as f64;
-    for (i, who) in ["the services", "PostgreSQL", "RabbitMQ"]
-        .iter()
-        .enumerate()
-    {
-        let (first, last) = (cpu_ms(first, i), cpu_ms(last, i));
-        let _ = writeln!(
-            table,
-            "| CPU ms per delivery during the bursts, {who} | {first:.3} | {last:.3} | {:.2} |",
-            last / first
-        );
-    }
-    let (first_work, last_work) = (
-        first.work.unwrap_or_default(),
-        last.work.unwrap_or_default(),
-    );
-    for (what, first, last) in [
-        (
-            "database blocks touched per delivery",
-            first_work.blocks,
-            last_work.blocks,
-        ),
-        (
-            "database rows read per delivery",
-            first_work.rows,
-            last_work.rows,
-        ),
-        (
-            "WAL bytes per delivery",
-            first_work.wal_bytes,
-            last_work.wal_bytes,
-        ),
-    ] {
-        let _ = writeln!(
-            table,
-            "| {what}, across the bursts | {first:.1} | {last:.1} | {:.2} |",
-            last / first
-        );
-    }
-    let _ = writeln!(
-        table,
-        "\n| simulated day | partitions + indexes (MiB) | event_keys (MiB) | days kept |\n|---|---|---|---|"
-    );
-    for (day, size) in sizes
-        .iter()
-        .filter(|(day, _)| (day * 4.0).round() % 2.0 == 0.0)
-    {
-        let _ = writeln!(
-            table,
-            "| {day:.1} | {:.1} | {:.1} | {} |",
-            mib(size.tables),
-            mib(size.keys),
-            size.days
-        );
-    }
-    let took: Vec<f64> = drops
-        .iter()
-        .map(|d| d.took.as_secs_f64() * 1000.0)
-        .collect();
-    let _ = writeln!(
-        table,
-        "\n{} days dropped; the tables were locked {:.1} ms on average per drop, {:.1} ms at most. \
-         Largest size in days 2–4: {:.1} MiB; in days 8–10: {:.1} MiB.",
-        drops.len(),
-        took.iter().sum::<f64>() / took.len().max(1) as f64,
-        took.iter().copied().fold(0.0, f64::max),
-        mib(plateau),
-        mib(latest)
-    );
-    report.table(table);
-    if latest as f64 > plateau as f64 * 1.1 {
-        report.missed("retention: the tables grew after the first window".into());
-    }
-    if last_rate < first_rate * 0.9 {
-        report.missed("retention: last-window throughput under 90% of the first".into());
-    }
-    if last_p99 > first_p99 * 1.1 {
-        report.missed("retention: last-window p99 over 110% of the first".into());
-    }
-    if first.work.is_none() || last.work.is_none() || last_work.blocks > first_work.blocks * 1.1 {
-        report.missed(
-            "retention: last-window database blocks per delivery over 110% of the first".into(),
-        );
-    }
+    report::judge(report, &windows, &sizes, &drops, &latencies);
     Ok(())
-}
-
-/// CPU seconds used so far by this process (where the services run), every PostgreSQL process and
-/// every RabbitMQ process.
-fn cpu_seconds() -> [f64; 3] {
-    [
-        procfs::cpu_seconds(std::process::id()).unwrap_or(0.0),
-        procfs::cpu_seconds_of_command("postgres"),
-        procfs::cpu_seconds_of_command("beam.smp"),
-    ]
-}
-
-/// The database's work: counted since its statistics began, or per delivery.
-#[derive(Clone, Copy, Debug, Default)]
-struct DbWork {
-    /// Shared buffers hit or read, by every backend of the database (autovacuum's too).
-    blocks: f64,
-    /// Rows returned by scans and fetched from indexes.
-    rows: f64,
-    /// Bytes of WAL the server wrote (the whole server: nothing else runs beside the benchmark).
-    wal_bytes: f64,
-}
-
-impl DbWork {
-    async fn now(world: &World) -> anyhow::Result<Self> {
-        let row = world
-            .db()
-            .await
-            .query_one(
-                "SELECT (blks_hit + blks_read)::float8, (tup_returned + tup_fetched)::float8,
-                        (SELECT wal_bytes::float8 FROM pg_stat_wal)
-                 FROM pg_stat_database WHERE datname = current_database()",
-                &[],
-            )
-            .await?;
-        Ok(Self {
-            blocks: row.get(0),
-            rows: row.get(1),
-            wal_bytes: row.get(2),
-        })
-    }
-
-    fn per_delivery(&self, before: &Self, deliveries: usize) -> Self {
-        let n = deliveries.max(1) as f64;
-        Self {
-            blocks: (self.blocks - before.blocks) / n,
-            rows: (self.rows - before.rows) / n,
-            wal_bytes: (self.wal_bytes - before.wal_bytes) / n,
-        }
-    }
-}
-
-/// Sizes at one moment.
-struct Sizes {
-    /// The partitions of the three tables with their indexes.
-    tables: u64,
-    keys: u64,
-    /// Days with partitions (the coming ones included).
-    days: i64,
-}
-
-async fn table_bytes(world: &World) -> anyhow::Result<Sizes> {
-    let client = world.db().await;
-    let row = client
-        .query_one(
-            "SELECT (SELECT sum(pg_total_relation_size(inhrelid))::bigint FROM pg_inherits
-                     WHERE inhparent IN ('events'::regclass, 'deliveries'::regclass, 'attempts'::regclass)),
-                    pg_total_relation_size('event_keys'),
-                    (SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass)",
-            &[],
-        )
-        .await?;
-    let bytes = |i: usize| u64::try_from(row.get::<_, Option<i64>>(i).unwrap_or(0)).unwrap_or(0);
-    Ok(Sizes {
-        tables: bytes(0),
-        keys: bytes(1),
-        days: row.get(2),
-    })
-}
-
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0)
-}
-
-/// (seq, latency in µs) of every steady delivery received.
-fn steady_latencies(world: &World, base_at: Instant, base_ns: u64) -> Vec<(u64, u64)> {
-    world
-        .receiver
-        .received("w")
-        .iter()
-        .filter_map(|r| {
-            let marks = Marks::read(&r.body).filter(|m| m.phase == STEADY)?;
-            let arrived_ns =
-                base_ns + u64::try_from(r.at.duration_since(base_at).as_nanos()).ok()?;
-            Some((marks.seq, arrived_ns.saturating_sub(marks.sent_ns) / 1_000))
-        })
-        .collect()
-}
-
-/// p99 in milliseconds of the steady deliveries with seq in `from..to`.
-fn p99_ms(latencies: &[(u64, u64)], from: u64, to: u64) -> f64 {
-    let mut window: Vec<u64> = latencies
-        .iter()
-        .filter(|(seq, _)| (from..to).contains(seq))
-        .map(|(_, us)| *us)
-        .collect();
-    window.sort_unstable();
-    let index = ((window.len() as f64 * 0.99).ceil() as usize).saturating_sub(1);
-    window.get(index).map_or(f64::NAN, |us| *us as f64 / 1000.0)
 }

@@ -64,7 +64,6 @@ pub fn judge(rounds: &[Round], report: &mut Report) {
             );
         }
     }
-    t.push_str("\n| measure | value | target | met |\n|---|---:|---|---|\n");
     let checks = [
         (
             "fair: healthy deliveries/s, beside the slow project ÷ alone".to_owned(),
@@ -85,16 +84,7 @@ pub fn judge(rounds: &[Round], report: &mut Report) {
             most <= cap,
         ),
     ];
-    for (what, value, goal, met) in checks {
-        let _ = writeln!(
-            t,
-            "| {what} | {value} | {goal} | {} |",
-            if met { "yes" } else { "**no**" }
-        );
-        if !met {
-            report.missed(format!("{what}: {value} (target {goal})"));
-        }
-    }
+    report.targets(&mut t, checks);
     report.table(t);
     let deferred: f64 = rounds.iter().map(|r| r.beside.stages.deferred).sum();
     report.note(format!(

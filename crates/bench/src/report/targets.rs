@@ -161,16 +161,37 @@ impl Report {
         if checks.is_empty() {
             return;
         }
-        let _ = writeln!(
-            out,
-            "| measure | value | target | met |\n|---|---:|---|---|"
-        );
+        out.push_str(HEADER);
         for c in checks {
-            let met = if c.met { "yes" } else { "**no**" };
-            let _ = writeln!(out, "| {} | {} | {} | {met} |", c.what, c.value, c.goal);
+            target_row(out, c.what, &c.value, c.goal, c.met);
         }
         out.push('\n');
     }
+
+    /// Appends to a scenario's `table` its targets, each `(measure, value, target, met)`, as a
+    /// table of their own, and records those missed for `--check`.
+    pub fn targets<const N: usize>(
+        &mut self,
+        table: &mut String,
+        targets: [(String, String, String, bool); N],
+    ) {
+        table.push('\n');
+        table.push_str(HEADER);
+        for (what, value, goal, met) in targets {
+            target_row(table, &what, &value, &goal, met);
+            if !met {
+                self.missed(format!("{what}: {value} (target {goal})"));
+            }
+        }
+    }
+}
+
+/// The head of a table of targets.
+const HEADER: &str = "| measure | value | target | met |\n|---|---:|---|---|\n";
+
+fn target_row(out: &mut String, what: &str, value: &str, goal: &str, met: bool) {
+    let met = if met { "yes" } else { "**no**" };
+    let _ = writeln!(out, "| {what} | {value} | {goal} | {met} |");
 }
 
 #[cfg(test)]

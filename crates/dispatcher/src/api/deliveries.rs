@@ -11,25 +11,15 @@ use webhooks_core::delivery::ATTEMPTS_KEPT_RECENT;
 
 use super::error::ApiError;
 use super::query::Params;
-use super::schemas::{ErrorBody, ProjectCodeParam};
+use super::schemas::{ErrorBody, LimitQuery, ProjectCodeParam};
 use super::state::Api;
 use super::views::{AttemptView, DeliveryView};
 use super::webhooks::{id, project};
 use crate::store::{deliveries as store, webhooks};
 
-/// The query of [`list`], described for the OpenAPI document; read through [`Params`].
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)] // Described, not built.
-pub struct ListQuery {
-    /// How many deliveries, 1 to 200; 50 when not given.
-    #[param(minimum = 1, maximum = 200)]
-    limit: Option<i64>,
-}
-
 /// A webhook's most recent deliveries, newest first, each with its attempts.
 #[utoipa::path(get, operation_id = "listDeliveries", path = "/projects/{project_code}/webhooks/{id}/deliveries", tag = "deliveries",
-    params(("project_code" = ProjectCodeParam, Path), ("id" = Uuid, Path, description = "The webhook's id"), ListQuery),
+    params(("project_code" = ProjectCodeParam, Path), ("id" = Uuid, Path, description = "The webhook's id"), LimitQuery),
     responses((status = 200, description = "Its deliveries, newest first", body = Vec<DeliveryView>)))]
 pub async fn list(
     State(api): State<Api>,

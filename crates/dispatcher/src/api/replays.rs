@@ -17,7 +17,9 @@ use webhooks_core::messages::rfc3339;
 use super::error::ApiError;
 use super::query::Params;
 use super::replay_input::{KEY_HEADER, ReplayInput};
-use super::schemas::{ErrorBody, FinishedStateSchema, ProjectCodeParam, ReplayRequestBody};
+use super::schemas::{
+    ErrorBody, FinishedStateSchema, LimitQuery, ProjectCodeParam, ReplayRequestBody,
+};
 use super::state::Api;
 use super::webhooks::{id, project};
 use crate::store::replays::{self as store, NewReplay, ReplayRow};
@@ -205,19 +207,9 @@ pub async fn get(
     Ok(Json(ReplayView::from(row)))
 }
 
-/// The query of [`list`], described for the OpenAPI document; read through [`Params`].
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)] // Described, not built.
-pub struct ListQuery {
-    /// How many replays, 1 to 200; 50 when not given.
-    #[param(minimum = 1, maximum = 200)]
-    limit: Option<i64>,
-}
-
 /// The webhook's most recent replays, newest first.
 #[utoipa::path(get, operation_id = "listReplays", path = "/projects/{project_code}/webhooks/{id}/replays", tag = "replays",
-    params(("project_code" = ProjectCodeParam, Path), ("id" = Uuid, Path, description = "The webhook's id"), ListQuery),
+    params(("project_code" = ProjectCodeParam, Path), ("id" = Uuid, Path, description = "The webhook's id"), LimitQuery),
     responses((status = 200, description = "Its replays, newest first", body = Vec<ReplayView>)))]
 pub async fn list(
     State(api): State<Api>,

@@ -113,6 +113,17 @@ pub struct WebhookChangeBody {
     created_by: Option<i64>,
 }
 
+/// The query of a list that takes only a `limit` (a webhook's deliveries, its replays), described
+/// for the OpenAPI document; each list reads it through its `Params`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Described, not built.
+pub struct LimitQuery {
+    /// How many to list, newest first: 1 to 200; 50 when not given.
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<i64>,
+}
+
 /// A project's code in a path, as [`webhooks_core::event::ProjectCode::parse`] accepts it; any
 /// other is simply not found.
 pub struct ProjectCodeParam;
