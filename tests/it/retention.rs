@@ -5,6 +5,7 @@
 //! against the world's clock, moved forward by days in an instant.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use reqwest::Method;
 use serde_json::json;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -124,7 +125,31 @@ async fn a_day_past_the_window_goes_with_its_events_deliveries_and_attempts() {
     world.publish("DEMO", "run.started", json!({"n": 1})).await;
     wait_state(&world, "DEMO", &id, "succeeded").await;
     let day = day_of_delivery(&world, &id).await;
-    assert_eq!(count(&world, "SELECT count(*) FROM attempts").await, 1);
+    // A replay of it, finished: its row goes with the days it replayed.
+    let now = world.clock.now();
+    let range = json!({
+        "from": (now - chrono::Duration::hours(1)).to_rfc3339(),
+        "to": (now + chrono::Duration::minutes(1)).to_rfc3339(),
+    });
+    let (status, replay) = world
+        .api(
+            Method::POST,
+            &format!("/projects/DEMO/webhooks/{id}/replay"),
+            Some(range),
+        )
+        .await;
+    assert_eq!(status, 202, "{replay}");
+    let replay_path = format!(
+        "/projects/DEMO/webhooks/{id}/replays/{}",
+        replay["id"].as_str().expect("id")
+    );
+    wait::until("the replay finished", SOON, || async {
+        let (_, shown) = world.api(Method::GET, &replay_path, None).await;
+        (shown["state"] != "running").then_some(())
+    })
+    .await;
+    assert_eq!(count(&world, "SELECT count(*) FROM attempts").await, 2);
+    assert_eq!(count(&world, "SELECT count(*) FROM replays").await, 1);
 
     // The day's end, 3 days on.
     world.clock.advance(4 * DAY + Duration::from_secs(60));
@@ -140,7 +165,7 @@ async fn a_day_past_the_window_goes_with_its_events_deliveries_and_attempts() {
                 .contains(&partition(table, day))
         );
     }
-    for table in ["events", "deliveries", "attempts", "event_keys"] {
+    for table in ["events", "deliveries", "attempts", "event_keys", "replays"] {
         let sql = format!("SELECT count(*) FROM {table}");
         assert_eq!(count(&world, &sql).await, 0, "{table}");
     }

@@ -118,9 +118,9 @@ pub struct Dropped {
     pub took: Duration,
 }
 
-/// Drops the days whose end is `keep` old at `now` and that hold no waiting delivery, oldest
-/// first; returns them (none when another instance is at it). A day still holding one is kept
-/// (and logged) until it holds none.
+/// Deletes the replays that finished `keep` before `now`, then drops the days whose end is that
+/// old and that hold no waiting delivery, oldest first; returns the days dropped (none when
+/// another instance is at it). A day still holding one is kept (and logged) until it holds none.
 pub async fn drop_expired(
     pool: &Pool,
     now: DateTime<Utc>,
@@ -143,6 +143,13 @@ async fn drop_past(
     drops: &mut store::Drops,
     horizon: DateTime<Utc>,
 ) -> Result<Vec<Dropped>, StoreError> {
+    let forgotten = drops.forget_replays(horizon).await?;
+    if forgotten > 0 {
+        tracing::info!(
+            replays = forgotten,
+            "deleted replays finished before RETENTION"
+        );
+    }
     let mut dropped = Vec::new();
     for partition in drops.partitions().await? {
         if partition.end() > horizon {
@@ -158,6 +165,13 @@ async fn drop_past(
             }
             store::Outcome::Busy => break,
         }
+    }
+    let forgotten = drops.forget_replays(horizon).await?;
+    if forgotten > 0 {
+        tracing::info!(
+            replays = forgotten,
+            "deleted replays finished before RETENTION"
+        );
     }
     Ok(dropped)
 }

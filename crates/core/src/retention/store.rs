@@ -264,6 +264,16 @@ impl Drops {
         Ok(Outcome::Dropped(locking.elapsed()))
     }
 
+    /// Deletes the replays that finished before `horizon`: a finished replay keeps no matches
+    /// (`replay_items`), and the deliveries it handed back are past the window too. Running ones
+    /// stay, however old. Returns how many went.
+    pub(super) async fn forget_replays(&self, horizon: DateTime<Utc>) -> Result<u64, StoreError> {
+        Ok(self
+            .client
+            .execute("DELETE FROM replays WHERE finished_at < $1", &[&horizon])
+            .await?)
+    }
+
     /// Lets the lock go.
     pub(super) async fn end(self) -> Result<(), StoreError> {
         self.client
