@@ -154,7 +154,7 @@ pub struct Probe {
 }
 
 /// Command names of the database's and the broker's processes.
-const POSTGRES: &str = "postgres";
+pub const POSTGRES: &str = "postgres";
 pub const RABBITMQ: &str = "beam.smp";
 
 impl Probe {

@@ -7,6 +7,7 @@ use webhooks_harness::marks::Marks;
 use webhooks_harness::world::World;
 
 use super::STEADY;
+use crate::phase::{POSTGRES, RABBITMQ};
 use crate::procfs;
 
 /// CPU seconds used so far by this process (where the services run), every PostgreSQL process and
@@ -14,8 +15,8 @@ use crate::procfs;
 pub(super) fn cpu_seconds() -> [f64; 3] {
     [
         procfs::cpu_seconds(std::process::id()).unwrap_or(0.0),
-        procfs::cpu_seconds_of_command("postgres"),
-        procfs::cpu_seconds_of_command("beam.smp"),
+        procfs::cpu_seconds_of_command(POSTGRES),
+        procfs::cpu_seconds_of_command(RABBITMQ),
     ]
 }
 

@@ -67,8 +67,7 @@ pub async fn record_health(
              -- A success on a healthy webhook changes nothing but its last success, and that only
              -- once a minute: do not write a new row version for every success.
              WHERE w.id = u.id AND (u.failures > 0 OR w.failing_since IS NOT NULL OR w.failed_attempts <> 0
-                   OR (u.last_success IS NOT NULL AND w.last_success_at IS NULL)
-                   OR u.last_success >= w.last_success_at + interval '1 minute')
+                   OR u.last_success >= COALESCE(w.last_success_at, '-infinity') + interval '1 minute')
              RETURNING w.id, w.failing_since",
         )
         .await?;
