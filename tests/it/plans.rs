@@ -223,3 +223,77 @@ async fn delivery_lists_read_a_bounded_number_of_rows_at_any_table_size() {
     assert_eq!(page["deliveries"].as_array().map(Vec::len), Some(50));
     world.finish().await;
 }
+
+/// The services' sessions never compile a statement to machine code. A server with JIT on
+/// compiles each statement whose estimated cost passes `jit_above_cost`, at every execution; a
+/// generic plan over many day partitions passes it while it reads a few dozen rows, and its
+/// compilation then took seconds of the server's CPU for a statement of a millisecond. Here the
+/// threshold is lowered to nothing, so that any statement would be compiled: a plain session
+/// compiles it (when the server can compile at all), none of the services' sessions does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_services_sessions_never_compile_a_statement() {
+    use webhooks_core::db::{Database, Reads};
+    let world = World::start().await;
+    let (plain, connection) = tokio_postgres::connect(&world.database_url, tokio_postgres::NoTls)
+        .await
+        .expect("a plain session");
+    tokio::spawn(connection);
+    let available: bool = plain
+        .query_one("SELECT pg_jit_available()", &[])
+        .await
+        .expect("jit available")
+        .get(0);
+    assert_eq!(
+        compiled(&plain).await,
+        available,
+        "a plain session compiles when the server can"
+    );
+
+    let database = Database::new(&world.database_url, None).expect("settings");
+    let pools = [
+        (
+            "reads by default",
+            database.pool(1, Reads::Default).expect("pool"),
+        ),
+        (
+            "reads by index",
+            database.pool(1, Reads::ByIndex).expect("pool"),
+        ),
+        (
+            "unflushed",
+            database.unflushed_pool(1, Reads::Default).expect("pool"),
+        ),
+    ];
+    for (name, pool) in &pools {
+        let client = pool.get().await.expect("a session");
+        let jit: String = client
+            .query_one("SHOW jit", &[])
+            .await
+            .expect("show")
+            .get(0);
+        assert_eq!(jit, "off", "{name}");
+        assert!(
+            !compiled(&client).await,
+            "{name}: the statement was compiled"
+        );
+        pool.close();
+    }
+    world.finish().await;
+}
+
+/// Whether the server compiles a statement planned in `client`'s session, with any cost enough.
+async fn compiled(client: &tokio_postgres::Client) -> bool {
+    client
+        .batch_execute("SET jit_above_cost = 0")
+        .await
+        .expect("set");
+    let row = client
+        .query_one(
+            "EXPLAIN (FORMAT JSON) SELECT count(*) FROM deliveries WHERE attempt_count > $1",
+            &[&1_i32],
+        )
+        .await
+        .expect("explain");
+    let plans: Value = row.get(0);
+    !plans[0]["JIT"].is_null()
+}

@@ -236,12 +236,18 @@ pub async fn flush(pool: &Pool) -> Result<(), StoreError> {
 }
 
 /// The connection settings of a pool's sessions.
+///
+/// Every session runs without JIT compilation (`jit=off`): the server compiles a statement whose
+/// estimated cost passes `jit_above_cost`, and a generic plan over many day partitions can pass it
+/// while it reads a few dozen rows. The compilation then costs seconds of the server's CPU at
+/// each execution, where the statement itself takes a millisecond (see docs/decisions.md).
 fn session(
     mut config: tokio_postgres::Config,
     reads: Reads,
     unflushed: bool,
 ) -> tokio_postgres::Config {
     let mut options: Vec<&str> = config.get_options().into_iter().collect();
+    options.push("-c jit=off");
     if reads == Reads::ByIndex {
         options.push("-c enable_seqscan=off");
     }
