@@ -12,7 +12,8 @@
 //!
 //! Measured: the total size of the partitions of `events`, `deliveries` and `attempts` with their
 //! indexes (and of `event_keys`) every six simulated hours; p99 publish→receive latency of the
-//! steady load in the first and last window; the throughput of bursts published at full speed
+//! steady load in the first and last window, whole and as the median of its stretches of six
+//! simulated hours; the throughput of bursts published at full speed
 //! around the middle of each (the median of [`BURSTS`]), with the CPU each process used per
 //! delivery during them; the database's work per delivery across each window's bursts (blocks
 //! touched, rows read, WAL written: counts that the machine's noise does not move); and how long
@@ -50,6 +51,10 @@ const BURST: u64 = 20_000;
 /// middle: one burst of a shared machine is no measure of a window; their median is.
 const BURSTS: u32 = 5;
 const BURST_EVERY: u32 = 6;
+/// Simulated hours of each stretch of the steady load whose p99 is taken apart: a window's p99
+/// is also given as the median of its stretches', which a second of a shared machine's stall
+/// does not move.
+const STRETCH: u32 = 6;
 /// How long a PostgreSQL backend may keep its counts before they show in the statistics views:
 /// one left idle reports them after 10 s.
 const STATS_SETTLE: Duration = Duration::from_secs(11);
@@ -63,6 +68,8 @@ struct Window {
     /// Sequence numbers of its steady events.
     first_seq: u64,
     end_seq: u64,
+    /// The first sequence number of each of its stretches of [`STRETCH`] simulated hours.
+    stretch_starts: Vec<u64>,
     /// Deliveries per second of each of its bursts.
     burst_rates: Vec<f64>,
     /// The database's counts and the deliveries made, before its first burst.
@@ -72,6 +79,8 @@ struct Window {
     /// CPU seconds used during its bursts by this process (the services), PostgreSQL and
     /// RabbitMQ.
     burst_cpu: [f64; 3],
+    /// CPU seconds PostgreSQL used in each of its bursts.
+    postgres_cpu: Vec<f64>,
 }
 
 impl Window {
@@ -120,6 +129,11 @@ async fn measure(ctx: &Ctx, world: &World, report: &mut Report) -> anyhow::Resul
                 first_seq: seq,
                 ..Window::default()
             });
+        }
+        if tick % STRETCH == 0
+            && let Some(current) = windows.last_mut()
+        {
+            current.stretch_starts.push(seq);
         }
         let started = Instant::now();
         for slice in 0..10_u64 {
@@ -172,13 +186,15 @@ async fn measure(ctx: &Ctx, world: &World, report: &mut Report) -> anyhow::Resul
                 .await;
             last.burst_rates
                 .push(BURST as f64 / burst_started.elapsed().as_secs_f64());
-            for (sum, (after, before)) in last
-                .burst_cpu
-                .iter_mut()
-                .zip(cpu_seconds().into_iter().zip(cpu_before))
-            {
-                *sum += after - before;
+            let used: Vec<f64> = cpu_seconds()
+                .into_iter()
+                .zip(cpu_before)
+                .map(|(after, before)| after - before)
+                .collect();
+            for (sum, used) in last.burst_cpu.iter_mut().zip(&used) {
+                *sum += used;
             }
+            last.postgres_cpu.push(used[1]);
             if last.burst_rates.len() == BURSTS as usize
                 && let Some((before, made)) = last.before_bursts
             {
