@@ -23,8 +23,17 @@ fn free_port() -> u16 {
     }
 }
 
-fn port_open(port: u16) -> bool {
-    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+/// True once the node at `url` completes an AMQP handshake. Its port opens before it has finished
+/// booting, and it closes the connections that come meanwhile: an open port is not yet a broker.
+async fn accepts(url: &str) -> bool {
+    let connect = lapin::Connection::connect(url, lapin::ConnectionProperties::default());
+    match tokio::time::timeout(Duration::from_secs(5), connect).await {
+        Ok(Ok(connection)) => {
+            let _ = connection.close(200, "ready".into()).await;
+            true
+        }
+        _ => false,
+    }
 }
 
 fn rabbitmqctl(node: &str, args: &[&str]) {
@@ -38,13 +47,25 @@ fn rabbitmqctl(node: &str, args: &[&str]) {
 }
 
 impl PrivateBroker {
-    /// Starts a node and waits (up to a minute) until it accepts connections.
+    /// Starts a node and waits until it accepts connections. The port it is given was free when
+    /// chosen, but another test's listener may take it before the node binds it: the node then
+    /// stops, and it is started again on other ports (three tries).
     pub async fn start() -> Self {
+        for _ in 0..3 {
+            if let Some(broker) = Self::try_start(free_port()).await {
+                return broker;
+            }
+        }
+        panic!("the private broker did not start on three pairs of ports");
+    }
+
+    /// One try, on `port` (and `port + 1` for Erlang distribution): `None` when the node stopped
+    /// before it accepted a connection.
+    async fn try_start(port: u16) -> Option<Self> {
         let id = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
         let node = format!("whtest{id}@localhost");
         let dir = std::env::temp_dir().join(format!("whtest-rabbit-{id}"));
         std::fs::create_dir_all(&dir).expect("broker directory");
-        let port = free_port();
         std::fs::write(
             dir.join("rabbitmq.conf"),
             format!("listeners.tcp.local = 127.0.0.1:{port}\n"),
@@ -69,19 +90,28 @@ impl PrivateBroker {
             .stderr(Stdio::null())
             .spawn()
             .expect("rabbitmq-server starts");
-        let broker = Self {
+        let mut broker = Self {
             port,
             node,
             dir,
             server,
         };
-        crate::wait::until(
-            "the private broker to listen",
-            Duration::from_secs(90),
-            || async { port_open(broker.port).then_some(()) },
-        )
-        .await;
-        broker
+        let url = broker.url();
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
+        loop {
+            if accepts(&url).await {
+                return Some(broker);
+            }
+            if matches!(broker.server.try_wait(), Ok(Some(_))) {
+                // Dropped: its directory goes.
+                return None;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the private broker accepted no connection within 90 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub fn url(&self) -> String {
@@ -95,10 +125,11 @@ impl PrivateBroker {
 
     pub async fn start_app(&self) {
         rabbitmqctl(&self.node, &["start_app"]);
+        let url = self.url();
         crate::wait::until(
-            "the private broker to listen again",
+            "the private broker to accept connections again",
             Duration::from_secs(60),
-            || async { port_open(self.port).then_some(()) },
+            || async { accepts(&url).await.then_some(()) },
         )
         .await;
     }
@@ -114,5 +145,25 @@ impl Drop for PrivateBroker {
         let _ = self.server.kill();
         let _ = self.server.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A port another listener took after it was chosen: the handshake fails against that
+    /// listener, the node stops, and the try says so rather than hand out a broker that is not one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_node_whose_port_was_taken_is_not_taken_for_a_broker() {
+        let port = free_port();
+        let taken = std::net::TcpListener::bind(("127.0.0.1", port)).expect("take the port");
+        // The other listener answers nothing AMQP would: it closes what it accepts.
+        std::thread::spawn(move || {
+            for stream in taken.incoming() {
+                drop(stream);
+            }
+        });
+        assert!(PrivateBroker::try_start(port).await.is_none());
     }
 }
