@@ -76,11 +76,9 @@ struct Window {
     before_bursts: Option<(DbWork, usize)>,
     /// The database's work per delivery from before its first burst to after its last.
     work: Option<DbWork>,
-    /// CPU seconds used during its bursts by this process (the services), PostgreSQL and
-    /// RabbitMQ.
-    burst_cpu: [f64; 3],
-    /// CPU seconds PostgreSQL used in each of its bursts.
-    postgres_cpu: Vec<f64>,
+    /// CPU seconds used during each of its bursts by this process (the services), PostgreSQL
+    /// and RabbitMQ.
+    burst_cpu: Vec<[f64; 3]>,
 }
 
 impl Window {
@@ -186,15 +184,9 @@ async fn measure(ctx: &Ctx, world: &World, report: &mut Report) -> anyhow::Resul
                 .await;
             last.burst_rates
                 .push(BURST as f64 / burst_started.elapsed().as_secs_f64());
-            let used: Vec<f64> = cpu_seconds()
-                .into_iter()
-                .zip(cpu_before)
-                .map(|(after, before)| after - before)
-                .collect();
-            for (sum, used) in last.burst_cpu.iter_mut().zip(&used) {
-                *sum += used;
-            }
-            last.postgres_cpu.push(used[1]);
+            let cpu_after = cpu_seconds();
+            last.burst_cpu
+                .push(std::array::from_fn(|i| cpu_after[i] - cpu_before[i]));
             if last.burst_rates.len() == BURSTS as usize
                 && let Some((before, made)) = last.before_bursts
             {

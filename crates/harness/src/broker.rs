@@ -9,7 +9,8 @@ pub struct PrivateBroker {
     pub port: u16,
     node: String,
     dir: PathBuf,
-    server: std::process::Child,
+    /// Behind a lock so that a wait may look whether it stopped while it is shared.
+    server: std::sync::Mutex<std::process::Child>,
 }
 
 fn free_port() -> u16 {
@@ -23,8 +24,8 @@ fn free_port() -> u16 {
     }
 }
 
-/// True once the node at `url` completes an AMQP handshake. Its port opens before it has finished
-/// booting, and it closes the connections that come meanwhile: an open port is not yet a broker.
+/// True once a broker at `url` completes an AMQP handshake: an open port may be another
+/// process's listener (see [`PrivateBroker::start`]).
 async fn accepts(url: &str) -> bool {
     let connect = lapin::Connection::connect(url, lapin::ConnectionProperties::default());
     match tokio::time::timeout(Duration::from_secs(5), connect).await {
@@ -90,28 +91,28 @@ impl PrivateBroker {
             .stderr(Stdio::null())
             .spawn()
             .expect("rabbitmq-server starts");
-        let mut broker = Self {
+        // Built before the wait, so that a wait that times out still stops the node.
+        let broker = Self {
             port,
             node,
             dir,
-            server,
+            server: std::sync::Mutex::new(server),
         };
         let url = broker.url();
-        let deadline = std::time::Instant::now() + Duration::from_secs(90);
-        loop {
-            if accepts(&url).await {
-                return Some(broker);
-            }
-            if matches!(broker.server.try_wait(), Ok(Some(_))) {
-                // Dropped: its directory goes.
-                return None;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the private broker accepted no connection within 90 s"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let accepted = crate::wait::until(
+            "the private broker to accept a connection or stop",
+            Duration::from_secs(90),
+            || async {
+                if accepts(&url).await {
+                    return Some(true);
+                }
+                let stopped = broker.server.lock().expect("server").try_wait();
+                matches!(stopped, Ok(Some(_))).then_some(false)
+            },
+        )
+        .await;
+        // One that stopped is dropped here, and its directory goes.
+        accepted.then_some(broker)
     }
 
     pub fn url(&self) -> String {
@@ -142,8 +143,10 @@ impl Drop for PrivateBroker {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
-        let _ = self.server.kill();
-        let _ = self.server.wait();
+        if let Ok(server) = self.server.get_mut() {
+            let _ = server.kill();
+            let _ = server.wait();
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -50,10 +50,6 @@ pub(super) fn judge(
         "| | first window | last window | last / first |\n|---|---|---|---|"
     );
     let (first_rate, last_rate) = (first.burst_rate(), last.burst_rate());
-    let rates = |w: &Window| {
-        let each: Vec<String> = w.burst_rates.iter().map(|r| int(*r)).collect();
-        each.join(" / ")
-    };
     let _ = writeln!(
         table,
         "| burst throughput (deliveries/s, median of {BURSTS}) | {} | {} | {:.2} |",
@@ -64,18 +60,16 @@ pub(super) fn judge(
     let _ = writeln!(
         table,
         "| each burst (deliveries/s) | {} | {} | |",
-        rates(first),
-        rates(last)
+        each(&first.burst_rates, int),
+        each(&last.burst_rates, int)
     );
-    let seconds = |w: &Window| {
-        let each: Vec<String> = w.postgres_cpu.iter().map(|s| format!("{s:.2}")).collect();
-        each.join(" / ")
-    };
+    let postgres = |w: &Window| -> Vec<f64> { w.burst_cpu.iter().map(|cpu| cpu[1]).collect() };
+    let seconds = |s: f64| format!("{s:.2}");
     let _ = writeln!(
         table,
         "| PostgreSQL CPU in each burst (s) | {} | {} | |",
-        seconds(first),
-        seconds(last)
+        each(&postgres(first), seconds),
+        each(&postgres(last), seconds)
     );
     let _ = writeln!(
         table,
@@ -87,8 +81,10 @@ pub(super) fn judge(
         "| steady p99 publish→receive, median of its stretches of {STRETCH} simulated hours (ms) | {first_typical:.1} | {last_typical:.1} | {:.2} |",
         last_typical / first_typical
     );
-    let cpu_ms =
-        |w: &Window, i: usize| w.burst_cpu[i] * 1000.0 / (BURST * u64::from(BURSTS)) as f64;
+    let cpu_ms = |w: &Window, i: usize| {
+        w.burst_cpu.iter().map(|cpu| cpu[i]).sum::<f64>() * 1000.0
+            / (BURST * u64::from(BURSTS)) as f64
+    };
     for (i, who) in ["the services", "PostgreSQL", "RabbitMQ"]
         .iter()
         .enumerate()
@@ -174,6 +170,12 @@ pub(super) fn judge(
             "retention: last-window database blocks per delivery over 110% of the first".into(),
         );
     }
+}
+
+/// Each of `values` as `show` writes it, in order, between slashes.
+fn each(values: &[f64], show: impl Fn(f64) -> String) -> String {
+    let shown: Vec<String> = values.iter().map(|v| show(*v)).collect();
+    shown.join(" / ")
 }
 
 fn mib(bytes: u64) -> f64 {
